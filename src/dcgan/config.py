@@ -1,0 +1,195 @@
+"""Typed, validated configuration and the paper's presets (PAPER.md §2).
+
+A network is described layer by layer, the way the paper's figures and the original code describe it:
+G projects z to a 4×4 map of `g_base` channels, then runs `g_layers` — (stride, out_channels) per transposed
+convolution, the last one producing the image. D runs `d_layers` — (stride, out_channels) per convolution —
+down to a 4×4 map, then one output unit. Everything else (padding, BN placement) follows from these.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from dcgan.errors import DcganError
+
+Layers = tuple[tuple[int, int], ...]
+
+Z_DISTS = ("uniform", "normal")
+G_INPUTS = ("linear", "convt")
+D_OUTPUTS = ("linear", "conv")
+
+
+def _as_layers(value: Any, name: str) -> Layers:
+    try:
+        layers = tuple((int(s), int(c)) for s, c in value)
+    except (TypeError, ValueError):
+        raise DcganError(f"{name} must be a list of (stride, channels) pairs, got {value!r}") from None
+    if not layers:
+        raise DcganError(f"{name} must hold at least one (stride, channels) layer, got none")
+    for stride, channels in layers:
+        if stride not in (1, 2) or channels < 1:
+            raise DcganError(
+                f"{name}: each layer needs stride 1 or 2 and at least 1 channel, got ({stride}, {channels})"
+            )
+    return layers
+
+
+def _stride2_count(image_size: int) -> int:
+    """Stride-2 layers between a 4×4 map and an image_size² image."""
+    return (image_size // 4).bit_length() - 1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of G and D. Validated at construction; saved as JSON beside every checkpoint."""
+
+    image_size: int = 64
+    channels: int = 3
+    z_dim: int = 100
+    z_dist: str = "uniform"  # "uniform": U(-1, 1) as the paper; "normal": N(0, 1) as pytorch/examples
+    g_base: int = 1024  # channels of G's first 4×4 map
+    g_layers: Layers = ((2, 512), (2, 256), (2, 128), (2, 3))
+    d_layers: Layers = ((2, 128), (2, 256), (2, 512), (2, 1024))
+    kernel_size: int = 5
+    g_input: str = "linear"  # "linear": z @ W then reshape (paper); "convt": 4×4 transposed conv of a 1×1 z
+    d_output: str = "linear"  # "linear": flatten → 1 unit (paper); "conv": a 4×4 conv to 1×1 (pytorch/examples)
+
+    def __post_init__(self) -> None:
+        size = self.image_size
+        if not isinstance(size, int) or size < 16 or size > 256 or size & (size - 1):
+            raise DcganError(f"image_size must be a power of two from 16 to 256, got {size!r}")
+        if self.channels not in (1, 3):
+            raise DcganError(f"channels must be 1 (grey) or 3 (RGB), got {self.channels!r}")
+        if not isinstance(self.z_dim, int) or self.z_dim < 1:
+            raise DcganError(f"z_dim must be a positive integer, got {self.z_dim!r}")
+        if self.z_dist not in Z_DISTS:
+            raise DcganError(f"z_dist must be one of {', '.join(Z_DISTS)}, got {self.z_dist!r}")
+        if self.g_input not in G_INPUTS:
+            raise DcganError(f"g_input must be one of {', '.join(G_INPUTS)}, got {self.g_input!r}")
+        if self.d_output not in D_OUTPUTS:
+            raise DcganError(f"d_output must be one of {', '.join(D_OUTPUTS)}, got {self.d_output!r}")
+        if not isinstance(self.g_base, int) or self.g_base < 1:
+            raise DcganError(f"g_base must be a positive integer, got {self.g_base!r}")
+        if not isinstance(self.kernel_size, int) or not 2 <= self.kernel_size <= 7:
+            raise DcganError(f"kernel_size must be an integer from 2 to 7, got {self.kernel_size!r}")
+        # Lists from JSON become tuples so the config stays hashable and compares equal after a round trip.
+        object.__setattr__(self, "g_layers", _as_layers(self.g_layers, "g_layers"))
+        object.__setattr__(self, "d_layers", _as_layers(self.d_layers, "d_layers"))
+        self._check_geometry()
+
+    def _check_geometry(self) -> None:
+        need = _stride2_count(self.image_size)
+        if sum(s == 2 for s, _ in self.g_layers) != need:
+            raise DcganError(
+                f"g_layers must upsample 4×4 to the {self.image_size}×{self.image_size} image: "
+                f"expected {need} stride-2 layers, got {sum(s == 2 for s, _ in self.g_layers)}"
+            )
+        if sum(s == 2 for s, _ in self.d_layers) != need:
+            raise DcganError(
+                f"d_layers must reduce the {self.image_size}×{self.image_size} image to 4×4: "
+                f"expected {need} stride-2 layers, got {sum(s == 2 for s, _ in self.d_layers)}"
+            )
+        if self.g_layers[-1][1] != self.channels:
+            raise DcganError(
+                f"G's last layer must output the image's {self.channels} channel(s), got {self.g_layers[-1][1]}"
+            )
+        has_stride1 = any(s == 1 for s, _ in self.g_layers + self.d_layers)
+        if has_stride1 and self.kernel_size % 2 == 0:
+            raise DcganError(
+                f"stride-1 layers keep the size only with an odd kernel, got kernel_size {self.kernel_size}"
+            )
+
+    @property
+    def d_feature_channels(self) -> int:
+        """Sum of D's conv-layer widths: the feature count per spatial cell of D.features()."""
+        return sum(c for _, c in self.d_layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["g_layers"] = [list(x) for x in self.g_layers]
+        d["d_layers"] = [list(x) for x in self.d_layers]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise DcganError(f"unknown model config keys {unknown}; allowed: {sorted(known)}")
+        return cls(**d)
+
+    @classmethod
+    def pyramid(
+        cls, image_size: int, channels: int = 3, width: int = 64, max_width: int = 1024, **kw: Any
+    ) -> ModelConfig:
+        """The paper's doubling schedule at any size: D widths width, 2·width, …; G the mirror image."""
+        if image_size < 16 or image_size & (image_size - 1):
+            raise DcganError(f"image_size must be a power of two from 16 to 256, got {image_size!r}")
+        n = _stride2_count(image_size)
+        d_widths = [min(width * 2**i, max_width) for i in range(n)]
+        g_widths = d_widths[::-1]  # G's 4×4 map is as wide as D's last layer
+        g_layers = tuple((2, c) for c in g_widths[1:]) + ((2, channels),)
+        return cls(
+            image_size=image_size,
+            channels=channels,
+            g_base=g_widths[0],
+            g_layers=g_layers,
+            d_layers=tuple((2, c) for c in d_widths),
+            **kw,
+        )
+
+
+# The presets. Each is checked against PAPER.md layer by layer in tests/test_config.py.
+PRESETS: dict[str, ModelConfig] = {
+    # Figure 1 / the original faces code: 5×5 kernels, 1024-512-256-128, z 100-d uniform.
+    "paper64": ModelConfig(),
+    # The released ImageNet-1k 32² model: 3×3 kernels, stride-1 layers between the stride-2 ones, z 256-d.
+    "imagenet32": ModelConfig(
+        image_size=32,
+        z_dim=256,
+        g_base=512,
+        g_layers=((2, 512), (1, 256), (2, 256), (1, 128), (2, 128), (1, 3)),
+        d_layers=((1, 128), (2, 128), (1, 256), (2, 256), (1, 512), (2, 512)),
+        kernel_size=3,
+    ),
+    # The released SVHN model: z 100-d Gaussian, 5×5, G 256→128→64→3, D 64→128→256 → 4096 → 1.
+    "svhn32": ModelConfig(
+        image_size=32,
+        z_dist="normal",
+        g_base=256,
+        g_layers=((2, 128), (2, 64), (2, 3)),
+        d_layers=((2, 64), (2, 128), (2, 256)),
+    ),
+    # pytorch/examples dcgan (ngf = ndf = 64): 4×4 kernels, z ~ N(0, 1) through a 1×1→4×4 transposed conv,
+    # D ending in a 4×4 conv. Module order matches theirs, so their netG/netD state dicts load unchanged.
+    "examples64": ModelConfig(
+        z_dist="normal",
+        g_base=512,
+        g_layers=((2, 256), (2, 128), (2, 64), (2, 3)),
+        d_layers=((2, 64), (2, 128), (2, 256), (2, 512)),
+        kernel_size=4,
+        g_input="convt",
+        d_output="conv",
+    ),
+    # Small and fast for the demo on 2 CPU cores: Fashion-MNIST padded to 32², grey.
+    "fmnist32": ModelConfig(
+        image_size=32,
+        channels=1,
+        z_dist="normal",
+        g_base=256,
+        g_layers=((2, 128), (2, 64), (2, 1)),
+        d_layers=((2, 64), (2, 128), (2, 256)),
+        kernel_size=4,
+    ),
+}
+
+
+def get_preset(name: str) -> ModelConfig:
+    """The preset called `name`, or a DcganError listing the ones that exist."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise DcganError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
+

@@ -1,0 +1,1 @@
+"""Data: readers for every source (sources), pure transforms, the prepare writer, the memory-mapped dataset."""

@@ -1,0 +1,91 @@
+"""A prepared dataset folder, opened memory-mapped; serves uint8 minibatches that are normalized on the device.
+
+Training never decodes images: a minibatch is a gather of rows of images.npy. The rows are stored N×H×W×C,
+so the (B, C, H, W) tensors handed out are channels_last views with no copy beyond the gather.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dcgan.data.prepare import FORMAT
+from dcgan.errors import DcganError
+
+
+class PreparedDataset:
+    """The folder written by `dcgan prepare`. `images` is (N, H, W, C) uint8, memory-mapped unless in_memory."""
+
+    def __init__(self, path: str | os.PathLike, in_memory: bool = False) -> None:
+        self.path = Path(path)
+        manifest_path, images_path = self.path / "manifest.json", self.path / "images.npy"
+        if not manifest_path.is_file() or not images_path.is_file():
+            raise DcganError(
+                f"expected a dataset folder made by `dcgan prepare` (with images.npy and manifest.json), "
+                f"got {str(self.path)!r}; run `dcgan prepare SOURCE {self.path}` first"
+            )
+        try:
+            self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise DcganError(f"{str(manifest_path)!r} is not valid JSON ({e}); prepare the dataset again") from None
+        if self.manifest.get("format") != FORMAT:
+            raise DcganError(f"{str(manifest_path)!r} is not a {FORMAT} manifest; prepare the dataset again")
+        try:
+            self.images = np.load(images_path, mmap_mode=None if in_memory else "r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise DcganError(f"{str(images_path)!r} is unreadable ({e}); prepare the dataset again") from None
+        if self.images.dtype != np.uint8 or list(self.images.shape) != self.manifest["shape"]:
+            raise DcganError(
+                f"{str(images_path)!r} holds {self.images.dtype} {list(self.images.shape)} but the manifest says "
+                f"uint8 {self.manifest['shape']}; the folder was modified — prepare it again"
+            )
+        self.labels: np.ndarray | None = None
+        if self.manifest.get("labels"):
+            self.labels = np.load(self.path / "labels.npy", allow_pickle=False)
+            if self.labels.shape != (len(self.images),):
+                raise DcganError(f"{str(self.path)!r}: labels.npy does not match images.npy; prepare it again")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[3])
+
+    @property
+    def label_names(self) -> list[str] | None:
+        return self.manifest.get("label_names")
+
+    def batch(self, indices: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Images at `indices` as a (B, C, H, W) uint8 tensor in channels_last memory, in the given order."""
+        idx = np.asarray(indices, dtype=np.int64)
+        order = np.argsort(idx, kind="stable")  # read the memmap in file order, then restore the caller's order
+        rows = self.images[idx[order]]
+        rows[order] = rows.copy()
+        return torch.from_numpy(rows).permute(0, 3, 1, 2)
+
+    def random_batch(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images drawn uniformly with replacement, (n, C, H, W) uint8."""
+        return self.batch(torch.randint(len(self), (n,), generator=generator).numpy())
+
+    def verify(self) -> None:
+        """Check images.npy against the sha256 in the manifest (reads the whole file)."""
+        from dcgan.fileio import sha256_file
+
+        if sha256_file(self.path / "images.npy") != self.manifest["images_sha256"]:
+            raise DcganError(f"{str(self.path)!r}: images.npy does not match its manifest's sha256; prepare it again")
+
+
+def to_unit_range(x: torch.Tensor, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 images [0, 255] → `dtype` in [-1, 1] on `device` (the transfer moves bytes, not floats)."""
+    x = x.to(device, non_blocking=True) if device is not None else x
+    return x.to(dtype).div_(127.5).sub_(1.0)

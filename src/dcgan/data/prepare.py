@@ -1,0 +1,214 @@
+"""`dcgan prepare`: reader → pure transform → writer of a dataset folder that training memory-maps.
+
+OUT/images.npy   uint8 (N, S, S, C), written into a memmap so sources larger than RAM are fine
+OUT/labels.npy   int64 (N,), when the source has labels
+OUT/manifest.json source, reader, counts, every skipped file and why, parameters, sha256 of images.npy
+The folder is built as a hidden `.OUT.partial` sibling and renamed into place at the end, so OUT is either
+absent, the previous dataset, or complete. An interrupted run leaves only the partial folder, which the next
+run clears.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+import dcgan
+from dcgan.data.sources import Item, Source, Unreadable, open_source
+from dcgan.data.transforms import ImageSpec, process_array, process_encoded
+from dcgan.errors import DcganError
+from dcgan.fileio import fsync_dir, sha256_file, write_json
+
+FORMAT = "dcgan-dataset/1"
+
+
+def _process(item: Item, spec: ImageSpec) -> tuple[np.ndarray | str, int | None, str]:
+    """One source item → ((S, S, C) uint8 or the reason it was skipped, label, id). Runs in workers."""
+    raw, label, sid = item
+    if isinstance(raw, Unreadable):
+        return raw.reason, label, sid
+    if isinstance(raw, np.ndarray):
+        return process_array(raw, spec), label, sid
+    return process_encoded(raw, spec), label, sid
+
+
+def _results(src: Source, spec: ImageSpec, workers: int) -> Iterator[tuple[np.ndarray | str, int | None, str]]:
+    """Processed items in source order; encoded sources are decoded by a pool of `workers` processes."""
+    fn = functools.partial(_process, spec=spec)
+    if not src.encoded or workers <= 1 or src.count < 64:
+        yield from map(fn, src.items())
+        return
+    # spawn, not fork: the parent may hold threads (torch, tqdm) that a forked child must not inherit.
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap(fn, src.items(), chunksize=16)
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def prepare(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    size: int,
+    channels: int | None = None,
+    fit: str = "crop",
+    filter: str = "area",
+    background: tuple[int, int, int] = (0, 0, 0),
+    max_images: int | None = None,
+    split: str | None = None,
+    class_folders: bool = False,
+    label_names: list[str] | None = None,
+    strict: bool = False,
+    force: bool = False,
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Prepare `source` into the dataset folder `out`; returns the manifest. `channels=None` follows the source."""
+    out = Path(out)
+    if out.exists() and not force:
+        raise DcganError(f"{str(out)!r} already exists; pass --force to replace it, or choose another OUT")
+    if out.exists() and not out.is_dir():
+        raise DcganError(f"{str(out)!r} is a file; OUT must be a folder path")
+    if max_images is not None and max_images < 1:
+        raise DcganError(f"--max-images must be at least 1, got {max_images}")
+    src = open_source(source, split=split, class_folders=class_folders)
+    spec = ImageSpec(size, channels or (1 if src.grey else 3), fit, filter, tuple(background))  # type: ignore[arg-type]
+    n_max = min(src.count, max_images or src.count)
+    tmp = out.parent / f".{out.name}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)  # left by an interrupted run
+    tmp.mkdir(parents=True)
+    t0 = time.perf_counter()
+    try:
+        n, labels, skipped, read = _write_images(src, spec, tmp / "images.npy", n_max, strict, workers, progress)
+        manifest = _manifest(src, spec, tmp, n, labels, skipped, read, label_names, time.perf_counter() - t0)
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _write_images(
+    src: Source, spec: ImageSpec, path: Path, n_max: int, strict: bool, workers: int | None, progress: bool
+) -> tuple[int, list[int | None], list[dict[str, str]], int]:
+    s, c = spec.size, spec.channels
+    images = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n_max, s, s, c))
+    labels: list[int | None] = []
+    skipped: list[dict[str, str]] = []
+    n = read = 0
+    bar = tqdm(total=n_max, unit="img", desc=f"prepare {src.reader}", disable=None if progress else True)
+    with bar:
+        for result, label, sid in _results(src, spec, workers or default_workers()):
+            read += 1
+            if isinstance(result, str):
+                if strict:
+                    raise DcganError(f"{sid!r} in {str(src.path)!r}: {result} (drop --strict to skip such files)")
+                skipped.append({"id": sid, "reason": result})
+                bar.set_postfix(skipped=len(skipped), refresh=False)
+                continue
+            images[n] = result
+            labels.append(label)
+            n += 1
+            bar.update()
+            if n == n_max:
+                break
+    if n == 0:
+        first = f"; first: {skipped[0]['id']!r}: {skipped[0]['reason']}" if skipped else ""
+        raise DcganError(f"no image in {str(src.path)!r} could be read ({len(skipped)} failed{first})")
+    images.flush()
+    del images
+    if n < n_max:
+        _shrink_npy(path, n)
+    _fsync(path)
+    return n, labels, skipped, read
+
+
+def _shrink_npy(path: Path, n: int) -> None:
+    """Cut a .npy's leading dimension to n in place: rewrite the shape in its header, truncate the data."""
+    with open(path, "r+b") as f:
+        version = np.lib.format.read_magic(f)
+        prefix = f.tell() + (2 if version == (1, 0) else 4)  # magic + version, then the header length field
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        shape, fortran, dtype = read_header[version](f)
+        data_start = f.tell()
+        header = repr({"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": fortran, "shape": (n, *shape[1:])})
+        room = data_start - prefix - 1  # keep the header's length: pad with spaces, end with a newline
+        assert len(header) <= room, "a shorter leading dimension always fits the old header"
+        f.seek(prefix)
+        f.write(header.ljust(room).encode("latin1") + b"\n")
+        f.truncate(data_start + n * int(np.prod(shape[1:])) * dtype.itemsize)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _manifest(
+    src: Source,
+    spec: ImageSpec,
+    tmp: Path,
+    n: int,
+    labels: list[int | None],
+    skipped: list[dict[str, str]],
+    read: int,
+    label_names: list[str] | None,
+    seconds: float,
+) -> dict[str, Any]:
+    has_labels = bool(labels) and all(x is not None for x in labels)
+    names = label_names or src.label_names
+    class_counts = None
+    if has_labels:
+        lab = np.asarray(labels, np.int64)
+        np.save(tmp / "labels.npy", lab)
+        _fsync(tmp / "labels.npy")
+        n_classes = max(len(names or []), int(lab.max()) + 1)
+        class_counts = np.bincount(lab, minlength=n_classes).tolist()
+        if names is None or len(names) < n_classes:
+            names = [str(i) for i in range(n_classes)]
+    manifest = {
+        "format": FORMAT,
+        "dcgan_version": dcgan.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "source": str(Path(src.path).resolve()),
+        "reader": src.reader,
+        "split": src.split,
+        "shape": [n, spec.size, spec.size, spec.channels],
+        "size": spec.size,
+        "channels": spec.channels,
+        "fit": spec.fit,
+        "filter": spec.filter,
+        "background": list(spec.background),
+        "counts": {"read": read, "written": n, "skipped": len(skipped), "ignored_non_images": src.ignored},
+        "labels": has_labels,
+        "label_names": names if has_labels else None,
+        "class_counts": class_counts,
+        "seconds": round(seconds, 3),
+        "images_sha256": sha256_file(tmp / "images.npy"),
+        "skipped": skipped,
+    }
+    write_json(tmp / "manifest.json", manifest)
+    return manifest
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    if out.exists():  # --force: the old dataset stays whole until the new one is in place
+        old = out.parent / f".{out.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, out)
+    fsync_dir(out.parent)

@@ -1,0 +1,161 @@
+"""Pure image transforms for `dcgan prepare`: decode → one colour mode → fit to a square → resize.
+
+Everything here is a function of (input, ImageSpec) with no I/O beyond reading the file it is given, so the
+same code runs in the main process for arrays and in worker processes for encoded files.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from dcgan.errors import DcganError
+
+FITS = ("crop", "pad", "stretch")
+FILTERS = {
+    "area": Image.Resampling.BOX,  # pixel-area averaging: the clean choice for downscaling
+    "lanczos": Image.Resampling.LANCZOS,
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "nearest": Image.Resampling.NEAREST,
+}
+# What Pillow raises on a corrupt, truncated or hostile file. Decoding untrusted files is the one place where
+# a wide net is right: the reason is recorded in the manifest (or raised with --strict), never swallowed.
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, Image.DecompressionBombError)
+
+
+class DecodeError(DcganError):
+    """An input image could not be decoded."""
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """What every prepared image becomes: size × size × channels uint8."""
+
+    size: int
+    channels: int = 3
+    fit: str = "crop"  # crop: centre square; pad: centre on a background square; stretch: ignore aspect
+    filter: str = "area"
+    background: tuple[int, int, int] = (0, 0, 0)  # for padding and for compositing transparent images
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.size, int) or not 4 <= self.size <= 4096:
+            raise DcganError(f"size must be an integer from 4 to 4096 pixels, got {self.size!r}")
+        if self.channels not in (1, 3):
+            raise DcganError(f"channels must be 1 (grey) or 3 (RGB), got {self.channels!r}")
+        if self.fit not in FITS:
+            raise DcganError(f"fit must be one of {', '.join(FITS)}, got {self.fit!r}")
+        if self.filter not in FILTERS:
+            raise DcganError(f"filter must be one of {', '.join(FILTERS)}, got {self.filter!r}")
+        if len(self.background) != 3 or not all(0 <= int(v) <= 255 for v in self.background):
+            raise DcganError(f"background must be three values 0-255, got {self.background!r}")
+
+
+def parse_color(text: str) -> tuple[int, int, int]:
+    """'black', 'white', '#rrggbb' or 'r,g,b' → (r, g, b)."""
+    named = {"black": (0, 0, 0), "white": (255, 255, 255), "grey": (128, 128, 128), "gray": (128, 128, 128)}
+    t = text.strip().lower()
+    try:
+        if t in named:
+            return named[t]
+        if t.startswith("#") and len(t) == 7:
+            return tuple(int(t[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+        rgb = tuple(int(v) for v in t.split(","))
+        if len(rgb) == 3 and all(0 <= v <= 255 for v in rgb):
+            return rgb  # type: ignore[return-value]
+    except ValueError:
+        pass
+    raise DcganError(f"expected a colour as black, white, #rrggbb or r,g,b, got {text!r}")
+
+
+def decode(raw: bytes | str | Path, spec: ImageSpec) -> Image.Image:
+    """Open encoded bytes or a file path; JPEGs decode at reduced scale when that still leaves 2× the target."""
+    try:
+        img = Image.open(io.BytesIO(raw) if isinstance(raw, bytes) else raw)
+        if img.format == "JPEG":
+            w, h = img.size
+            scale = 2 * spec.size / (min(w, h) if spec.fit == "crop" else max(w, h))
+            if scale < 1:
+                img.draft(img.mode, (int(w * scale) + 1, int(h * scale) + 1))
+        img.load()
+        return ImageOps.exif_transpose(img)
+    except DECODE_ERRORS as e:
+        raise DecodeError(f"{type(e).__name__}: {e}") from None
+
+
+def to_mode(img: Image.Image, channels: int, background: tuple[int, int, int]) -> Image.Image:
+    """Any Pillow mode → 'L' or 'RGB'. 16-bit is scaled to 8-bit; transparency is composited on `background`."""
+    if img.mode.startswith("I"):  # 16/32-bit integer grey: map the 16-bit range onto 0-255
+        a = np.asarray(img).astype(np.float64)
+        img = Image.fromarray(np.clip(np.rint(a / 257.0), 0, 255).astype(np.uint8), "L")
+    elif img.mode == "F":
+        img = Image.fromarray(np.clip(np.rint(np.asarray(img)), 0, 255).astype(np.uint8), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif img.mode == "L" and "transparency" in img.info:
+        img = img.convert("LA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        canvas = Image.new("RGBA", img.size, (*background, 255))
+        img = Image.alpha_composite(canvas, img.convert("RGBA"))
+    return img.convert("L" if channels == 1 else "RGB")
+
+
+def fit_square(img: Image.Image, spec: ImageSpec) -> Image.Image:
+    """A spec.size² image by the spec's fit: centre crop, pad (no upscaling of small images), or stretch."""
+    w, h = img.size
+    s = spec.size
+    if spec.fit == "crop" and w != h:
+        m = min(w, h)
+        left, top = (w - m) // 2, (h - m) // 2
+        img = img.crop((left, top, left + m, top + m))
+    elif spec.fit == "pad" and (w != h or w < s):
+        side = max(w, h, s)  # small images sit unscaled in the middle of a size² canvas (28² → 32²)
+        fill = spec.background[0] if img.mode == "L" else spec.background
+        canvas = Image.new(img.mode, (side, side), fill)
+        canvas.paste(img, ((side - w) // 2, (side - h) // 2))
+        img = canvas
+    if img.size != (s, s):
+        img = img.resize((s, s), FILTERS[spec.filter])
+    return img
+
+
+def process_encoded(raw: bytes | str | Path, spec: ImageSpec) -> np.ndarray | str:
+    """Encoded image → (S, S, C) uint8, or the reason it could not be decoded (for the manifest)."""
+    try:
+        img = decode(raw, spec)
+        return _to_array(fit_square(to_mode(img, spec.channels, spec.background), spec))
+    except DecodeError as e:
+        return str(e)
+    except DECODE_ERRORS as e:  # lazily decoded formats can fail during convert/resize too
+        return f"{type(e).__name__}: {e}"
+
+
+def process_array(a: np.ndarray, spec: ImageSpec) -> np.ndarray:
+    """Decoded uint8 image (H, W) or (H, W, C) with C in 1, 3, 4 → (S, S, C). Common cases skip Pillow."""
+    if a.ndim == 2:
+        a = a[:, :, None]
+    h, w, c = a.shape
+    if c == 1 and spec.channels == 3:
+        a, c = np.repeat(a, 3, axis=2), 3
+    if c == spec.channels:
+        if (h, w) == (spec.size, spec.size):
+            return np.ascontiguousarray(a)
+        if spec.fit == "pad" and h <= spec.size and w <= spec.size:
+            out = np.empty((spec.size, spec.size, c), np.uint8)
+            out[:] = np.asarray(spec.background[:c] if c == 3 else spec.background[:1], np.uint8)
+            top, left = (spec.size - h) // 2, (spec.size - w) // 2
+            out[top : top + h, left : left + w] = a
+            return out
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[c]
+    img = Image.fromarray(a[:, :, 0] if c == 1 else a, mode)
+    return _to_array(fit_square(to_mode(img, spec.channels, spec.background), spec))
+
+
+def _to_array(img: Image.Image) -> np.ndarray:
+    a = np.asarray(img, dtype=np.uint8)
+    return a[:, :, None] if a.ndim == 2 else a  # (S, S, C)

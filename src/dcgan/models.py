@@ -1,0 +1,135 @@
+"""The DCGAN networks (PAPER.md §1–2): plain nn.Modules, sizes in, tensors out.
+
+Guidelines from Section 3 of the paper, as built here:
+- no pooling: strided convolutions in D, transposed (fractionally-strided) convolutions in G;
+- no fully connected hidden layers: G's first layer is a matrix multiply of z reshaped to 4×4, D's last conv
+  map is flattened into a single output unit;
+- BatchNorm everywhere except G's output layer and D's input layer;
+- G uses ReLU with Tanh on the output, D uses LeakyReLU(0.2); D returns logits (BCE-with-logits is safe
+  under autocast, Sigmoid + BCELoss is not).
+Following the original code, no layer carries a bias: BN's shift plays that role.
+
+Both nets keep their layers in one flat `main` nn.Sequential, in the same order as pytorch/examples, so a
+state dict saved by that script loads into the `examples64` preset unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dcgan.config import ModelConfig
+from dcgan.errors import DcganError
+
+LEAK = 0.2
+
+
+def _padding(kernel_size: int, stride: int) -> tuple[int, int]:
+    """(padding, output_padding) that make a conv divide, and a transposed conv multiply, size by stride."""
+    pad = (kernel_size - 1) // 2
+    return pad, 2 * pad + stride - kernel_size
+
+
+class Generator(nn.Module):
+    """z (B, z_dim) → images (B, C, S, S) in [-1, 1]."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        layers: list[nn.Module] = []
+        if cfg.g_input == "linear":
+            # z @ W → BN → ReLU → reshape; BN over all C·4·4 units, as the original code normalizes the product.
+            layers += [
+                nn.Linear(cfg.z_dim, cfg.g_base * 16, bias=False),
+                nn.BatchNorm1d(cfg.g_base * 16),
+                nn.ReLU(True),
+                nn.Unflatten(1, (cfg.g_base, 4, 4)),
+            ]
+        else:
+            # pytorch/examples: z viewed as (B, z_dim, 1, 1), a 4×4 transposed conv makes the 4×4 map.
+            layers += [nn.ConvTranspose2d(cfg.z_dim, cfg.g_base, 4, 1, 0, bias=False), nn.BatchNorm2d(cfg.g_base)]
+            layers += [nn.ReLU(True)]
+        c_in = cfg.g_base
+        for i, (stride, c_out) in enumerate(cfg.g_layers):
+            pad, out_pad = _padding(cfg.kernel_size, stride)
+            layers.append(nn.ConvTranspose2d(c_in, c_out, cfg.kernel_size, stride, pad, out_pad, bias=False))
+            if i < len(cfg.g_layers) - 1:
+                layers += [nn.BatchNorm2d(c_out), nn.ReLU(True)]
+            else:
+                layers.append(nn.Tanh())  # the output layer: no BN (paper §3)
+            c_in = c_out
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        z = z.flatten(1)  # (B, z_dim); pytorch/examples callers pass (B, z_dim, 1, 1)
+        if self.cfg.g_input == "convt":
+            z = z[:, :, None, None]  # (B, z_dim, 1, 1)
+        return self.main(z)  # (B, C, S, S)
+
+
+class Discriminator(nn.Module):
+    """images (B, C, S, S) in [-1, 1] → logits (B,). `features()` exposes every conv layer."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        layers: list[nn.Module] = []
+        c_in = cfg.channels
+        for i, (stride, c_out) in enumerate(cfg.d_layers):
+            pad, _ = _padding(cfg.kernel_size, stride)
+            layers.append(nn.Conv2d(c_in, c_out, cfg.kernel_size, stride, pad, bias=False))
+            if i > 0:
+                layers.append(nn.BatchNorm2d(c_out))  # not on the input layer (paper §3)
+            layers.append(nn.LeakyReLU(LEAK, inplace=True))
+            c_in = c_out
+        self.n_body = len(layers)  # main[:n_body] are the conv layers; the rest is the output unit
+        if cfg.d_output == "linear":
+            layers += [nn.Flatten(), nn.Linear(c_in * 16, 1, bias=False)]  # (B, C·4·4) → (B, 1)
+        else:
+            layers.append(nn.Conv2d(c_in, 1, 4, 1, 0, bias=False))  # (B, C, 4, 4) → (B, 1, 1, 1)
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x).flatten()  # (B,) logits
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Post-activation output of every conv layer, input to output: [(B, C_i, H_i, W_i), …]."""
+        out = []
+        for module in self.main[: self.n_body]:
+            x = module(x)
+            if isinstance(module, nn.LeakyReLU):
+                out.append(x)
+        return out
+
+
+def init_weights(module: nn.Module) -> None:
+    """The paper's init: every weight N(0, 0.02); BN gain N(1, 0.02), BN shift 0. Use with `net.apply`."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def build(cfg: ModelConfig, seed: int | None = None) -> tuple[Generator, Discriminator]:
+    """G and D for `cfg`, initialized as the paper says; `seed` makes the init reproducible."""
+    with torch.random.fork_rng(enabled=seed is not None, devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        g, d = Generator(cfg), Discriminator(cfg)
+        g.apply(init_weights)
+        d.apply(init_weights)
+    return g, d
+
+
+def load_examples_state_dict(net: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load a pytorch/examples `netG_epoch_N.pth` / `netD_epoch_N.pth` state dict (DataParallel prefix ok)."""
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
+        raise DcganError(
+            f"the state dict does not fit this {type(net).__name__} ({first}); pytorch/examples weights "
+            "load into the examples64 preset with the same --ngf/--ndf/--nz/--nc they were trained with"
+        ) from None

@@ -1,0 +1,1 @@
+"""Pictures of results: image grids, GIFs, plots and the HTML run report."""
