@@ -8,6 +8,7 @@ any work is done; per-image decode failures in folders are skipped and recorded 
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import os
@@ -298,6 +299,7 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
         from numpy._core import multiarray
 
         allowed = {
+            ("_codecs", "encode"): codecs.encode,  # how protocol 2 spells a bytes object written by Python 3
             ("numpy.core.multiarray", "_reconstruct"): multiarray._reconstruct,
             ("numpy._core.multiarray", "_reconstruct"): multiarray._reconstruct,
             ("numpy", "ndarray"): np.ndarray,
@@ -385,7 +387,7 @@ def read_svhn(path: Path) -> Source:
         mat = scipy.io.loadmat(path)
     except NotImplementedError:
         raise DcganError(f"{str(path)!r} is a MATLAB v7.3 (HDF5) file; SVHN's official .mat files are v5") from None
-    except (ValueError, OSError, EOFError, TypeError, KeyError, IndexError) as e:
+    except (scipy.io.matlab.MatReadError, ValueError, OSError, EOFError, TypeError, KeyError, IndexError) as e:
         raise DcganError(f"{str(path)!r} is not a readable .mat file ({e}); re-download it") from None
     x, y = mat.get("X"), mat.get("y")
     if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[2] != 3 or x.dtype != np.uint8:

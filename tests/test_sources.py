@@ -1,0 +1,279 @@
+"""Every reader on real files it builds, and on truncated, corrupt and wrong-magic ones."""
+
+import gzip
+import os
+import pickle
+import tarfile
+import zipfile
+from pathlib import Path
+
+import lmdb
+import numpy as np
+import pytest
+import scipy.io
+from conftest import rng_images, write_cifar10, write_idx
+from PIL import Image
+
+from dcgan.data.sources import open_source, parse_idx, safe_unpickle
+from dcgan.errors import DcganError
+
+
+def items(src):
+    return list(src.items())
+
+
+# ---------------------------------------------------------------- folders and zips
+
+
+def test_folder_reads_recursively_with_class_labels(image_folder):
+    (image_folder / "notes.txt").write_text("not an image")
+    (image_folder / "cats" / ".hidden.png").write_bytes(b"")
+    src = open_source(image_folder, class_folders=True)
+    assert (src.reader, src.count, src.label_names, src.ignored) == ("image-folder", 6, ["cats", "dogs"], 1)
+    got = items(src)
+    assert [label for _, label, _ in got] == [0, 0, 0, 1, 1, 1]
+    assert got[3][2] == "dogs/0.jpg" and os.path.isfile(got[3][0])
+
+
+def test_folder_labels_need_class_subfolders(image_folder):
+    Image.new("RGB", (8, 8)).save(image_folder / "loose.png")
+    with pytest.raises(DcganError, match="must sit in a class subfolder.*'loose.png'"):
+        open_source(image_folder, class_folders=True)
+    assert open_source(image_folder).count == 7  # without --labels a loose file is fine
+
+
+def test_empty_folder_is_an_error(tmp_path):
+    (tmp_path / "readme.md").write_text("hi")
+    with pytest.raises(DcganError, match="no images found .*1 other files ignored"):
+        open_source(tmp_path)
+
+
+def _zip(folder: Path, path: Path, compression=zipfile.ZIP_DEFLATED) -> Path:
+    with zipfile.ZipFile(path, "w", compression) as z:
+        for f in sorted(folder.rglob("*")):
+            if f.is_file():
+                z.write(f, "wrapper/" + f.relative_to(folder).as_posix())
+        z.writestr("__MACOSX/wrapper/._0.png", b"junk")
+    return path
+
+
+def test_zip_reads_members_and_labels_under_a_wrapper_folder(image_folder, tmp_path):
+    src = open_source(_zip(image_folder, tmp_path / "imgs.zip"), class_folders=True)
+    assert (src.reader, src.count, src.label_names) == ("zip", 6, ["cats", "dogs"])
+    got = items(src)
+    assert isinstance(got[0][0], bytes) and got[0][2] == "wrapper/cats/0.png"
+
+
+def test_corrupt_zip_and_corrupt_member(image_folder, tmp_path):
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(DcganError, match="not a readable zip archive"):
+        open_source(bad)
+    path = _zip(image_folder, tmp_path / "stored.zip", zipfile.ZIP_STORED)
+    data = bytearray(path.read_bytes())
+    png = data.find(b"IDAT")  # flip bytes inside the first PNG member's data: its CRC no longer matches
+    data[png + 10 : png + 20] = b"\xff" * 10
+    path.write_bytes(bytes(data))
+    raws = [raw for raw, _, _ in items(open_source(path))]
+    assert "CRC" in raws[0].reason and isinstance(raws[1], bytes)
+
+
+# ---------------------------------------------------------------- LSUN LMDB
+
+
+def test_lmdb_reads_values_and_counts_entries(tmp_path):
+    env = lmdb.open(str(tmp_path / "db"), map_size=1 << 24)
+    img = Image.fromarray(rng_images(1, 16, 24, 3)[0])
+    with env.begin(write=True) as txn:
+        for key, fmt in ((b"a1", "WEBP"), (b"b2", "JPEG")):
+            import io
+
+            buf = io.BytesIO()
+            img.save(buf, format=fmt)
+            txn.put(key, buf.getvalue())
+        txn.put(b"c3", b"")  # LSUN has empty values
+    env.close()
+    src = open_source(tmp_path / "db")
+    assert (src.reader, src.count) == ("lsun-lmdb", 3)
+    got = items(src)
+    assert [sid for _, _, sid in got] == ["a1", "b2", "c3"] and got[2][0] == b""
+
+
+def test_not_an_lmdb_is_an_error(tmp_path):
+    (tmp_path / "db").mkdir()
+    (tmp_path / "db" / "data.mdb").write_bytes(b"\0" * 100)
+    with pytest.raises(DcganError, match="not a readable LMDB"):
+        open_source(tmp_path / "db")
+
+
+# ---------------------------------------------------------------- CIFAR
+
+
+def test_cifar10_folder_and_tarball(tmp_path):
+    root = write_cifar10(tmp_path / "cifar-10-batches-py")
+    src = open_source(tmp_path)  # finds the cifar-10-batches-py subfolder
+    assert (src.reader, src.count, src.split) == ("cifar10", 20, "train")
+    assert src.label_names[:2] == ["airplane", "automobile"]
+    first = items(src)[0][0]
+    raw = pickle.loads((root / "data_batch_1").read_bytes(), encoding="bytes")[b"data"][0]
+    assert first.shape == (32, 32, 3) and (first[:, :, 0].ravel() == raw[:1024]).all()  # R plane first
+    tgz = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(tgz, "w:gz") as t:
+        t.add(root, arcname="cifar-10-batches-py")
+    src = open_source(tgz, split="test")
+    assert (src.count, src.split) == (4, "test")
+
+
+def test_cifar100(tmp_path):
+    rng = np.random.default_rng(0)
+    for name, n in (("train", 6), ("test", 2)):
+        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"fine_labels": [1] * n, b"coarse_labels": [0] * n}
+        (tmp_path / name).write_bytes(pickle.dumps(batch, protocol=2))
+    (tmp_path / "meta").write_bytes(pickle.dumps({b"fine_label_names": [b"apple", b"fish"]}, protocol=2))
+    src = open_source(tmp_path)
+    assert (src.reader, src.count, src.label_names) == ("cifar100", 6, ["apple", "fish"])
+    assert {label for _, label, _ in items(src)} == {1}
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_restricted_unpickler_refuses_code(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    payload = pickle.dumps({b"data": _Evil()}, protocol=2)
+    with pytest.raises(DcganError, match="refusing to load posix.system"):
+        safe_unpickle(payload, "data_batch_1")
+    assert not (tmp_path / "pwned").exists()
+    root = write_cifar10(tmp_path / "c")
+    (root / "data_batch_3").write_bytes(payload)
+    with pytest.raises(DcganError, match="data_batch_3 is not a valid CIFAR batch"):
+        open_source(root)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_truncated_and_incomplete_cifar(tmp_path):
+    root = write_cifar10(tmp_path / "c")
+    data = (root / "data_batch_2").read_bytes()
+    (root / "data_batch_2").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DcganError, match="data_batch_2 is not a valid CIFAR batch"):
+        open_source(root)
+    (root / "data_batch_2").unlink()
+    with pytest.raises(DcganError, match="lacks data_batch_2"):
+        open_source(root)
+    assert open_source(root, split="test").count == 4
+    with pytest.raises(DcganError, match="has splits train, test; got --split 'extra'"):
+        open_source(root, split="extra")
+
+
+# ---------------------------------------------------------------- SVHN
+
+
+def test_svhn_mat_maps_label_10_to_0(tmp_path):
+    x = rng_images(5, 32, 32, 3).transpose(1, 2, 3, 0)  # SVHN stores 32×32×3×N
+    scipy.io.savemat(tmp_path / "train_32x32.mat", {"X": x, "y": np.array([[10], [1], [2], [10], [9]])})
+    src = open_source(tmp_path / "train_32x32.mat")
+    got = items(src)
+    assert (src.reader, src.count) == ("svhn", 5)
+    assert [label for _, label, _ in got] == [0, 1, 2, 0, 9]
+    assert (got[1][0] == x[:, :, :, 1]).all()
+
+
+def test_bad_mat_files(tmp_path):
+    scipy.io.savemat(tmp_path / "other.mat", {"A": np.zeros((3, 3))})
+    with pytest.raises(DcganError, match="is not SVHN: expected X of shape 32×32×3×N"):
+        open_source(tmp_path / "other.mat")
+    x = rng_images(5, 32, 32, 3).transpose(1, 2, 3, 0)
+    scipy.io.savemat(tmp_path / "t.mat", {"X": x, "y": np.ones((5, 1))})
+    data = (tmp_path / "t.mat").read_bytes()
+    (tmp_path / "t.mat").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DcganError, match="t.mat"):
+        open_source(tmp_path / "t.mat")
+    (tmp_path / "junk.mat").write_text("MATLAB? no")
+    with pytest.raises(DcganError, match="not a readable .mat file"):
+        open_source(tmp_path / "junk.mat")
+
+
+# ---------------------------------------------------------------- IDX
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_images_with_labels_beside(tmp_path, gz):
+    imgs = rng_images(7, 28, 28)
+    labels = np.arange(7, dtype=np.uint8) % 3
+    p = write_idx(tmp_path / "train-images-idx3-ubyte", imgs, gz)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", labels, gz)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", imgs[:2], gz)
+    src = open_source(p)
+    got = items(src)
+    assert (src.reader, src.count, src.grey, src.split) == ("idx", 7, True, "train")
+    assert (got[4][0] == imgs[4]).all() and [g[1] for g in got] == labels.tolist()
+    assert open_source(tmp_path, split="test").count == 2  # a folder picks the split's file
+
+
+def test_idx_wrong_magic_truncated_and_bad_gzip(tmp_path):
+    with pytest.raises(DcganError, match="wrong magic number 504b0304"):
+        parse_idx(b"PK\x03\x04rest", "x")
+    p = write_idx(tmp_path / "a-images-idx3-ubyte", rng_images(10, 28, 28))
+    p.write_bytes(p.read_bytes()[:-100])
+    with pytest.raises(DcganError, match=r"is truncated: its header says 10×28×28 = 7,840 bytes .* holds 7,740"):
+        open_source(p)
+    g = tmp_path / "b-images-idx3-ubyte.gz"
+    whole = gzip.compress(b"\0\0\x08\x03" + rng_images(1, 100, 100).tobytes())
+    g.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DcganError, match="could not be read"):
+        open_source(g)
+    with pytest.raises(DcganError, match="only unsigned-byte IDX"):
+        parse_idx(b"\0\0\x0d\x01\0\0\0\x01abcd", "floats")
+
+
+def test_idx_labels_that_do_not_match(tmp_path):
+    p = write_idx(tmp_path / "train-images-idx3-ubyte", rng_images(5, 8, 8))
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(4, np.uint8))
+    with pytest.raises(DcganError, match="5 images but 4 labels"):
+        open_source(p)
+
+
+# ---------------------------------------------------------------- NumPy
+
+
+def test_npy_nchw_and_float_arrays(tmp_path):
+    a = rng_images(4, 3, 8, 8)  # N×C×H×W
+    np.save(tmp_path / "a.npy", a)
+    got = items(open_source(tmp_path / "a.npy"))
+    assert got[0][0].shape == (8, 8, 3) and (got[0][0] == a[0].transpose(1, 2, 0)).all()
+    np.savez(tmp_path / "b.npz", x=np.linspace(-1, 1, 4 * 16).reshape(4, 4, 4).astype(np.float32), y=[0, 1, 2, 1])
+    src = open_source(tmp_path / "b.npz")
+    got = items(src)
+    assert got[0][0][0, 0] == 0 and got[-1][0][-1, -1] == 255 and [g[1] for g in got] == [0, 1, 2, 1]
+
+
+def test_bad_npy(tmp_path):
+    np.save(tmp_path / "big.npy", np.full((2, 4, 4), 300.0))
+    with pytest.raises(DcganError, match=r"floats in \[300.0, 300.0\]"):
+        open_source(tmp_path / "big.npy")
+    np.save(tmp_path / "vec.npy", np.zeros((5, 7), np.uint8))
+    with pytest.raises(DcganError, match=r"shape \(5, 7\); expected images"):
+        open_source(tmp_path / "vec.npy")
+    np.save(tmp_path / "t.npy", rng_images(10, 8, 8))
+    (tmp_path / "t.npy").write_bytes((tmp_path / "t.npy").read_bytes()[:300])
+    with pytest.raises(DcganError, match="not a readable NumPy file"):
+        open_source(tmp_path / "t.npy")
+
+
+# ---------------------------------------------------------------- detection
+
+
+def test_unknown_sources_say_what_was_expected(tmp_path):
+    with pytest.raises(DcganError, match="does not exist"):
+        open_source(tmp_path / "nope")
+    (tmp_path / "foo.txt").write_text("hello")
+    with pytest.raises(DcganError, match=r"expected a folder of images.*got '.*foo.txt' \(a text file\)"):
+        open_source(tmp_path / "foo.txt")
+    Image.new("RGB", (4, 4)).save(tmp_path / "one.png")
+    with pytest.raises(DcganError, match="an image; a dataset needs a folder of them"):
+        open_source(tmp_path / "one.png")
+    (tmp_path / "empty.bin").write_bytes(b"")
+    with pytest.raises(DcganError, match="an empty file"):
+        open_source(tmp_path / "empty.bin")
