@@ -40,7 +40,23 @@ def write_cifar10(root: Path, n_per_batch: int = 4) -> Path:
             b"labels": [int(x) for x in rng.integers(0, 10, n_per_batch)],
         }
         (root / name).write_bytes(pickle.dumps(batch, protocol=2))
-    meta = {b"label_names": [n.encode() for n in "airplane automobile bird cat deer dog frog horse ship truck".split()]}
+    meta = {
+        b"label_names": [
+            n.encode()
+            for n in [
+                "airplane",
+                "automobile",
+                "bird",
+                "cat",
+                "deer",
+                "dog",
+                "frog",
+                "horse",
+                "ship",
+                "truck",
+            ]
+        ]
+    }
     (root / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
     return root
 

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import rng_images
 
+from conftest import rng_images
 from dcgan.data.dataset import PreparedDataset, to_unit_range
 from dcgan.data.prepare import prepare
 from dcgan.errors import DcganError
@@ -51,7 +51,9 @@ def test_not_a_dataset_folder(tmp_path):
 
 def test_a_modified_folder_is_refused(ds_path):
     np.save(ds_path / "images.npy", rng_images(39, 8, 8, 3))
-    with pytest.raises(DcganError, match=r"holds uint8 \[39, 8, 8, 3\] but the manifest says uint8 \[40, 8, 8, 3\]"):
+    with pytest.raises(
+        DcganError, match=r"holds uint8 \[39, 8, 8, 3\] but the manifest says uint8 \[40, 8, 8, 3\]"
+    ):
         PreparedDataset(ds_path)
 
 

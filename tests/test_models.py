@@ -16,16 +16,20 @@ def n_params(m: nn.Module) -> int:
 # Parameter counts written out layer by layer from PAPER.md (weights k·k·in·out, BN 2·channels, no biases).
 HAND_COUNTS = {
     "paper64": (
-        100 * 1024 * 16 + 2 * 1024 * 16  # z → 1024·4·4, BN over the 16,384 units
-        + 25 * (1024 * 512 + 512 * 256 + 256 * 128 + 128 * 3) + 2 * (512 + 256 + 128),
+        100 * 1024 * 16
+        + 2 * 1024 * 16  # z → 1024·4·4, BN over the 16,384 units
+        + 25 * (1024 * 512 + 512 * 256 + 256 * 128 + 128 * 3)
+        + 2 * (512 + 256 + 128),
         25 * (3 * 128 + 128 * 256 + 256 * 512 + 512 * 1024) + 2 * (256 + 512 + 1024) + 1024 * 16,
     ),
     "imagenet32": (
-        256 * 512 * 16 + 2 * 512 * 16
+        256 * 512 * 16
+        + 2 * 512 * 16
         + 9 * (512 * 512 + 512 * 256 + 256 * 256 + 256 * 128 + 128 * 128 + 128 * 3)
         + 2 * (512 + 256 + 256 + 128 + 128),
         9 * (3 * 128 + 128 * 128 + 128 * 256 + 256 * 256 + 256 * 512 + 512 * 512)
-        + 2 * (128 + 256 + 256 + 512 + 512) + 512 * 16,
+        + 2 * (128 + 256 + 256 + 512 + 512)
+        + 512 * 16,
     ),
     "svhn32": (
         100 * 256 * 16 + 2 * 256 * 16 + 25 * (256 * 128 + 128 * 64 + 64 * 3) + 2 * (128 + 64),
@@ -64,7 +68,9 @@ def test_batchnorm_everywhere_except_g_output_and_d_input(name):
     g_mods, d_mods = list(g.main), list(d.main)
     g_convs = [i for i, m in enumerate(g_mods) if isinstance(m, (nn.ConvTranspose2d, nn.Linear))]
     for i in g_convs[:-1]:
-        assert isinstance(g_mods[i + 1], (nn.BatchNorm1d, nn.BatchNorm2d)) and isinstance(g_mods[i + 2], nn.ReLU)
+        assert isinstance(g_mods[i + 1], (nn.BatchNorm1d, nn.BatchNorm2d)) and isinstance(
+            g_mods[i + 2], nn.ReLU
+        )
     assert isinstance(g_mods[g_convs[-1] + 1], nn.Tanh)  # G's output: no BN, Tanh
     d_convs = [i for i, m in enumerate(d_mods[: d.n_body]) if isinstance(m, nn.Conv2d)]
     assert isinstance(d_mods[d_convs[0] + 1], nn.LeakyReLU)  # D's input: no BN
@@ -104,11 +110,20 @@ class ExamplesG(nn.Module):
     def __init__(self, nz=100, ngf=64, nc=3):
         super().__init__()
         self.main = nn.Sequential(
-            nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 8), nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 4), nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(True),
-            nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False), nn.Tanh(),
+            nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(ngf * 8),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ngf * 4),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ngf * 2),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ngf),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),
+            nn.Tanh(),
         )
 
     def forward(self, z):
@@ -119,11 +134,19 @@ class ExamplesD(nn.Module):
     def __init__(self, ndf=64, nc=3):
         super().__init__()
         self.main = nn.Sequential(
-            nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 4), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 8), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False), nn.Sigmoid(),
+            nn.Conv2d(nc, ndf, 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ndf * 2),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ndf * 4),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ndf * 8),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False),
+            nn.Sigmoid(),
         )
 
     def forward(self, x):

@@ -5,9 +5,9 @@ import json
 import lmdb
 import numpy as np
 import pytest
-from conftest import rng_images, write_idx
 from PIL import Image
 
+from conftest import rng_images, write_idx
 from dcgan.data.dataset import PreparedDataset
 from dcgan.data.prepare import _shrink_npy, prepare
 from dcgan.errors import DcganError

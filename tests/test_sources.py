@@ -11,9 +11,9 @@ import lmdb
 import numpy as np
 import pytest
 import scipy.io
-from conftest import rng_images, write_cifar10, write_idx
 from PIL import Image
 
+from conftest import rng_images, write_cifar10, write_idx
 from dcgan.data.sources import open_source, parse_idx, safe_unpickle
 from dcgan.errors import DcganError
 
@@ -127,7 +127,11 @@ def test_cifar10_folder_and_tarball(tmp_path):
 def test_cifar100(tmp_path):
     rng = np.random.default_rng(0)
     for name, n in (("train", 6), ("test", 2)):
-        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"fine_labels": [1] * n, b"coarse_labels": [0] * n}
+        batch = {
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b"fine_labels": [1] * n,
+            b"coarse_labels": [0] * n,
+        }
         (tmp_path / name).write_bytes(pickle.dumps(batch, protocol=2))
     (tmp_path / "meta").write_bytes(pickle.dumps({b"fine_label_names": [b"apple", b"fish"]}, protocol=2))
     src = open_source(tmp_path)
@@ -217,7 +221,9 @@ def test_idx_wrong_magic_truncated_and_bad_gzip(tmp_path):
         parse_idx(b"PK\x03\x04rest", "x")
     p = write_idx(tmp_path / "a-images-idx3-ubyte", rng_images(10, 28, 28))
     p.write_bytes(p.read_bytes()[:-100])
-    with pytest.raises(DcganError, match=r"is truncated: its header says 10×28×28 = 7,840 bytes .* holds 7,740"):
+    with pytest.raises(
+        DcganError, match=r"is truncated: its header says 10×28×28 = 7,840 bytes .* holds 7,740"
+    ):
         open_source(p)
     g = tmp_path / "b-images-idx3-ubyte.gz"
     whole = gzip.compress(b"\0\0\x08\x03" + rng_images(1, 100, 100).tobytes())
@@ -243,7 +249,9 @@ def test_npy_nchw_and_float_arrays(tmp_path):
     np.save(tmp_path / "a.npy", a)
     got = items(open_source(tmp_path / "a.npy"))
     assert got[0][0].shape == (8, 8, 3) and (got[0][0] == a[0].transpose(1, 2, 0)).all()
-    np.savez(tmp_path / "b.npz", x=np.linspace(-1, 1, 4 * 16).reshape(4, 4, 4).astype(np.float32), y=[0, 1, 2, 1])
+    np.savez(
+        tmp_path / "b.npz", x=np.linspace(-1, 1, 4 * 16).reshape(4, 4, 4).astype(np.float32), y=[0, 1, 2, 1]
+    )
     src = open_source(tmp_path / "b.npz")
     got = items(src)
     assert got[0][0][0, 0] == 0 and got[-1][0][-1, -1] == 255 and [g[1] for g in got] == [0, 1, 2, 1]

@@ -97,7 +97,9 @@ def test_area_filter_averages():
 def test_undecodable_bytes_return_a_reason():
     reason = process_encoded(b"not an image at all", ImageSpec(8))
     assert isinstance(reason, str) and "cannot identify" in reason
-    truncated = encode(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)), "PNG")
+    truncated = encode(
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)), "PNG"
+    )
     assert isinstance(process_encoded(truncated[: len(truncated) // 2], ImageSpec(8)), str)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,7 +21,10 @@ Command = Callable[[argparse.Namespace], int]
 
 def _parser(sub: Any, name: str, help: str, example: str) -> argparse.ArgumentParser:
     return sub.add_parser(
-        name, help=help, description=help, epilog=f"example:\n  {example}",
+        name,
+        help=help,
+        description=help,
+        epilog=f"example:\n  {example}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
@@ -33,35 +37,68 @@ def cmd_prepare(a: argparse.Namespace) -> int:
     from dcgan.data.transforms import parse_color
 
     m = prepare(
-        a.source, a.out, size=a.size, channels=a.channels, fit=a.fit, filter=a.filter,
-        background=parse_color(a.background), max_images=a.max_images, split=a.split, class_folders=a.labels,
-        strict=a.strict, force=a.force, workers=a.workers, progress=not a.quiet,
+        a.source,
+        a.out,
+        size=a.size,
+        channels=a.channels,
+        fit=a.fit,
+        filter=a.filter,
+        background=parse_color(a.background),
+        max_images=a.max_images,
+        split=a.split,
+        class_folders=a.labels,
+        strict=a.strict,
+        force=a.force,
+        workers=a.workers,
+        progress=not a.quiet,
     )
     n, s, _, c = m["shape"]
-    print(f"wrote {n:,} images {s}×{s}×{c} to {a.out} in {m['seconds']:.1f} s "
-          f"({m['counts']['skipped']:,} skipped{', see manifest.json' if m['counts']['skipped'] else ''})")
+    print(
+        f"wrote {n:,} images {s}×{s}×{c} to {a.out} in {m['seconds']:.1f} s "
+        f"({m['counts']['skipped']:,} skipped{', see manifest.json' if m['counts']['skipped'] else ''})"
+    )
     return 0
 
 
 def add_prepare(sub: Any) -> None:
     from dcgan.data.transforms import FILTERS, FITS
 
-    p = _parser(sub, "prepare", "turn images (folder, zip, LSUN LMDB, CIFAR, SVHN, IDX, .npy/.npz) into a dataset folder",
-                "dcgan prepare ~/photos data/photos64 --size 64 --fit crop")
-    p.add_argument("source", help="image folder, .zip, LSUN LMDB folder, CIFAR folder or .tar.gz, SVHN .mat, IDX, .npy/.npz")
+    p = _parser(
+        sub,
+        "prepare",
+        "turn images (folder, zip, LSUN LMDB, CIFAR, SVHN, IDX, .npy/.npz) into a dataset folder",
+        "dcgan prepare ~/photos data/photos64 --size 64 --fit crop",
+    )
+    p.add_argument(
+        "source",
+        help="image folder, .zip, LSUN LMDB folder, CIFAR folder or .tar.gz, SVHN .mat, IDX, .npy/.npz",
+    )
     p.add_argument("out", help="dataset folder to create (images.npy, labels.npy, manifest.json)")
     p.add_argument("--size", type=int, required=True, help="output side in pixels, e.g. 64")
-    p.add_argument("--channels", type=int, choices=(1, 3), help="1 grey or 3 RGB (default: grey sources stay grey)")
-    p.add_argument("--fit", choices=FITS, default="crop", help="crop: centre square (default); pad: centre on a "
-                   "background square, small images not upscaled (28→32); stretch: ignore the aspect ratio")
+    p.add_argument(
+        "--channels", type=int, choices=(1, 3), help="1 grey or 3 RGB (default: grey sources stay grey)"
+    )
+    p.add_argument(
+        "--fit",
+        choices=FITS,
+        default="crop",
+        help="crop: centre square (default); pad: centre on a "
+        "background square, small images not upscaled (28→32); stretch: ignore the aspect ratio",
+    )
     p.add_argument("--filter", choices=list(FILTERS), default="area", help="resize filter (default area)")
-    p.add_argument("--background", default="black", help="pad and transparency colour: black, white, #rrggbb or r,g,b")
+    p.add_argument(
+        "--background", default="black", help="pad and transparency colour: black, white, #rrggbb or r,g,b"
+    )
     p.add_argument("--max-images", type=int, help="stop after this many images")
     p.add_argument("--split", help="train or test for CIFAR and IDX folders (default train)")
     p.add_argument("--labels", action="store_true", help="image folders/zips: class subfolders become labels")
-    p.add_argument("--strict", action="store_true", help="fail on the first undecodable image instead of skipping it")
+    p.add_argument(
+        "--strict", action="store_true", help="fail on the first undecodable image instead of skipping it"
+    )
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
-    p.add_argument("--workers", type=int, help="decoding processes for folders, zips, LMDB (default: all cores)")
+    p.add_argument(
+        "--workers", type=int, help="decoding processes for folders, zips, LMDB (default: all cores)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_prepare)
 
@@ -87,7 +124,10 @@ def cmd_info(a: argparse.Namespace) -> int:
         rng = np.random.default_rng(a.seed)
         idx = np.sort(rng.choice(len(ds), size=min(a.num, len(ds)), replace=False))
         save_grid(ds.images[idx], a.grid, scale=max(1, 64 // ds.image_size))
-        print(f"grid      {a.grid} ({len(idx)} random images, seed {a.seed})", file=sys.stderr if a.json else sys.stdout)
+        print(
+            f"grid      {a.grid} ({len(idx)} random images, seed {a.seed})",
+            file=sys.stderr if a.json else sys.stdout,
+        )
     return 0
 
 
@@ -117,8 +157,12 @@ def describe_dataset(ds: Any) -> str:
 
 
 def add_info(sub: Any) -> None:
-    p = _parser(sub, "info", "summarize a prepared dataset and save a grid of random images",
-                "dcgan info data/fashion-mnist/train --grid fmnist.png")
+    p = _parser(
+        sub,
+        "info",
+        "summarize a prepared dataset and save a grid of random images",
+        "dcgan info data/fashion-mnist/train --grid fmnist.png",
+    )
     p.add_argument("dataset", help="a folder made by `dcgan prepare`")
     p.add_argument("--grid", metavar="PNG", help="save a grid of random images here")
     p.add_argument("--num", type=int, default=64, help="images in the grid (default 64)")
@@ -131,10 +175,11 @@ def add_info(sub: Any) -> None:
 
 
 def cmd_data(a: argparse.Namespace) -> int:
-    from dcgan.data.download import OFFICIAL_URL, prepare_fashion_mnist
+    from dcgan.data.download import prepare_fashion_mnist
 
-    ms = prepare_fashion_mnist(a.out, a.dir, base_url=a.url or OFFICIAL_URL, size=a.size, fit=a.fit,
-                               force=a.force, progress=not a.quiet)
+    ms = prepare_fashion_mnist(
+        a.out, a.dir, base_url=a.url, size=a.size, fit=a.fit, force=a.force, progress=not a.quiet
+    )
     for split, m in ms.items():
         n, s, _, c = m["shape"]
         print(f"{split:<5} {n:>7,} images {s}×{s}×{c} → {a.out}/{split}")
@@ -142,13 +187,30 @@ def cmd_data(a: argparse.Namespace) -> int:
 
 
 def add_data(sub: Any) -> None:
-    p = _parser(sub, "data", "get an offline dataset and prepare it (fashion-mnist)",
-                "dcgan data fashion-mnist --out data/fashion-mnist")
+    p = _parser(
+        sub,
+        "data",
+        "get an offline dataset and prepare it (fashion-mnist)",
+        "dcgan data fashion-mnist --out data/fashion-mnist",
+    )
     p.add_argument("name", choices=["fashion-mnist"], help="which dataset")
-    p.add_argument("--out", default="data/fashion-mnist", help="folder for train/ and test/ (default data/fashion-mnist)")
-    p.add_argument("--dir", help="folder with the four IDX files (default: the Debian package, else download)")
-    p.add_argument("--url", help="base URL to download from (default: the official mirror)")
-    p.add_argument("--size", type=int, default=32, help="output side (default 32: 28² padded, as the fmnist32 preset wants)")
+    p.add_argument(
+        "--out", default="data/fashion-mnist", help="folder for train/ and test/ (default data/fashion-mnist)"
+    )
+    p.add_argument(
+        "--dir", help="folder with the four IDX files (default: the Debian package, else download)"
+    )
+    p.add_argument(
+        "--url",
+        help="download from this base URL even if the Debian package is installed "
+        "(default: the package, else the official mirror)",
+    )
+    p.add_argument(
+        "--size",
+        type=int,
+        default=32,
+        help="output side (default 32: 28² padded, as the fmnist32 preset wants)",
+    )
     p.add_argument("--fit", default="pad", choices=("pad", "crop", "stretch"), help="default pad")
     p.add_argument("--force", action="store_true", help="prepare again even if OUT/train and OUT/test exist")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -160,7 +222,8 @@ def add_data(sub: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="dcgan", description="DCGAN (Radford, Metz & Chintala, 2016) on your own data.",
+        prog="dcgan",
+        description="DCGAN (Radford, Metz & Chintala, 2016) on your own data.",
         epilog="example:\n  dcgan data fashion-mnist && dcgan info data/fashion-mnist/train --grid grid.png",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -178,8 +241,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DcganError as e:
         print(f"dcgan {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `dcgan info … | head`: the reader left, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:  # a path the user gave: missing, not permitted, disk full
-        print(f"dcgan {args.command}: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        print(
+            f"dcgan {args.command}: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "),
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(f"dcgan {args.command}: interrupted", file=sys.stderr)

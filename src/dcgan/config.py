@@ -54,7 +54,9 @@ class ModelConfig:
     d_layers: Layers = ((2, 128), (2, 256), (2, 512), (2, 1024))
     kernel_size: int = 5
     g_input: str = "linear"  # "linear": z @ W then reshape (paper); "convt": 4×4 transposed conv of a 1×1 z
-    d_output: str = "linear"  # "linear": flatten → 1 unit (paper); "conv": a 4×4 conv to 1×1 (pytorch/examples)
+    d_output: str = (
+        "linear"  # "linear": flatten → 1 unit (paper); "conv": a 4×4 conv to 1×1 (pytorch/examples)
+    )
 
     def __post_init__(self) -> None:
         size = self.image_size
@@ -130,7 +132,7 @@ class ModelConfig:
         n = _stride2_count(image_size)
         d_widths = [min(width * 2**i, max_width) for i in range(n)]
         g_widths = d_widths[::-1]  # G's 4×4 map is as wide as D's last layer
-        g_layers = tuple((2, c) for c in g_widths[1:]) + ((2, channels),)
+        g_layers = (*((2, c) for c in g_widths[1:]), (2, channels))
         return cls(
             image_size=image_size,
             channels=channels,
@@ -192,4 +194,3 @@ def get_preset(name: str) -> ModelConfig:
         return PRESETS[name]
     except KeyError:
         raise DcganError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
-

@@ -47,7 +47,10 @@ class Generator(nn.Module):
             ]
         else:
             # pytorch/examples: z viewed as (B, z_dim, 1, 1), a 4×4 transposed conv makes the 4×4 map.
-            layers += [nn.ConvTranspose2d(cfg.z_dim, cfg.g_base, 4, 1, 0, bias=False), nn.BatchNorm2d(cfg.g_base)]
+            layers += [
+                nn.ConvTranspose2d(cfg.z_dim, cfg.g_base, 4, 1, 0, bias=False),
+                nn.BatchNorm2d(cfg.g_base),
+            ]
             layers += [nn.ReLU(True)]
         c_in = cfg.g_base
         for i, (stride, c_out) in enumerate(cfg.g_layers):

@@ -32,7 +32,9 @@ class PreparedDataset:
         try:
             self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise DcganError(f"{str(manifest_path)!r} is not valid JSON ({e}); prepare the dataset again") from None
+            raise DcganError(
+                f"{str(manifest_path)!r} is not valid JSON ({e}); prepare the dataset again"
+            ) from None
         if self.manifest.get("format") != FORMAT:
             raise DcganError(f"{str(manifest_path)!r} is not a {FORMAT} manifest; prepare the dataset again")
         try:
@@ -48,7 +50,9 @@ class PreparedDataset:
         if self.manifest.get("labels"):
             self.labels = np.load(self.path / "labels.npy", allow_pickle=False)
             if self.labels.shape != (len(self.images),):
-                raise DcganError(f"{str(self.path)!r}: labels.npy does not match images.npy; prepare it again")
+                raise DcganError(
+                    f"{str(self.path)!r}: labels.npy does not match images.npy; prepare it again"
+                )
 
     def __len__(self) -> int:
         return len(self.images)
@@ -68,7 +72,9 @@ class PreparedDataset:
     def batch(self, indices: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Images at `indices` as a (B, C, H, W) uint8 tensor in channels_last memory, in the given order."""
         idx = np.asarray(indices, dtype=np.int64)
-        order = np.argsort(idx, kind="stable")  # read the memmap in file order, then restore the caller's order
+        order = np.argsort(
+            idx, kind="stable"
+        )  # read the memmap in file order, then restore the caller's order
         rows = self.images[idx[order]]
         rows[order] = rows.copy()
         return torch.from_numpy(rows).permute(0, 3, 1, 2)
@@ -82,10 +88,14 @@ class PreparedDataset:
         from dcgan.fileio import sha256_file
 
         if sha256_file(self.path / "images.npy") != self.manifest["images_sha256"]:
-            raise DcganError(f"{str(self.path)!r}: images.npy does not match its manifest's sha256; prepare it again")
+            raise DcganError(
+                f"{str(self.path)!r}: images.npy does not match its manifest's sha256; prepare it again"
+            )
 
 
-def to_unit_range(x: torch.Tensor, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def to_unit_range(
+    x: torch.Tensor, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """uint8 images [0, 255] → `dtype` in [-1, 1] on `device` (the transfer moves bytes, not floats)."""
     x = x.to(device, non_blocking=True) if device is not None else x
     return x.to(dtype).div_(127.5).sub_(1.0)

@@ -28,7 +28,16 @@ FASHION_MNIST_FILES = {  # name → sha256 of the decompressed bytes
     "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
 }
 FASHION_MNIST_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ]
 
 
@@ -75,31 +84,54 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 60.0) -> Path:
     return dest
 
 
-def fashion_mnist_files(folder: str | os.PathLike | None = None, cache: str | os.PathLike | None = None,
-                        base_url: str = OFFICIAL_URL) -> dict[str, Path]:
-    """The four verified files: from `folder`, else the Debian package, else downloaded into `cache`."""
-    searched = [Path(folder)] if folder else [DEBIAN_DIR]
-    if folder and not Path(folder).is_dir():
+def fashion_mnist_files(
+    folder: str | os.PathLike | None = None,
+    cache: str | os.PathLike | None = None,
+    base_url: str | None = None,
+) -> dict[str, Path]:
+    """The four verified files: from `folder`; else the Debian package unless a `base_url` is given; else
+    downloaded from `base_url` (default: the official mirror) into `cache`, reusing files already there."""
+    if folder is not None and not Path(folder).is_dir():
         raise DcganError(f"--dir {str(folder)!r} is not a folder; give the folder holding the four IDX files")
+    local = Path(folder) if folder is not None else DEBIAN_DIR if base_url is None else None
+    if local is not None and folder is None and not all(_find(n, local) for n in FASHION_MNIST_FILES):
+        local = None  # the Debian package is not installed: download
     files: dict[str, Path] = {}
     for name, sha in FASHION_MNIST_FILES.items():
-        found = next((p for d in searched if (p := _find(name, d))), None)
-        if found is None and folder:
-            raise DcganError(f"{name}[.gz] is not in {str(folder)!r}; it needs all four Fashion-MNIST IDX files")
-        if found is None:
-            if cache is None:
-                raise DcganError("Fashion-MNIST is not installed; pass --dir, or a cache folder to download into")
-            found = _find(name, Path(cache)) or download(f"{base_url.rstrip('/')}/{name}.gz", Path(cache) / f"{name}.gz", sha)
+        if local is not None:
+            found = _find(name, local)
+            if found is None:
+                raise DcganError(
+                    f"{name}[.gz] is not in {str(local)!r}; it needs all four Fashion-MNIST IDX files"
+                )
+        elif cache is None:
+            raise DcganError(
+                "Fashion-MNIST is not installed here; pass --dir, or a cache folder to download into"
+            )
+        else:
+            found = _find(name, Path(cache))
+            if found is None:
+                url = f"{(base_url or OFFICIAL_URL).rstrip('/')}/{name}.gz"
+                found = download(url, Path(cache) / f"{name}.gz", sha)
         got = content_sha256(found)
         if got != sha:
-            raise DcganError(f"{str(found)!r} is not the official {name} (sha256 {got[:16]}… ≠ {sha[:16]}…); replace it")
+            raise DcganError(
+                f"{str(found)!r} is not the official {name} (sha256 {got[:16]}… ≠ {sha[:16]}…); replace it"
+            )
         files[name] = found
     return files
 
 
-def prepare_fashion_mnist(out: str | os.PathLike, folder: str | os.PathLike | None = None, *,
-                          base_url: str = OFFICIAL_URL, size: int = 32, fit: str = "pad", force: bool = False,
-                          progress: bool = True) -> dict[str, dict[str, Any]]:
+def prepare_fashion_mnist(
+    out: str | os.PathLike,
+    folder: str | os.PathLike | None = None,
+    *,
+    base_url: str | None = None,
+    size: int = 32,
+    fit: str = "pad",
+    force: bool = False,
+    progress: bool = True,
+) -> dict[str, dict[str, Any]]:
     """OUT/train (60,000) and OUT/test (10,000) prepared datasets with class names; returns both manifests."""
     from dcgan.data.prepare import prepare
 
@@ -112,7 +144,13 @@ def prepare_fashion_mnist(out: str | os.PathLike, folder: str | os.PathLike | No
             manifests[split] = json.loads(done.read_text())
             continue
         manifests[split] = prepare(
-            files[f"{prefix}-images-idx3-ubyte"], out / split, size=size, channels=1, fit=fit,
-            label_names=FASHION_MNIST_CLASSES, force=force, progress=progress,
+            files[f"{prefix}-images-idx3-ubyte"],
+            out / split,
+            size=size,
+            channels=1,
+            fit=fit,
+            label_names=FASHION_MNIST_CLASSES,
+            force=force,
+            progress=progress,
         )
     return manifests

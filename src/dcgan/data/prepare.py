@@ -41,14 +41,18 @@ def _process(item: Item, spec: ImageSpec) -> tuple[np.ndarray | str, int | None,
     return process_encoded(raw, spec), label, sid
 
 
-def _results(src: Source, spec: ImageSpec, workers: int) -> Iterator[tuple[np.ndarray | str, int | None, str]]:
+def _results(
+    src: Source, spec: ImageSpec, workers: int
+) -> Iterator[tuple[np.ndarray | str, int | None, str]]:
     """Processed items in source order; encoded sources are decoded by a pool of `workers` processes."""
     fn = functools.partial(_process, spec=spec)
     if not src.encoded or workers <= 1 or src.count < 64:
         yield from map(fn, src.items())
         return
-    # spawn, not fork: the parent may hold threads (torch, tqdm) that a forked child must not inherit.
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+    # fork where the OS has it: workers start at once and need no importable __main__ (stdin scripts,
+    # notebooks). They only run Pillow and NumPy, never a lock a parent thread could hold.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with multiprocessing.get_context(method).Pool(workers) as pool:
         yield from pool.imap(fn, src.items(), chunksize=16)
 
 
@@ -90,7 +94,9 @@ def prepare(
     tmp.mkdir(parents=True)
     t0 = time.perf_counter()
     try:
-        n, labels, skipped, read = _write_images(src, spec, tmp / "images.npy", n_max, strict, workers, progress)
+        n, labels, skipped, read = _write_images(
+            src, spec, tmp / "images.npy", n_max, strict, workers, progress
+        )
         manifest = _manifest(src, spec, tmp, n, labels, skipped, read, label_names, time.perf_counter() - t0)
         _swap_into_place(tmp, out)
     except BaseException:
@@ -113,7 +119,9 @@ def _write_images(
             read += 1
             if isinstance(result, str):
                 if strict:
-                    raise DcganError(f"{sid!r} in {str(src.path)!r}: {result} (drop --strict to skip such files)")
+                    raise DcganError(
+                        f"{sid!r} in {str(src.path)!r}: {result} (drop --strict to skip such files)"
+                    )
                 skipped.append({"id": sid, "reason": result})
                 bar.set_postfix(skipped=len(skipped), refresh=False)
                 continue
@@ -139,10 +147,15 @@ def _shrink_npy(path: Path, n: int) -> None:
     with open(path, "r+b") as f:
         version = np.lib.format.read_magic(f)
         prefix = f.tell() + (2 if version == (1, 0) else 4)  # magic + version, then the header length field
-        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        read_header = {
+            (1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0,
+        }
         shape, fortran, dtype = read_header[version](f)
         data_start = f.tell()
-        header = repr({"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": fortran, "shape": (n, *shape[1:])})
+        header = repr(
+            {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": fortran, "shape": (n, *shape[1:])}
+        )
         room = data_start - prefix - 1  # keep the header's length: pad with spaces, end with a newline
         assert len(header) <= room, "a shorter leading dimension always fits the old header"
         f.seek(prefix)

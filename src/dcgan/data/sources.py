@@ -9,6 +9,7 @@ any work is done; per-image decode failures in folders are skipped and recorded 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import gzip
 import io
 import os
@@ -149,7 +150,9 @@ def read_zip(path: Path, class_folders: bool = False) -> Source:
         zf = zipfile.ZipFile(path)
         infos = zf.infolist()
     except (zipfile.BadZipFile, OSError) as e:
-        raise DcganError(f"{str(path)!r} is not a readable zip archive ({e}); re-create or re-download it") from None
+        raise DcganError(
+            f"{str(path)!r} is not a readable zip archive ({e}); re-create or re-download it"
+        ) from None
     names, ignored = [], 0
     for info in infos:
         base = info.filename.rsplit("/", 1)[-1]
@@ -161,7 +164,9 @@ def read_zip(path: Path, class_folders: bool = False) -> Source:
             ignored += 1
     names.sort()
     if not names:
-        raise DcganError(f"no images found in the zip {str(path)!r} (looked for {', '.join(sorted(IMAGE_EXTS))})")
+        raise DcganError(
+            f"no images found in the zip {str(path)!r} (looked for {', '.join(sorted(IMAGE_EXTS))})"
+        )
     labels, label_names = _labels_from_paths(names, repr(str(path))) if class_folders else (None, None)
 
     def items() -> Iterator[Item]:
@@ -183,7 +188,9 @@ def read_lmdb(root: Path) -> Source:
 
     def open_env() -> Any:
         try:
-            return lmdb.open(str(root), readonly=True, lock=False, readahead=False, meminit=False, max_readers=4)
+            return lmdb.open(
+                str(root), readonly=True, lock=False, readahead=False, meminit=False, max_readers=4
+            )
         except lmdb.Error as e:
             raise DcganError(f"{str(root)!r} is not a readable LMDB database ({e})") from None
 
@@ -208,12 +215,16 @@ def read_lmdb(root: Path) -> Source:
 # ---------------------------------------------------------------- array sources (decoded)
 
 
-def _array_source(reader: str, path: Path, images: np.ndarray, labels: np.ndarray | None, **kw: Any) -> Source:
+def _array_source(
+    reader: str, path: Path, images: np.ndarray, labels: np.ndarray | None, **kw: Any
+) -> Source:
     """A Source over an (N, H, W[, C]) uint8 array (possibly memory-mapped) and optional (N,) labels."""
     if len(images) == 0:
         raise DcganError(f"{str(path)!r} holds no images")
     if labels is not None and len(labels) != len(images):
-        raise DcganError(f"{str(path)!r}: {len(images)} images but {len(labels)} labels; the files do not belong together")
+        raise DcganError(
+            f"{str(path)!r}: {len(images)} images but {len(labels)} labels; the files do not belong together"
+        )
 
     def items() -> Iterator[Item]:
         for i in range(len(images)):
@@ -236,9 +247,13 @@ def _check_split(split: str | None, allowed: tuple[str, ...], path: Path) -> str
 def parse_idx(data: bytes, name: str) -> np.ndarray:
     """Bytes of an unsigned-byte IDX file → its array; a wrong magic or a truncated body is a DcganError."""
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise DcganError(f"{name} is not an IDX file (wrong magic number {data[:4].hex() or 'empty'}); expected MNIST-style idx3/idx1-ubyte")
+        raise DcganError(
+            f"{name} is not an IDX file (wrong magic number {data[:4].hex() or 'empty'}); expected MNIST-style idx3/idx1-ubyte"
+        )
     if data[2] != 0x08:
-        raise DcganError(f"{name}: only unsigned-byte IDX data (type 0x08) is supported, got type 0x{data[2]:02x}")
+        raise DcganError(
+            f"{name}: only unsigned-byte IDX data (type 0x08) is supported, got type 0x{data[2]:02x}"
+        )
     ndim = data[3]
     if len(data) < 4 + 4 * ndim:
         raise DcganError(f"{name} is truncated inside its header; re-download it")
@@ -280,8 +295,14 @@ def read_idx(path: Path, split: str | None = None) -> Source:
         raise DcganError(f"{str(images_path)!r} holds a {images.ndim}-d array; expected N×H×W images (idx3)")
     labels = None
     stem = images_path.name.removesuffix(".gz").replace("images-idx3", "labels-idx1")
-    labels_path = next((p for p in (images_path.with_name(stem + ".gz"), images_path.with_name(stem))
-                        if "labels-idx1" in p.name and p.is_file()), None)
+    labels_path = next(
+        (
+            p
+            for p in (images_path.with_name(stem + ".gz"), images_path.with_name(stem))
+            if "labels-idx1" in p.name and p.is_file()
+        ),
+        None,
+    )
     if labels_path is not None:
         labels = parse_idx(_read_maybe_gz(labels_path), repr(str(labels_path)))
         if labels.ndim != 1:
@@ -306,7 +327,9 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
             ("numpy", "dtype"): np.dtype,
         }
         if (module, name) not in allowed:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: CIFAR batches hold only numpy arrays")
+            raise pickle.UnpicklingError(
+                f"refusing to load {module}.{name}: CIFAR batches hold only numpy arrays"
+            )
         return allowed[(module, name)]
 
 
@@ -320,7 +343,11 @@ def safe_unpickle(data: bytes, name: str) -> Any:
 
 _CIFAR = {  # variant: (train batches, test batches, meta file, label key, names key)
     "cifar10": (
-        [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "batches.meta", b"labels", b"label_names",
+        [f"data_batch_{i}" for i in range(1, 6)],
+        ["test_batch"],
+        "batches.meta",
+        b"labels",
+        b"label_names",
     ),
     "cifar100": (["train"], ["test"], "meta", b"fine_labels", b"fine_label_names"),
 }
@@ -335,47 +362,65 @@ def _cifar_files(root: Path) -> dict[str, Path]:
     return {}
 
 
+def _cifar_access(path: Path, stack: contextlib.ExitStack) -> tuple[set[str], Callable[[str], bytes]]:
+    """The CIFAR file names at `path` (folder or tarball) and a function reading one by name."""
+    if path.is_dir():
+        files = _cifar_files(path)
+        return set(files), lambda n: files[n].read_bytes()
+    try:
+        tar = stack.enter_context(tarfile.open(path))  # noqa: SIM115 (the ExitStack closes it)
+        members = {m.name.rsplit("/", 1)[-1]: m for m in tar.getmembers() if m.isfile()}
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise DcganError(f"{str(path)!r} is not a readable .tar.gz ({e}); re-download it") from None
+
+    def read(n: str) -> bytes:
+        try:
+            return tar.extractfile(members[n]).read()  # type: ignore[union-attr]
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise DcganError(f"{n} in {str(path)!r} could not be read ({e}); re-download it") from None
+
+    return set(members), read
+
+
 def read_cifar(path: Path, split: str | None = None) -> Source:
     """CIFAR-10 or CIFAR-100 python batches: a folder, or the official .tar.gz read without extracting."""
     split = _check_split(split, ("train", "test"), path)
-    if path.is_dir():
-        files = _cifar_files(path)
-        read: Callable[[str], bytes] = lambda n: files[n].read_bytes()  # noqa: E731
-        available = set(files)
-    else:
-        try:
-            tar = tarfile.open(path)
-            members = {m.name.rsplit("/", 1)[-1]: m for m in tar.getmembers() if m.isfile()}
-        except (tarfile.TarError, OSError, EOFError) as e:
-            raise DcganError(f"{str(path)!r} is not a readable .tar.gz ({e}); re-download it") from None
-
-        def read(n: str) -> bytes:
-            try:
-                return tar.extractfile(members[n]).read()  # type: ignore[union-attr]
-            except (tarfile.TarError, OSError, EOFError) as e:
-                raise DcganError(f"{n} in {str(path)!r} could not be read ({e}); re-download it") from None
-
-        available = set(members)
-    variant = "cifar10" if "batches.meta" in available else "cifar100" if "meta" in available else None
-    if variant is None:
-        raise DcganError(f"{str(path)!r} holds no CIFAR-10 batches.meta or CIFAR-100 meta file")
-    train, test, meta_name, label_key, names_key = _CIFAR[variant]
-    wanted = train if split == "train" else test
-    missing = [n for n in wanted if n not in available]
-    if missing:
-        raise DcganError(f"{str(path)!r} lacks {', '.join(missing)}; the {variant} download is incomplete")
-    meta = safe_unpickle(read(meta_name), meta_name)
+    with contextlib.ExitStack() as stack:
+        available, read = _cifar_access(path, stack)
+        variant = "cifar10" if "batches.meta" in available else "cifar100" if "meta" in available else None
+        if variant is None:
+            raise DcganError(f"{str(path)!r} holds no CIFAR-10 batches.meta or CIFAR-100 meta file")
+        train, test, meta_name, label_key, names_key = _CIFAR[variant]
+        wanted = train if split == "train" else test
+        missing = [n for n in wanted if n not in available]
+        if missing:
+            raise DcganError(
+                f"{str(path)!r} lacks {', '.join(missing)}; the {variant} download is incomplete"
+            )
+        meta = safe_unpickle(read(meta_name), meta_name)
+        images, labels = [], []
+        for n in wanted:
+            batch = safe_unpickle(read(n), n)
+            data = batch.get(b"data") if isinstance(batch, dict) else None
+            if (
+                not isinstance(data, np.ndarray)
+                or data.ndim != 2
+                or data.shape[1] != 3072
+                or label_key not in batch
+            ):
+                raise DcganError(
+                    f"{n} is not a CIFAR batch: expected b'data' of shape N×3072 and {label_key!r}"
+                )
+            images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))  # rows are R, G, B planes → NHWC
+            labels.append(np.asarray(batch[label_key], np.int64))
     label_names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta.get(names_key, [])]
-    images, labels = [], []
-    for n in wanted:
-        batch = safe_unpickle(read(n), n)
-        data = batch.get(b"data") if isinstance(batch, dict) else None
-        if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072 or label_key not in batch:
-            raise DcganError(f"{n} is not a CIFAR batch: expected b'data' of shape N×3072 and {label_key!r}")
-        images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))  # rows are R, G, B planes → NHWC
-        labels.append(np.asarray(batch[label_key], np.int64))
     return _array_source(
-        variant, path, np.concatenate(images), np.concatenate(labels), label_names=label_names or None, split=split
+        variant,
+        path,
+        np.concatenate(images),
+        np.concatenate(labels),
+        label_names=label_names or None,
+        split=split,
     )
 
 
@@ -386,12 +431,24 @@ def read_svhn(path: Path) -> Source:
     try:
         mat = scipy.io.loadmat(path)
     except NotImplementedError:
-        raise DcganError(f"{str(path)!r} is a MATLAB v7.3 (HDF5) file; SVHN's official .mat files are v5") from None
-    except (scipy.io.matlab.MatReadError, ValueError, OSError, EOFError, TypeError, KeyError, IndexError) as e:
+        raise DcganError(
+            f"{str(path)!r} is a MATLAB v7.3 (HDF5) file; SVHN's official .mat files are v5"
+        ) from None
+    except (
+        scipy.io.matlab.MatReadError,
+        ValueError,
+        OSError,
+        EOFError,
+        TypeError,
+        KeyError,
+        IndexError,
+    ) as e:
         raise DcganError(f"{str(path)!r} is not a readable .mat file ({e}); re-download it") from None
     x, y = mat.get("X"), mat.get("y")
     if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[2] != 3 or x.dtype != np.uint8:
-        raise DcganError(f"{str(path)!r} is not SVHN: expected X of shape 32×32×3×N uint8, got {getattr(x, 'shape', None)}")
+        raise DcganError(
+            f"{str(path)!r} is not SVHN: expected X of shape 32×32×3×N uint8, got {getattr(x, 'shape', None)}"
+        )
     labels = None
     if isinstance(y, np.ndarray):
         labels = y.reshape(-1).astype(np.int64) % 10  # SVHN writes digit 0 as label 10
@@ -437,9 +494,9 @@ def _as_nhwc_uint8(arr: np.ndarray, path: Path) -> np.ndarray:
         return arr
     if np.issubdtype(arr.dtype, np.floating):
         lo, hi = float(arr.min()), float(arr.max())
-        if 0 <= lo and hi <= 1:
+        if lo >= 0 and hi <= 1:
             return np.rint(np.asarray(arr) * 255).astype(np.uint8)
-        if -1 <= lo and hi <= 1:
+        if lo >= -1 and hi <= 1:
             return np.rint((np.asarray(arr) + 1) * 127.5).astype(np.uint8)
         raise DcganError(f"{str(path)!r} holds floats in [{lo}, {hi}]; expected [0, 1] or [-1, 1], or uint8")
     if np.issubdtype(arr.dtype, np.integer) and arr.min() >= 0 and arr.max() <= 255:

@@ -26,7 +26,15 @@ FILTERS = {
 }
 # What Pillow raises on a corrupt, truncated or hostile file. Decoding untrusted files is the one place where
 # a wide net is right: the reason is recorded in the manifest (or raised with --strict), never swallowed.
-DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, Image.DecompressionBombError)
+DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    struct.error,
+    IndexError,
+    Image.DecompressionBombError,
+)
 
 
 class DecodeError(DcganError):

@@ -1,0 +1,67 @@
+"""The `dcgan` command as users run it: real subprocesses, exit codes, one-line errors, examples in --help."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_cli, write_idx
+from dcgan.cli import build_parser
+
+
+def test_prepare_then_info_with_a_grid(image_folder, tmp_path):
+    out = tmp_path / "ds"
+    r = run_cli("prepare", str(image_folder), str(out), "--size", "16", "--labels", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("wrote 6 images 16×16×3 to") and "0 skipped" in r.stdout
+    r = run_cli("info", str(out), "--grid", str(tmp_path / "g.png"), "--num", "4")
+    assert r.returncode == 0, r.stderr
+    assert "6 × 16×16×3" in r.stdout and "cats" in r.stdout and "image-folder" in r.stdout
+    grid = Image.open(tmp_path / "g.png")
+    assert grid.size == (2 * 64 + 3 * 2, 2 * 64 + 3 * 2)  # 2×2 cells of 16² images shown at 64², 2-px gaps
+    r = run_cli("info", str(out), "--json")
+    assert json.loads(r.stdout)["shape"] == [6, 16, 16, 3]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["prepare", "{tmp}/missing", "{tmp}/out", "--size", "32"], "does not exist"),
+        (["prepare", "{tmp}/notes.txt", "{tmp}/out", "--size", "32"], "(a text file)"),
+        (
+            ["prepare", "{tmp}/train-images-idx3-ubyte", "{tmp}/out", "--size", "0"],
+            "size must be an integer from 4",
+        ),
+        (
+            ["prepare", "{tmp}/train-images-idx3-ubyte", "{tmp}/out", "--size", "8", "--background", "mauve"],
+            "expected a colour",
+        ),
+        (["prepare", "{tmp}/empty", "{tmp}/out", "--size", "8"], "no images found"),
+        (["prepare", "{tmp}/train-images-idx3-ubyte", "{tmp}/exists", "--size", "8"], "already exists"),
+        (["info", "{tmp}/empty"], "expected a dataset folder made by `dcgan prepare`"),
+        (["data", "fashion-mnist", "--dir", "{tmp}/empty", "--out", "{tmp}/fm"], "is not in"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line_and_no_traceback(tmp_path, args, message):
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "exists").mkdir()
+    write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((3, 8, 8), np.uint8))
+    r = run_cli(*[a.format(tmp=tmp_path) for a in args])
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith(f"dcgan {args[0]}: error:")
+
+
+def test_argparse_mistakes_exit_2():
+    r = run_cli("prepare", "x")
+    assert r.returncode == 2 and "required" in r.stderr
+
+
+def test_every_command_help_ends_with_an_example():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, p in sub.choices.items():
+        text = p.format_help()
+        assert "example:\n  dcgan " + name in text, name
