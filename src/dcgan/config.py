@@ -194,3 +194,98 @@ def get_preset(name: str) -> ModelConfig:
         return PRESETS[name]
     except KeyError:
         raise DcganError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
+
+
+SCHEDULES = ("both", "alternate")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+ON_NAN = ("stop", "rollback")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training recipe (PAPER.md §3) and the run's bookkeeping. Saved in config.json and every checkpoint."""
+
+    preset: str = "paper64"
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    batch: int = 128
+    lr: float = 2e-4  # the paper: 0.001 was too high
+    beta1: float = 0.5  # the paper: 0.9 oscillated
+    beta2: float = 0.999
+    # "both": D then G on every minibatch (pytorch/examples); "alternate": each minibatch updates D or G
+    # (the original Theano code).
+    schedule: str = "both"
+    fuse_d: bool = False  # real and fake through D in one call (faster on some devices; changes BN statistics)
+    epochs: float | None = None  # length: epochs or kimg (thousands of images shown); default 5 epochs
+    kimg: float | None = None
+    seed: int = 0
+    precision: str = "auto"
+    device: str = "auto"
+    sample_every: int = 500  # steps between sample grids from the fixed z
+    ckpt_every: int = 1000  # steps between checkpoints
+    log_every: int = 50  # steps between lines of stats.jsonl
+    keep: int = 3  # checkpoints kept
+    on_nan: str = "stop"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):
+            object.__setattr__(self, "model", ModelConfig.from_dict(self.model))
+        checks = [
+            (self.batch >= 2, f"batch must be at least 2 (BatchNorm needs a batch), got {self.batch}"),
+            (self.lr > 0, f"lr must be positive, got {self.lr}"),
+            (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, f"beta1 and beta2 must be in [0, 1), got {self.beta1}, {self.beta2}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
+            (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {self.device!r}"),
+            (self.on_nan in ON_NAN, f"on_nan must be one of {', '.join(ON_NAN)}, got {self.on_nan!r}"),
+            (self.epochs is None or self.kimg is None, "give --epochs or --kimg, not both"),
+            (self.epochs is None or self.epochs > 0, f"epochs must be positive, got {self.epochs}"),
+            (self.kimg is None or self.kimg > 0, f"kimg must be positive, got {self.kimg}"),
+            (min(self.sample_every, self.ckpt_every, self.log_every, self.keep) >= 1,
+             "sample_every, ckpt_every, log_every and keep must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise DcganError(message)
+
+    def total_images(self, dataset_size: int) -> int:
+        """Images to show in the whole run."""
+        if self.kimg is not None:
+            return round(self.kimg * 1000)
+        return round((self.epochs if self.epochs is not None else 5) * dataset_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["model"] = self.model.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise DcganError(f"unknown training config keys {unknown}; allowed: {sorted(known)}")
+        return cls(**d)
+
+
+def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Lines 'key: a → b' for every leaf that differs between two config dicts."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += config_diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}: {va!r} → {vb!r}")
+    return out
+
+
+# Recipe differences of the released models (PAPER.md §2): SVHN trained with lr 5e-4 at batch 64.
+PRESET_RECIPES: dict[str, dict[str, Any]] = {"svhn32": {"lr": 5e-4, "batch": 64}}
+
+
+def train_config(preset: str, **overrides: Any) -> TrainConfig:
+    """The preset's network and recipe, with `overrides` (None values are ignored) applied on top."""
+    fields = {"preset": preset, "model": get_preset(preset), **PRESET_RECIPES.get(preset, {})}
+    fields.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**fields)

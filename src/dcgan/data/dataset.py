@@ -6,6 +6,7 @@ so the (B, C, H, W) tensors handed out are channels_last views with no copy beyo
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -99,3 +100,26 @@ def to_unit_range(
     """uint8 images [0, 255] → `dtype` in [-1, 1] on `device` (the transfer moves bytes, not floats)."""
     x = x.to(device, non_blocking=True) if device is not None else x
     return x.to(dtype).div_(127.5).sub_(1.0)
+
+
+@functools.lru_cache(maxsize=2)  # this epoch's and the next: drawing 3M rows costs ~30 ms, not per step
+def _permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    perm = np.random.default_rng([seed, epoch]).permutation(n)
+    perm.flags.writeable = False
+    return perm
+
+
+def batch_indices(n: int, start: int, size: int, seed: int) -> np.ndarray:
+    """Rows for the minibatch that begins after `start` images shown: a function of (seed, images seen) only.
+
+    Epoch e visits the rows in the permutation drawn from (seed, e); a minibatch that crosses an epoch
+    boundary finishes one permutation and begins the next. Resuming at any image count gives the same data.
+    """
+    out, pos = [], start
+    while len(out) < size:
+        epoch, offset = divmod(pos, n)
+        perm = _permutation(n, seed, epoch)
+        take = perm[offset : offset + size - len(out)]
+        out.extend(take.tolist())
+        pos += len(take)
+    return np.asarray(out, dtype=np.int64)

@@ -1,0 +1,53 @@
+"""Training curves from stats.jsonl, drawn with matplotlib's Agg backend (no display needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from dcgan.fileio import atomic_path
+
+
+def read_stats(path: str | os.PathLike) -> list[dict]:
+    """The records of a stats.jsonl; a torn last line (a crash mid-write) is ignored."""
+    rows = []
+    p = Path(path)
+    if not p.is_file():
+        return rows
+    for line in p.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def plot_losses(stats_path: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Losses (top) and D's mean outputs (bottom) against thousands of images shown."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    rows = read_stats(stats_path)
+    if not rows:
+        return
+    kimg = [r["kimg"] for r in rows]
+    fig, (a, b) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    a.plot(kimg, [r["loss_D"] for r in rows], label="loss D")
+    a.plot(kimg, [r["loss_G"] for r in rows], label="loss G")
+    a.set_ylabel("BCE loss")
+    a.legend()
+    a.grid(alpha=0.3)
+    b.plot(kimg, [r["D_x"] for r in rows], label="D(x)")
+    b.plot(kimg, [r["D_G_z"] for r in rows], label="D(G(z))")
+    b.set_ylim(0, 1)
+    b.set_xlabel("thousands of images shown")
+    b.set_ylabel("mean D output")
+    b.legend()
+    b.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)

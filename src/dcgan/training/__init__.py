@@ -1,0 +1,1 @@
+"""Training: the loop, the losses, checkpoints that hold the whole state."""

@@ -1,0 +1,463 @@
+"""The training loop (PAPER.md §3): Adam(2e-4, β1 0.5), BCE, non-saturating G, D sees real and fake separately.
+
+Everything random is a function of (seed, restarts, step): the minibatch rows come from `batch_indices`
+(seed, images seen), z from a generator seeded per step. So a checkpoint plus the same command continues
+exactly where it stopped — resuming is running the same command again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import dcgan
+from dcgan.config import ModelConfig, TrainConfig, config_diff, get_preset
+from dcgan.data.dataset import PreparedDataset, batch_indices, to_unit_range
+from dcgan.device import Placement, resolve
+from dcgan.errors import DcganError
+from dcgan.fileio import write_bytes, write_json
+from dcgan.models import build
+from dcgan.report.grid import save_grid
+from dcgan.report.plots import plot_losses, read_stats
+from dcgan.sampling import run_generator, sample_z, to_uint8, z_for_seeds
+from dcgan.training.checkpoint import (
+    clear_partials,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    save_module,
+)
+from dcgan.training.losses import d_loss, g_loss
+
+# Keys that may change between invocations of one run: how long, how often, where. The rest is the run.
+MUTABLE_KEYS = {
+    "epochs",
+    "kimg",
+    "sample_every",
+    "ckpt_every",
+    "log_every",
+    "keep",
+    "on_nan",
+    "device",
+    "precision",
+}
+MAX_ROLLBACKS = 3
+
+
+class TrainingDiverged(DcganError):
+    """A loss or weight became NaN/Inf."""
+
+
+def step_seed(*parts: int) -> int:
+    """A well-mixed 63-bit seed from integers (seed, restarts, step, stream)."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, np.uint64)[0] >> 1)
+
+
+class Trainer:
+    """G, D, their optimizers and counters: the whole state a checkpoint holds."""
+
+    def __init__(self, cfg: TrainConfig, place: Placement) -> None:
+        self.cfg, self.place = cfg, place
+        g, d = build(cfg.model, seed=cfg.seed)
+        # channels_last: the prepared rows are NHWC already, and oneDNN/cuDNN convolutions run faster so.
+        self.g = g.to(place.device, memory_format=torch.channels_last)
+        self.d = d.to(place.device, memory_format=torch.channels_last)
+        adam = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2), "fused": place.device.type in ("cpu", "cuda")}
+        self.opt_g = torch.optim.Adam(self.g.parameters(), **adam)
+        self.opt_d = torch.optim.Adam(self.d.parameters(), **adam)
+        fp16 = place.precision == "fp16"
+        self.scaler_g = torch.amp.GradScaler(place.device.type, enabled=fp16)
+        self.scaler_d = torch.amp.GradScaler(place.device.type, enabled=fp16)
+        self.step = self.images_seen = self.restarts = 0
+        self.elapsed = 0.0
+        self.fixed_z = z_for_seeds(cfg.model, range(64))  # the same z as `dcgan sample --seeds 0-63`
+
+    def z(self, step: int) -> torch.Tensor:
+        gen = torch.Generator(self.place.device).manual_seed(step_seed(self.cfg.seed, self.restarts, step, 1))
+        return sample_z(self.cfg.model, self.cfg.batch, gen, self.place.device)
+
+    def d_update(self, x: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """maximize log D(x) + log(1 - D(G(z))); returns [loss_D, D(x), D(G(z))]."""
+        with self.place.autocast():
+            if self.cfg.fuse_d:
+                logits_real, logits_fake = self.d(torch.cat([x, fake])).split(len(x))
+            else:  # the paper: real and fake batches through D separately (separate BN statistics)
+                logits_real, logits_fake = self.d(x), self.d(fake)
+            loss = d_loss(logits_real, logits_fake)
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler_d.scale(loss).backward()
+        self.scaler_d.step(self.opt_d)
+        self.scaler_d.update()
+        with torch.no_grad():
+            return torch.stack(
+                [loss.float(), logits_real.float().sigmoid().mean(), logits_fake.float().sigmoid().mean()]
+            )
+
+    def g_update(self, fake: torch.Tensor) -> torch.Tensor:
+        """maximize log D(G(z)) (non-saturating); returns [loss_G]."""
+        self.d.requires_grad_(False)  # G's step needs gradients through D, not of D's weights
+        with self.place.autocast():
+            loss = g_loss(self.d(fake))
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler_g.scale(loss).backward()
+        self.scaler_g.step(self.opt_g)
+        self.scaler_g.update()
+        self.d.requires_grad_(True)
+        return loss.detach().float()[None]
+
+    def train_step(self, x_u8: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """One minibatch (B, C, H, W) uint8; returns (D stats or None, G stats or None)."""
+        x = to_unit_range(x_u8, self.place.device)
+        z = self.z(self.step)
+        if self.cfg.schedule == "both":  # pytorch/examples: D then G on every minibatch, G reusing D's fakes
+            with self.place.autocast():
+                fake = self.g(z)
+            return self.d_update(x, fake.detach()), self.g_update(fake)
+        if self.step % 2 == 0:  # the original code: even updates train G, odd ones D
+            with self.place.autocast():
+                fake = self.g(z)
+            return None, self.g_update(fake)
+        with torch.no_grad(), self.place.autocast():
+            fake = self.g(z)
+        return self.d_update(x, fake), None
+
+    def state_dict(self) -> dict[str, Any]:
+        np_state = np.random.get_state()
+        return {
+            "step": self.step,
+            "images_seen": self.images_seen,
+            "restarts": self.restarts,
+            "elapsed": self.elapsed,
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(),
+            "fixed_z": self.fixed_z,
+            "config": self.cfg.to_dict(),
+            "dcgan_version": dcgan.__version__,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+                "python": random.getstate(),
+            },
+        }
+
+    def load_state_dict(self, s: dict[str, Any]) -> None:
+        self.step, self.images_seen, self.restarts, self.elapsed = (
+            s["step"],
+            s["images_seen"],
+            s["restarts"],
+            s["elapsed"],
+        )
+        self.opt_g.load_state_dict(s["opt_g"])
+        self.opt_d.load_state_dict(s["opt_d"])
+        self.scaler_g.load_state_dict(s["scaler_g"])
+        self.scaler_d.load_state_dict(s["scaler_d"])
+        self.fixed_z = s["fixed_z"]
+        torch.set_rng_state(s["rng"]["torch"])
+        name, key, *rest = s["rng"]["numpy"]
+        np.random.set_state((name, key.numpy().astype(np.uint32), *rest))
+        random.setstate(s["rng"]["python"])
+
+
+class Meter:
+    """Per-step statistics kept on the device; one stats.jsonl line (and NaN check) per flush."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.d_rows, self.g_rows = path, [], []
+        self.t0, self.images = time.perf_counter(), 0
+
+    def add(self, step: int, d: torch.Tensor | None, g: torch.Tensor | None, images: int) -> None:
+        if d is not None:
+            self.d_rows.append((step, d))
+        if g is not None:
+            self.g_rows.append((step, g))
+        self.images += images
+
+    def flush(self, trainer: Trainer, n_data: int) -> dict[str, Any] | None:
+        """Write one record; raise TrainingDiverged naming the first step whose loss is not finite."""
+        if not self.d_rows and not self.g_rows:
+            return None
+        d = torch.stack([r for _, r in self.d_rows]).cpu() if self.d_rows else torch.full((1, 3), math.nan)
+        g = torch.stack([r for _, r in self.g_rows]).cpu() if self.g_rows else torch.full((1, 1), math.nan)
+        for rows, values, names in ((self.d_rows, d, "loss_D"), (self.g_rows, g, "loss_G")):
+            bad = (~torch.isfinite(values)).any(1).nonzero() if rows else []
+            if len(bad):
+                raise TrainingDiverged(
+                    f"{names} became {values[bad[0, 0], 0].item()} at step {rows[bad[0, 0]][0] + 1}"
+                )
+        if not all(torch.isfinite(p).all() for p in (*trainer.g.parameters(), *trainer.d.parameters())):
+            raise TrainingDiverged(f"a weight became NaN/Inf by step {trainer.step}")
+        dt = time.perf_counter() - self.t0
+        rec = {
+            "step": trainer.step,
+            "epoch": round(trainer.images_seen / n_data, 4),
+            "kimg": trainer.images_seen / 1000,
+            "images_seen": trainer.images_seen,
+            "loss_D": d[:, 0].mean().item(),
+            "loss_G": g[:, 0].mean().item(),
+            "D_x": d[:, 1].mean().item(),
+            "D_G_z": d[:, 2].mean().item(),
+            "img_per_s": round(self.images / dt, 1),
+            "lr": trainer.opt_g.param_groups[0]["lr"],
+            "time": round(trainer.elapsed, 2),
+        }
+        with open(self.path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        self.d_rows, self.g_rows, self.t0, self.images = [], [], time.perf_counter(), 0
+        return rec
+
+
+@contextmanager
+def graceful_signals() -> Iterator[dict[str, int]]:
+    """SIGINT/SIGTERM set a flag the loop checks between steps (a second Ctrl-C interrupts at once)."""
+    caught: dict[str, int] = {}
+
+    def handler(signum: int, frame: Any) -> None:
+        caught["signal"] = signum
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for s in old:
+            signal.signal(s, handler)
+    except ValueError:  # not the main thread: no handlers, Ctrl-C behaves as usual
+        old = {}
+    try:
+        yield caught
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def check_dataset_fits(model: ModelConfig, ds: PreparedDataset, preset: str) -> None:
+    """The network's image size and channels must be the dataset's; say how to prepare it if not."""
+    want = (model.image_size, model.channels)
+    if (ds.image_size, ds.channels) != want:
+        raise DcganError(
+            f"the dataset {str(ds.path)!r} holds {ds.image_size}×{ds.image_size}×{ds.channels} images but preset "
+            f"{preset} needs {want[0]}×{want[0]}×{want[1]}; prepare it with --size {want[0]} --channels {want[1]}"
+        )
+
+
+def init_run(run: Path, cfg: TrainConfig, ds: PreparedDataset) -> list[str]:
+    """Create RUN/config.json, or check that an existing run is the same run; returns the changed settings."""
+    meta = {
+        "train": cfg.to_dict(),
+        "dataset": {
+            "path": str(ds.path.resolve()),
+            "images": len(ds),
+            "images_sha256": ds.manifest["images_sha256"],
+        },
+        "dcgan_version": dcgan.__version__,
+    }
+    path = run / "config.json"
+    if not path.is_file():
+        run.mkdir(parents=True, exist_ok=True)
+        write_json(path, meta)
+        return []
+    old = json.loads(path.read_text())
+    if old["dataset"]["images_sha256"] != meta["dataset"]["images_sha256"]:
+        raise DcganError(
+            f"{str(run)!r} was trained on another dataset ({old['dataset']['path']}); use a new --out"
+        )
+    fixed = config_diff(
+        {k: v for k, v in old["train"].items() if k not in MUTABLE_KEYS},
+        {k: v for k, v in meta["train"].items() if k not in MUTABLE_KEYS},
+    )
+    if fixed:
+        raise DcganError(
+            f"{str(run)!r} was started with other settings ({'; '.join(fixed)}); "
+            "run the original command to resume, or use a new --out"
+        )
+    changed = config_diff(old["train"], meta["train"])
+    write_json(path, meta)
+    return changed
+
+
+def truncate_stats(path: Path, step: int) -> None:
+    """Drop stats.jsonl records after `step` (written after the checkpoint a resume starts from)."""
+    rows = read_stats(path)
+    if rows and rows[-1]["step"] > step:
+        write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows if r["step"] <= step).encode())
+
+
+def save_samples(trainer: Trainer, run: Path) -> Path:
+    """A grid of G(fixed z), with batch statistics as the original code (running stats left untouched)."""
+    x = run_generator(trainer.g, trainer.fixed_z.to(trainer.place.device), bn="batch", batch=len(trainer.fixed_z))
+    images = to_uint8(x)
+    path = run / "samples" / f"step-{trainer.step:08d}.png"
+    path.parent.mkdir(exist_ok=True)
+    scale = max(1, 64 // images.shape[1])
+    save_grid(images, path, ncols=8, scale=scale)
+    save_grid(images, run / "samples" / "latest.png", ncols=8, scale=scale)
+    return path
+
+
+def checkpoint(trainer: Trainer, run: Path) -> Path:
+    """Full checkpoint, the generator export and the refreshed loss plot."""
+    path = save_checkpoint(
+        run, trainer.step, trainer.g, trainer.d, trainer.state_dict(), trainer.cfg.model, trainer.cfg.keep
+    )
+    save_module(trainer.g, run / "generator.safetensors", trainer.cfg.model)
+    plot_losses(run / "stats.jsonl", run / "loss.png")
+    return path
+
+
+def rollback(trainer: Trainer, run: Path, rollbacks: int, err: TrainingDiverged) -> None:
+    """Reload the last checkpoint and continue with a fresh data order and fresh z."""
+    ckpt = latest_checkpoint(run)
+    if ckpt is None or rollbacks > MAX_ROLLBACKS:
+        why = "no checkpoint to roll back to" if ckpt is None else f"{MAX_ROLLBACKS} rollbacks did not help"
+        raise TrainingDiverged(f"{err} ({why}); lower --lr or use --precision fp32") from None
+    state = load_checkpoint(ckpt, trainer.g, trainer.d)
+    trainer.load_state_dict(state)
+    trainer.restarts = state["restarts"] + rollbacks
+    truncate_stats(run / "stats.jsonl", trainer.step)
+
+
+def describe(cfg: TrainConfig) -> str:
+    """The resolved config and its differences from the preset's."""
+    base = TrainConfig(preset=cfg.preset, model=get_preset(cfg.preset)).to_dict()
+    diff = config_diff(base, cfg.to_dict())
+    lines = [
+        f"config    {json.dumps(cfg.to_dict())}",
+        f"vs preset {cfg.preset}: " + ("; ".join(diff) or "no changes"),
+    ]
+    return "\n".join(lines)
+
+
+def train(
+    cfg: TrainConfig,
+    dataset: str | Path,
+    run_dir: str | Path,
+    *,
+    max_minutes: float | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train (or resume) the run in `run_dir` on a prepared dataset. Returns a summary with `status`:
+    finished | time-limit | interrupted."""
+    ds = PreparedDataset(dataset)
+    check_dataset_fits(cfg.model, ds, cfg.preset)
+    place = resolve(cfg.device, cfg.precision)
+    run = Path(run_dir)
+    changed = init_run(run, cfg, ds)
+    clear_partials(run)
+    trainer = Trainer(cfg, place)
+    ckpt = latest_checkpoint(run)
+    if ckpt is not None:
+        trainer.load_state_dict(load_checkpoint(ckpt, trainer.g, trainer.d))
+        truncate_stats(run / "stats.jsonl", trainer.step)
+    log(describe(cfg))
+    log(
+        f"device    {place.describe()}; dataset {ds.path} ({len(ds):,} images)"
+        + (
+            f"\nresume    from {ckpt.name}" + (f" with {'; '.join(changed)}" if changed else "")
+            if ckpt
+            else ""
+        )
+    )
+    status, signum = _loop(trainer, ds, run, max_minutes, progress)
+    if not (run / "samples" / f"step-{trainer.step:08d}.png").exists():
+        save_samples(trainer, run)
+    checkpoint(trainer, run)
+    summary = {
+        "status": status,
+        "signal": signum,
+        "step": trainer.step,
+        "kimg": trainer.images_seen / 1000,
+        "minutes": round(trainer.elapsed / 60, 2),
+        "run": str(run),
+        "samples": str(run / "samples" / "latest.png"),
+        "loss_plot": str(run / "loss.png"),
+        "stats": str(run / "stats.jsonl"),
+        "generator": str(run / "generator.safetensors"),
+    }
+    return summary
+
+
+def _fetcher(ds: PreparedDataset, place: Placement) -> Callable[[np.ndarray], torch.Tensor]:
+    """rows → (B, C, H, W) uint8. On CUDA the whole dataset moves to the GPU when it takes < 1/4 of free memory."""
+    if place.device.type == "cuda" and ds.images.nbytes < torch.cuda.mem_get_info(place.device)[0] // 4:
+        resident = torch.from_numpy(np.ascontiguousarray(ds.images)).to(place.device)  # (N, H, W, C)
+        return lambda idx: resident[torch.from_numpy(idx).to(place.device, non_blocking=True)].permute(
+            0, 3, 1, 2
+        )
+    return ds.batch
+
+
+def _loop(
+    trainer: Trainer, ds: PreparedDataset, run: Path, max_minutes: float | None, progress: bool
+) -> tuple[str, int | None]:
+    """Steps until the run's length, a time limit or a signal; returns (status, signal number or None)."""
+    cfg = trainer.cfg
+    total_steps = math.ceil(cfg.total_images(len(ds)) / cfg.batch)
+    fetch, meter = _fetcher(ds, trainer.place), Meter(run / "stats.jsonl")
+    deadline = time.monotonic() + max_minutes * 60 if max_minutes else math.inf
+    if trainer.place.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    if trainer.step == 0:
+        save_samples(trainer, run)  # what the untrained G makes, for comparison
+    status, rollbacks = "finished", 0
+    bar = tqdm(
+        total=total_steps,
+        initial=trainer.step,
+        unit="step",
+        disable=None if progress else True,
+        dynamic_ncols=True,
+        desc="train",
+    )
+    with bar, graceful_signals() as caught:
+        while trainer.step < total_steps:
+            t0 = time.perf_counter()
+            data_seed = step_seed(cfg.seed, trainer.restarts, 0)
+            idx = batch_indices(len(ds), trainer.images_seen, cfg.batch, data_seed)
+            d_stats, g_stats = trainer.train_step(fetch(idx))
+            meter.add(trainer.step, d_stats, g_stats, cfg.batch)
+            trainer.step += 1
+            trainer.images_seen += cfg.batch
+            trainer.elapsed += time.perf_counter() - t0
+            bar.update()
+            stop = "interrupted" if caught else "time-limit" if time.monotonic() > deadline else None
+            try:
+                if trainer.step % cfg.log_every == 0 or trainer.step == total_steps or stop:
+                    rec = meter.flush(trainer, len(ds))
+                    if rec:
+                        bar.set_postfix_str(
+                            f"{rec['img_per_s']:.0f} img/s  loss_D {rec['loss_D']:.3f}  "
+                            f"loss_G {rec['loss_G']:.3f}",
+                            refresh=False,
+                        )
+                if trainer.step % cfg.sample_every == 0:
+                    save_samples(trainer, run)
+                if trainer.step % cfg.ckpt_every == 0:
+                    meter.flush(trainer, len(ds))  # never save a checkpoint without checking its steps
+                    checkpoint(trainer, run)
+            except TrainingDiverged as e:
+                last = latest_checkpoint(run)
+                if cfg.on_nan == "stop":
+                    raise TrainingDiverged(
+                        f"{e}; {'the last good checkpoint ' + last.name + ' is untouched' if last else 'no checkpoint yet'}"
+                        " — lower --lr, try --precision fp32, or pass --on-nan rollback"
+                    ) from None
+                rollbacks += 1
+                rollback(trainer, run, rollbacks, e)
+                meter = Meter(run / "stats.jsonl")
+                bar.n = trainer.step
+                continue
+            if stop:
+                status = stop
+                break
+    return status, caught.get("signal")
