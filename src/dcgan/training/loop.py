@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 import dcgan
-from dcgan.config import ModelConfig, TrainConfig, config_diff, get_preset
+from dcgan.config import PRESETS, ModelConfig, TrainConfig, config_diff, train_config
 from dcgan.data.dataset import PreparedDataset, batch_indices, to_unit_range
 from dcgan.device import Placement, resolve
 from dcgan.errors import DcganError
@@ -244,10 +244,13 @@ def graceful_signals() -> Iterator[dict[str, int]]:
 def check_dataset_fits(model: ModelConfig, ds: PreparedDataset, preset: str) -> None:
     """The network's image size and channels must be the dataset's; say how to prepare it if not."""
     want = (model.image_size, model.channels)
-    if (ds.image_size, ds.channels) != want:
+    have = (ds.image_size, ds.channels)
+    if have != want:
+        fits = [name for name, c in PRESETS.items() if (c.image_size, c.channels) == have]
         raise DcganError(
-            f"the dataset {str(ds.path)!r} holds {ds.image_size}×{ds.image_size}×{ds.channels} images but preset "
-            f"{preset} needs {want[0]}×{want[0]}×{want[1]}; prepare it with --size {want[0]} --channels {want[1]}"
+            f"the dataset {str(ds.path)!r} holds {have[0]}×{have[0]}×{have[1]} images but preset {preset} needs "
+            f"{want[0]}×{want[0]}×{want[1]}; prepare it with --size {want[0]} --channels {want[1]}"
+            + (f", or use --preset {' / '.join(fits)}" if fits else "")
         )
 
 
@@ -329,13 +332,11 @@ def rollback(trainer: Trainer, run: Path, rollbacks: int, err: TrainingDiverged)
 
 def describe(cfg: TrainConfig) -> str:
     """The resolved config and its differences from the preset's."""
-    base = TrainConfig(preset=cfg.preset, model=get_preset(cfg.preset)).to_dict()
-    diff = config_diff(base, cfg.to_dict())
-    lines = [
-        f"config    {json.dumps(cfg.to_dict())}",
-        f"vs preset {cfg.preset}: " + ("; ".join(diff) or "no changes"),
-    ]
-    return "\n".join(lines)
+    line = f"config    {json.dumps(cfg.to_dict())}"
+    if cfg.preset not in PRESETS:
+        return line
+    diff = config_diff(train_config(cfg.preset).to_dict(), cfg.to_dict())
+    return line + f"\nvs preset {cfg.preset}: " + ("; ".join(diff) or "no changes")
 
 
 def train(

@@ -1,0 +1,241 @@
+"""Training: a golden loss curve, exact resume, kill/interrupt/NaN/disk-full behaviour, every preset dry-run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+from safetensors.torch import load_file
+
+from dcgan.config import PRESETS, ModelConfig, TrainConfig
+from dcgan.data.dataset import batch_indices
+from dcgan.data.prepare import prepare
+from dcgan.errors import DcganError
+from dcgan.training import checkpoint as ckpt_mod
+from dcgan.training import loop
+from dcgan.training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from dcgan.training.loop import TrainingDiverged, train
+
+TINY = ModelConfig.pyramid(16, channels=1, width=8, z_dim=8)
+quiet = {"progress": False, "log": lambda s: None}
+
+
+def tiny_cfg(steps: int, **kw) -> TrainConfig:
+    fields = {"preset": "tiny", "model": TINY, "batch": 16, "kimg": steps * 16 / 1000, "precision": "fp32",
+              "device": "cpu", "log_every": 1, "seed": 0, **kw}
+    return TrainConfig(**fields)
+
+
+@pytest.fixture(scope="module")
+def discs(tmp_path_factory):
+    """64 grey 16² images of bright discs at random places, prepared."""
+    root = tmp_path_factory.mktemp("discs")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:16, 0:16]
+    imgs = np.stack([((yy - cy) ** 2 + (xx - cx) ** 2 < 16) * 220 for cy, cx in rng.integers(4, 12, (64, 2))])
+    np.save(root / "src.npy", imgs.astype(np.uint8))
+    prepare(root / "src.npy", root / "ds", size=16, progress=False)
+    return root / "ds"
+
+
+def stats(run):
+    return [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+
+
+# Losses of the first 20 steps of the tiny model, seed 0, CPU fp32: silent numeric changes fail here.
+GOLDEN_D = [1.26252, 1.22051, 1.21702, 1.19788, 1.17854, 1.15046, 1.17048, 1.13846, 1.13542, 1.11495,
+            1.1163, 1.11234, 1.10589, 1.11787, 1.10033, 1.07458, 1.08665, 1.08754, 1.073, 1.0657]
+GOLDEN_G = [0.67228, 0.66471, 0.65635, 0.66081, 0.65322, 0.65058, 0.63989, 0.62471, 0.63017, 0.6288,
+            0.61734, 0.6207, 0.61263, 0.60461, 0.61022, 0.60452, 0.60355, 0.60321, 0.60385, 0.61463]
+
+
+def test_golden_loss_curve(discs, tmp_path):
+    train(tiny_cfg(20), discs, tmp_path / "run", **quiet)
+    rows = stats(tmp_path / "run")
+    assert [r["step"] for r in rows] == list(range(1, 21))
+    assert np.allclose([r["loss_D"] for r in rows], GOLDEN_D, atol=2e-4)
+    assert np.allclose([r["loss_G"] for r in rows], GOLDEN_G, atol=2e-4)
+    assert set(rows[0]) >= {"step", "epoch", "images_seen", "loss_D", "loss_G", "D_x", "D_G_z", "img_per_s", "lr"}
+
+
+def test_resume_is_bit_identical(discs, tmp_path):
+    train(tiny_cfg(8, ckpt_every=4), discs, tmp_path / "straight", **quiet)
+    train(tiny_cfg(4, ckpt_every=4), discs, tmp_path / "halves", **quiet)  # stops at step 4
+    s = train(tiny_cfg(8, ckpt_every=4), discs, tmp_path / "halves", **quiet)  # the same run, longer: resumes
+    assert s["step"] == 8
+    for name in ("G", "D"):
+        a = load_file(str(tmp_path / "straight" / "checkpoints" / "step-00000008" / f"{name}.safetensors"))
+        b = load_file(str(tmp_path / "halves" / "checkpoints" / "step-00000008" / f"{name}.safetensors"))
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    assert [r["loss_D"] for r in stats(tmp_path / "straight")] == [r["loss_D"] for r in stats(tmp_path / "halves")]
+
+
+def test_data_order_depends_only_on_seed_and_images_seen():
+    whole = batch_indices(10, 0, 30, seed=3)
+    parts = np.concatenate([batch_indices(10, s, 6, seed=3) for s in range(0, 30, 6)])
+    assert (whole == parts).all()
+    assert all(sorted(whole[i : i + 10]) == list(range(10)) for i in (0, 10, 20))  # every epoch sees each row
+    assert not (batch_indices(10, 0, 10, seed=4) == whole[:10]).all()
+
+
+def test_checkpoint_holds_the_whole_state(discs, tmp_path):
+    train(tiny_cfg(3, ckpt_every=3), discs, tmp_path / "run", **quiet)
+    state = torch.load(latest_checkpoint(tmp_path / "run") / "state.pt", weights_only=True)
+    assert (state["step"], state["images_seen"]) == (3, 48)
+    assert {"opt_g", "opt_d", "rng", "fixed_z", "config", "dcgan_version"} <= set(state)
+    assert set(state["rng"]) == {"torch", "numpy", "python"}
+    assert state["config"]["model"] == TINY.to_dict()
+
+
+def test_alternate_schedule_updates_d_and_g_on_alternate_minibatches(discs, tmp_path):
+    train(tiny_cfg(4, schedule="alternate", ckpt_every=4), discs, tmp_path / "run", **quiet)
+    g, d = loop.build(TINY)
+    state = load_checkpoint(latest_checkpoint(tmp_path / "run"), g, d)
+    assert state["opt_g"]["state"][0]["step"].item() == 2 and state["opt_d"]["state"][0]["step"].item() == 2
+
+
+def test_nan_stops_naming_the_step_and_leaves_the_checkpoint(discs, tmp_path, monkeypatch):
+    real = loop.d_loss
+    calls = {"n": 0}
+
+    def poisoned(a, b):
+        calls["n"] += 1
+        out = real(a, b)
+        return out * float("nan") if calls["n"] == 6 else out
+
+    monkeypatch.setattr(loop, "d_loss", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"loss_D became nan at step 6; the last good checkpoint step-00000004"):
+        train(tiny_cfg(10, ckpt_every=4), discs, tmp_path / "run", **quiet)
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step-00000004"]
+    assert load_checkpoint(latest_checkpoint(tmp_path / "run"), *loop.build(TINY))["step"] == 4
+
+
+def test_nan_rollback_continues_with_fresh_data(discs, tmp_path, monkeypatch):
+    real = loop.d_loss
+    calls = {"n": 0}
+
+    def poisoned(a, b):
+        calls["n"] += 1
+        out = real(a, b)
+        return out * float("nan") if calls["n"] == 6 else out
+
+    monkeypatch.setattr(loop, "d_loss", poisoned)
+    s = train(tiny_cfg(10, ckpt_every=4, on_nan="rollback"), discs, tmp_path / "run", **quiet)
+    assert s["status"] == "finished" and s["step"] == 10
+    rows = stats(tmp_path / "run")
+    assert [r["step"] for r in rows] == list(range(1, 11))  # the diverged steps were dropped
+    state = torch.load(latest_checkpoint(tmp_path / "run") / "state.pt", weights_only=True)
+    assert state["restarts"] == 1
+
+
+def test_failed_save_is_clear_and_keeps_the_previous_checkpoint(discs, tmp_path, monkeypatch):
+    real = ckpt_mod.save_module
+    calls = {"n": 0}
+
+    def disk_full(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the second checkpoint's G
+            raise OSError(28, "No space left on device")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(ckpt_mod, "save_module", disk_full)
+    with pytest.raises(DcganError, match="No space left on device.*step-00000002 is intact"):
+        train(tiny_cfg(6, ckpt_every=2), discs, tmp_path / "run", **quiet)
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step-00000002"]
+    assert not list((tmp_path / "run" / "checkpoints").glob(".*"))  # no partial left
+    load_checkpoint(latest_checkpoint(tmp_path / "run"), *loop.build(TINY))
+
+
+def test_a_half_written_checkpoint_is_ignored_and_cleared(discs, tmp_path):
+    train(tiny_cfg(2, ckpt_every=2), discs, tmp_path / "run", **quiet)
+    partial = tmp_path / "run" / "checkpoints" / ".step-00000004.partial"
+    partial.mkdir()
+    (partial / "G.safetensors").write_bytes(b"torn")
+    assert latest_checkpoint(tmp_path / "run").name == "step-00000002"
+    train(tiny_cfg(4, ckpt_every=2), discs, tmp_path / "run", **quiet)
+    assert not partial.exists() and latest_checkpoint(tmp_path / "run").name == "step-00000004"
+
+
+def test_a_changed_recipe_or_wrong_dataset_is_refused(discs, tmp_path):
+    train(tiny_cfg(1), discs, tmp_path / "run", **quiet)
+    with pytest.raises(DcganError, match=r"started with other settings \(lr: 0.0002 → 0.001\)"):
+        train(tiny_cfg(2, lr=1e-3), discs, tmp_path / "run", **quiet)
+    with pytest.raises(DcganError, match=r"holds 16×16×1 images but preset fmnist32 needs 32×32×1"):
+        train(TrainConfig(preset="fmnist32", model=PRESETS["fmnist32"]), discs, tmp_path / "other", **quiet)
+    assert not (tmp_path / "other").exists()
+
+
+@pytest.fixture(scope="module")
+def discs32(tmp_path_factory, discs):
+    root = tmp_path_factory.mktemp("discs32")
+    prepare(discs / "images.npy", root / "ds", size=32, fit="stretch", progress=False)
+    return root / "ds"
+
+
+def _train_cmd(ds, run, kimg, *extra):
+    return [sys.executable, "-m", "dcgan.cli", "train", str(ds), "--preset", "fmnist32", "--out", str(run),
+            "--kimg", str(kimg), "--batch", "16", "--precision", "fp32", "--quiet", *extra]
+
+
+def _wait_for(pred, timeout=120):
+    t = time.monotonic()
+    while not pred():
+        if time.monotonic() - t > timeout:
+            raise TimeoutError
+        time.sleep(0.05)
+
+
+def test_sigkill_mid_run_then_the_same_command_resumes_and_finishes(discs32, tmp_path):
+    run = tmp_path / "run"
+    cmd = _train_cmd(discs32, run, 16 * 200 / 1000, "--ckpt-every", "50", "--log-every", "5")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for(lambda: len(list_checkpoints(run)) >= 1 and (run / "stats.jsonl").exists()
+              and len(stats(run)) > 5)
+    proc.kill()
+    proc.wait()
+    killed_at = latest_checkpoint(run).name
+    assert killed_at != "step-00000200"  # killed mid-run, not after the end
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "finished at step 200" in r.stdout
+    steps = [row["step"] for row in stats(run)]
+    assert steps == sorted(set(steps)) and steps[-1] == 200, killed_at  # no duplicated or lost records
+
+
+def test_sigint_saves_a_checkpoint_and_exits_130(discs32, tmp_path):
+    run = tmp_path / "run"
+    cmd = _train_cmd(discs32, run, 16 * 100_000 / 1000, "--ckpt-every", "100000", "--log-every", "5")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: (run / "stats.jsonl").exists() and len(stats(run)) >= 2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted at step" in out and "run the same command to continue" in out
+    step = load_checkpoint(latest_checkpoint(run), *loop.build(PRESETS["fmnist32"]))["step"]
+    assert step >= 10 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_every_preset_dry_runs_through_the_cli(preset, tmp_path):
+    cfg = PRESETS[preset]
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.integers(0, 256, (8, cfg.image_size, cfg.image_size, cfg.channels), np.uint8))
+    prepare(tmp_path / "x.npy", tmp_path / "ds", size=cfg.image_size, channels=cfg.channels, progress=False)
+    r = run_cli("train", str(tmp_path / "ds"), "--preset", preset, "--out", str(tmp_path / "run"), "--dry-run",
+                "--batch", "8", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "finished at step 2" in r.stdout
+    assert (tmp_path / "run" / "generator.safetensors").is_file()
+    assert os.path.getsize(tmp_path / "run" / "samples" / "latest.png") > 0
+
+
+def test_wrong_dataset_for_the_preset_exits_2(discs, tmp_path):
+    r = run_cli("train", str(discs), "--preset", "paper64", "--out", str(tmp_path / "run"), "--dry-run")
+    assert r.returncode == 2 and "holds 16×16×1 images but preset paper64 needs 64×64×3" in r.stderr
+    assert "Traceback" not in r.stderr
