@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli, write_idx
 from dcgan.cli import build_parser
+
+from conftest import run_cli, write_idx
 
 
 def test_prepare_then_info_with_a_grid(image_folder, tmp_path):

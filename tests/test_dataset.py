@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import rng_images
 from dcgan.data.dataset import PreparedDataset, to_unit_range
 from dcgan.data.prepare import prepare
 from dcgan.errors import DcganError
+
+from conftest import rng_images
 
 
 @pytest.fixture

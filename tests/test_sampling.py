@@ -3,9 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
 from PIL import Image
-from test_models import ExamplesG, _randomize
 
 from dcgan.config import ModelConfig, TrainConfig
 from dcgan.data.prepare import prepare
@@ -21,6 +19,9 @@ from dcgan.sampling import (
 )
 from dcgan.training.loop import train
 
+from conftest import run_cli
+from test_models import ExamplesG, _randomize
+
 TINY = ModelConfig.pyramid(16, channels=3, width=8, z_dim=8)
 
 
@@ -29,7 +30,9 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("sampling")
     np.save(root / "x.npy", np.random.default_rng(0).integers(0, 256, (32, 16, 16, 3), np.uint8))
     prepare(root / "x.npy", root / "ds", size=16, progress=False)
-    cfg = TrainConfig(preset="tiny", model=TINY, batch=8, kimg=0.04, precision="fp32", device="cpu", ckpt_every=5)
+    cfg = TrainConfig(
+        preset="tiny", model=TINY, batch=8, kimg=0.04, precision="fp32", device="cpu", ckpt_every=5
+    )
     train(cfg, root / "ds", root / "run", progress=False, log=lambda s: None)
     return root / "run"
 
@@ -91,7 +94,16 @@ def test_to_uint8_maps_the_range():
 
 
 def test_sample_cli_grid_and_files(run, tmp_path):
-    r = run_cli("sample", str(run), "--seeds", "0-5", "--grid", str(tmp_path / "g.png"), "--outdir", str(tmp_path / "d"))
+    r = run_cli(
+        "sample",
+        str(run),
+        "--seeds",
+        "0-5",
+        "--grid",
+        str(tmp_path / "g.png"),
+        "--outdir",
+        str(tmp_path / "d"),
+    )
     assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "g.png").size == (3 * 64 + 4 * 2, 2 * 64 + 3 * 2)  # 16² shown at 64²
     files = sorted(p.name for p in (tmp_path / "d").iterdir())

@@ -13,9 +13,10 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from conftest import rng_images, write_cifar10, write_idx
 from dcgan.data.sources import open_source, parse_idx, safe_unpickle
 from dcgan.errors import DcganError
+
+from conftest import rng_images, write_cifar10, write_idx
 
 
 def items(src):

@@ -10,7 +10,6 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
 from safetensors.torch import load_file
 
 from dcgan.config import PRESETS, ModelConfig, TrainConfig
@@ -22,13 +21,24 @@ from dcgan.training import loop
 from dcgan.training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from dcgan.training.loop import TrainingDiverged, train
 
+from conftest import run_cli
+
 TINY = ModelConfig.pyramid(16, channels=1, width=8, z_dim=8)
 quiet = {"progress": False, "log": lambda s: None}
 
 
 def tiny_cfg(steps: int, **kw) -> TrainConfig:
-    fields = {"preset": "tiny", "model": TINY, "batch": 16, "kimg": steps * 16 / 1000, "precision": "fp32",
-              "device": "cpu", "log_every": 1, "seed": 0, **kw}
+    fields = {
+        "preset": "tiny",
+        "model": TINY,
+        "batch": 16,
+        "kimg": steps * 16 / 1000,
+        "precision": "fp32",
+        "device": "cpu",
+        "log_every": 1,
+        "seed": 0,
+        **kw,
+    }
     return TrainConfig(**fields)
 
 
@@ -49,10 +59,50 @@ def stats(run):
 
 
 # Losses of the first 20 steps of the tiny model, seed 0, CPU fp32: silent numeric changes fail here.
-GOLDEN_D = [1.26252, 1.22051, 1.21702, 1.19788, 1.17854, 1.15046, 1.17048, 1.13846, 1.13542, 1.11495,
-            1.1163, 1.11234, 1.10589, 1.11787, 1.10033, 1.07458, 1.08665, 1.08754, 1.073, 1.0657]
-GOLDEN_G = [0.67228, 0.66471, 0.65635, 0.66081, 0.65322, 0.65058, 0.63989, 0.62471, 0.63017, 0.6288,
-            0.61734, 0.6207, 0.61263, 0.60461, 0.61022, 0.60452, 0.60355, 0.60321, 0.60385, 0.61463]
+GOLDEN_D = [
+    1.26252,
+    1.22051,
+    1.21702,
+    1.19788,
+    1.17854,
+    1.15046,
+    1.17048,
+    1.13846,
+    1.13542,
+    1.11495,
+    1.1163,
+    1.11234,
+    1.10589,
+    1.11787,
+    1.10033,
+    1.07458,
+    1.08665,
+    1.08754,
+    1.073,
+    1.0657,
+]
+GOLDEN_G = [
+    0.67228,
+    0.66471,
+    0.65635,
+    0.66081,
+    0.65322,
+    0.65058,
+    0.63989,
+    0.62471,
+    0.63017,
+    0.6288,
+    0.61734,
+    0.6207,
+    0.61263,
+    0.60461,
+    0.61022,
+    0.60452,
+    0.60355,
+    0.60321,
+    0.60385,
+    0.61463,
+]
 
 
 def test_golden_loss_curve(discs, tmp_path):
@@ -61,7 +111,17 @@ def test_golden_loss_curve(discs, tmp_path):
     assert [r["step"] for r in rows] == list(range(1, 21))
     assert np.allclose([r["loss_D"] for r in rows], GOLDEN_D, atol=2e-4)
     assert np.allclose([r["loss_G"] for r in rows], GOLDEN_G, atol=2e-4)
-    assert set(rows[0]) >= {"step", "epoch", "images_seen", "loss_D", "loss_G", "D_x", "D_G_z", "img_per_s", "lr"}
+    assert set(rows[0]) >= {
+        "step",
+        "epoch",
+        "images_seen",
+        "loss_D",
+        "loss_G",
+        "D_x",
+        "D_G_z",
+        "img_per_s",
+        "lr",
+    }
 
 
 def test_resume_is_bit_identical(discs, tmp_path):
@@ -73,7 +133,9 @@ def test_resume_is_bit_identical(discs, tmp_path):
         a = load_file(str(tmp_path / "straight" / "checkpoints" / "step-00000008" / f"{name}.safetensors"))
         b = load_file(str(tmp_path / "halves" / "checkpoints" / "step-00000008" / f"{name}.safetensors"))
         assert all(torch.equal(a[k], b[k]) for k in a), name
-    assert [r["loss_D"] for r in stats(tmp_path / "straight")] == [r["loss_D"] for r in stats(tmp_path / "halves")]
+    assert [r["loss_D"] for r in stats(tmp_path / "straight")] == [
+        r["loss_D"] for r in stats(tmp_path / "halves")
+    ]
 
 
 def test_data_order_depends_only_on_seed_and_images_seen():
@@ -110,7 +172,9 @@ def test_nan_stops_naming_the_step_and_leaves_the_checkpoint(discs, tmp_path, mo
         return out * float("nan") if calls["n"] == 6 else out
 
     monkeypatch.setattr(loop, "d_loss", poisoned)
-    with pytest.raises(TrainingDiverged, match=r"loss_D became nan at step 6; the last good checkpoint step-00000004"):
+    with pytest.raises(
+        TrainingDiverged, match=r"loss_D became nan at step 6; the last good checkpoint step-00000004"
+    ):
         train(tiny_cfg(10, ckpt_every=4), discs, tmp_path / "run", **quiet)
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step-00000004"]
     assert load_checkpoint(latest_checkpoint(tmp_path / "run"), *loop.build(TINY))["step"] == 4
@@ -179,8 +243,25 @@ def discs32(tmp_path_factory, discs):
 
 
 def _train_cmd(ds, run, kimg, *extra):
-    return [sys.executable, "-m", "dcgan.cli", "train", str(ds), "--preset", "fmnist32", "--out", str(run),
-            "--kimg", str(kimg), "--batch", "16", "--precision", "fp32", "--quiet", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "dcgan.cli",
+        "train",
+        str(ds),
+        "--preset",
+        "fmnist32",
+        "--out",
+        str(run),
+        "--kimg",
+        str(kimg),
+        "--batch",
+        "16",
+        "--precision",
+        "fp32",
+        "--quiet",
+        *extra,
+    ]
 
 
 def _wait_for(pred, timeout=120):
@@ -195,8 +276,9 @@ def test_sigkill_mid_run_then_the_same_command_resumes_and_finishes(discs32, tmp
     run = tmp_path / "run"
     cmd = _train_cmd(discs32, run, 16 * 200 / 1000, "--ckpt-every", "50", "--log-every", "5")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _wait_for(lambda: len(list_checkpoints(run)) >= 1 and (run / "stats.jsonl").exists()
-              and len(stats(run)) > 5)
+    _wait_for(
+        lambda: len(list_checkpoints(run)) >= 1 and (run / "stats.jsonl").exists() and len(stats(run)) > 5
+    )
     proc.kill()
     proc.wait()
     killed_at = latest_checkpoint(run).name
@@ -225,10 +307,22 @@ def test_sigint_saves_a_checkpoint_and_exits_130(discs32, tmp_path):
 def test_every_preset_dry_runs_through_the_cli(preset, tmp_path):
     cfg = PRESETS[preset]
     rng = np.random.default_rng(0)
-    np.save(tmp_path / "x.npy", rng.integers(0, 256, (8, cfg.image_size, cfg.image_size, cfg.channels), np.uint8))
+    np.save(
+        tmp_path / "x.npy", rng.integers(0, 256, (8, cfg.image_size, cfg.image_size, cfg.channels), np.uint8)
+    )
     prepare(tmp_path / "x.npy", tmp_path / "ds", size=cfg.image_size, channels=cfg.channels, progress=False)
-    r = run_cli("train", str(tmp_path / "ds"), "--preset", preset, "--out", str(tmp_path / "run"), "--dry-run",
-                "--batch", "8", "--quiet")
+    r = run_cli(
+        "train",
+        str(tmp_path / "ds"),
+        "--preset",
+        preset,
+        "--out",
+        str(tmp_path / "run"),
+        "--dry-run",
+        "--batch",
+        "8",
+        "--quiet",
+    )
     assert r.returncode == 0, r.stderr
     assert "finished at step 2" in r.stdout
     assert (tmp_path / "run" / "generator.safetensors").is_file()

@@ -215,7 +215,9 @@ class TrainConfig:
     # "both": D then G on every minibatch (pytorch/examples); "alternate": each minibatch updates D or G
     # (the original Theano code).
     schedule: str = "both"
-    fuse_d: bool = False  # real and fake through D in one call (faster on some devices; changes BN statistics)
+    fuse_d: bool = (
+        False  # real and fake through D in one call (faster on some devices; changes BN statistics)
+    )
     epochs: float | None = None  # length: epochs or kimg (thousands of images shown); default 5 epochs
     kimg: float | None = None
     seed: int = 0
@@ -233,16 +235,27 @@ class TrainConfig:
         checks = [
             (self.batch >= 2, f"batch must be at least 2 (BatchNorm needs a batch), got {self.batch}"),
             (self.lr > 0, f"lr must be positive, got {self.lr}"),
-            (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, f"beta1 and beta2 must be in [0, 1), got {self.beta1}, {self.beta2}"),
-            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
-            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
+            (
+                0 <= self.beta1 < 1 and 0 <= self.beta2 < 1,
+                f"beta1 and beta2 must be in [0, 1), got {self.beta1}, {self.beta2}",
+            ),
+            (
+                self.schedule in SCHEDULES,
+                f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}",
+            ),
+            (
+                self.precision in PRECISIONS,
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}",
+            ),
             (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {self.device!r}"),
             (self.on_nan in ON_NAN, f"on_nan must be one of {', '.join(ON_NAN)}, got {self.on_nan!r}"),
             (self.epochs is None or self.kimg is None, "give --epochs or --kimg, not both"),
             (self.epochs is None or self.epochs > 0, f"epochs must be positive, got {self.epochs}"),
             (self.kimg is None or self.kimg > 0, f"kimg must be positive, got {self.kimg}"),
-            (min(self.sample_every, self.ckpt_every, self.log_every, self.keep) >= 1,
-             "sample_every, ckpt_every, log_every and keep must be at least 1"),
+            (
+                min(self.sample_every, self.ckpt_every, self.log_every, self.keep) >= 1,
+                "sample_every, ckpt_every, log_every and keep must be at least 1",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -41,7 +41,9 @@ def cpu_has_fast_bf16() -> bool:
 def resolve(device: str = "auto", precision: str = "auto") -> Placement:
     """auto device: CUDA, else MPS, else CPU. auto precision: bf16 where the hardware runs it natively."""
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+        device = (
+            "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+        )
     if device == "cuda" and not torch.cuda.is_available():
         raise DcganError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
     if device == "mps" and not torch.backends.mps.is_available():

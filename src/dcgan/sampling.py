@@ -42,7 +42,9 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def sample_z(cfg: ModelConfig, n: int, generator: torch.Generator | None = None, device: str | torch.device = "cpu") -> torch.Tensor:
+def sample_z(
+    cfg: ModelConfig, n: int, generator: torch.Generator | None = None, device: str | torch.device = "cpu"
+) -> torch.Tensor:
     """n latent vectors (n, z_dim) from the config's prior: U(-1, 1) or N(0, 1)."""
     if cfg.z_dist == "uniform":
         return torch.rand(n, cfg.z_dim, generator=generator, device=device).mul_(2).sub_(1)
@@ -95,7 +97,9 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return x.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[Generator, ModelConfig]:
+def load_generator(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[Generator, ModelConfig]:
     """G in eval mode from a run folder, a checkpoint folder, or a generator .safetensors (config inside)."""
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
@@ -110,10 +114,14 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
             ckpt = latest_checkpoint(p)
             found = ckpt / "G.safetensors" if ckpt else None
         if found is None:
-            raise DcganError(f"{str(p)!r} holds no generator.safetensors or checkpoint; train first or give a .safetensors")
+            raise DcganError(
+                f"{str(p)!r} holds no generator.safetensors or checkpoint; train first or give a .safetensors"
+            )
         p = found
     if not p.is_file():
-        raise DcganError(f"{str(p)!r} does not exist; give a run folder, a checkpoint folder or a .safetensors file")
+        raise DcganError(
+            f"{str(p)!r} does not exist; give a run folder, a checkpoint folder or a .safetensors file"
+        )
     if p.suffix == ".pth":
         raise DcganError(f"{str(p)!r} looks like a pytorch/examples checkpoint; pass it with --from-examples")
     try:
@@ -130,7 +138,9 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     return g.to(device).eval(), cfg
 
 
-def load_examples_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[Generator, ModelConfig]:
+def load_examples_generator(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[Generator, ModelConfig]:
     """A pytorch/examples `netG_epoch_N.pth`; nz, ngf and nc are read off the weight shapes."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -138,13 +148,20 @@ def load_examples_generator(path: str | os.PathLike, device: str | torch.device 
         raise DcganError(f"{str(path)!r} is not a readable PyTorch state dict ({e})") from None
     state = {k.removeprefix("module."): v for k, v in state.items()} if isinstance(state, dict) else {}
     if "main.0.weight" not in state or "main.12.weight" not in state:
-        raise DcganError(f"{str(path)!r} is not a pytorch/examples netG state dict (no main.0/main.12 weights)")
+        raise DcganError(
+            f"{str(path)!r} is not a pytorch/examples netG state dict (no main.0/main.12 weights)"
+        )
     nz, ngf8 = state["main.0.weight"].shape[:2]
     ngf, nc = state["main.12.weight"].shape[:2]
     base = get_preset("examples64")
     cfg = ModelConfig(
-        **{**base.to_dict(), "z_dim": nz, "channels": nc, "g_base": ngf8,
-           "g_layers": ((2, ngf * 4), (2, ngf * 2), (2, ngf), (2, nc))}
+        **{
+            **base.to_dict(),
+            "z_dim": nz,
+            "channels": nc,
+            "g_base": ngf8,
+            "g_layers": ((2, ngf * 4), (2, ngf * 2), (2, ngf), (2, nc)),
+        }
     )
     g = Generator(cfg)
     load_examples_state_dict(g, state)

@@ -298,7 +298,9 @@ def truncate_stats(path: Path, step: int) -> None:
 
 def save_samples(trainer: Trainer, run: Path) -> Path:
     """A grid of G(fixed z), with batch statistics as the original code (running stats left untouched)."""
-    x = run_generator(trainer.g, trainer.fixed_z.to(trainer.place.device), bn="batch", batch=len(trainer.fixed_z))
+    x = run_generator(
+        trainer.g, trainer.fixed_z.to(trainer.place.device), bn="batch", batch=len(trainer.fixed_z)
+    )
     images = to_uint8(x)
     path = run / "samples" / f"step-{trainer.step:08d}.png"
     path.parent.mkdir(exist_ok=True)
