@@ -38,6 +38,7 @@ from dcgan.training.checkpoint import (
     save_checkpoint,
     save_module,
 )
+from dcgan.training.cuda_graph import GraphedStep
 from dcgan.training.losses import d_loss, g_loss
 
 # Keys that may change between invocations of one run: how long, how often, where. The rest is the run.
@@ -73,7 +74,11 @@ class Trainer:
         # channels_last: the prepared rows are NHWC already, and oneDNN/cuDNN convolutions run faster so.
         self.g = g.to(place.device, memory_format=torch.channels_last)
         self.d = d.to(place.device, memory_format=torch.channels_last)
-        adam = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2), "fused": place.device.type in ("cpu", "cuda")}
+        # On CUDA the whole "both" step is captured as one CUDA graph: a DCGAN step at batch 128 is a few
+        # milliseconds of many small kernels, so launching them one by one from Python is the bottleneck.
+        use_graph = place.device.type == "cuda" and cfg.schedule == "both" and place.precision != "fp16"
+        adam = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2), "fused": place.device.type in ("cpu", "cuda"),
+                "capturable": use_graph}
         self.opt_g = torch.optim.Adam(self.g.parameters(), **adam)
         self.opt_d = torch.optim.Adam(self.d.parameters(), **adam)
         fp16 = place.precision == "fp16"
@@ -82,6 +87,13 @@ class Trainer:
         self.step = self.images_seen = self.restarts = 0
         self.elapsed = 0.0
         self.fixed_z = z_for_seeds(cfg.model, range(64))  # the same z as `dcgan sample --seeds 0-63`
+        self.graphed: GraphedStep | None = None
+        self.use_graph = use_graph
+
+    def capture(self, image_shape: tuple[int, int, int]) -> None:
+        """Capture the training step as a CUDA graph (after any checkpoint has been loaded)."""
+        if self.use_graph:
+            self.graphed = GraphedStep(self, image_shape)
 
     def z(self, step: int) -> torch.Tensor:
         gen = torch.Generator(self.place.device).manual_seed(step_seed(self.cfg.seed, self.restarts, step, 1))
@@ -116,14 +128,20 @@ class Trainer:
         self.d.requires_grad_(True)
         return loss.detach().float()[None]
 
+    def update_both(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """pytorch/examples: D then G on the same minibatch, G's step reusing D's fakes."""
+        with self.place.autocast():
+            fake = self.g(z)
+        return self.d_update(x, fake.detach()), self.g_update(fake)
+
     def train_step(self, x_u8: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """One minibatch (B, C, H, W) uint8; returns (D stats or None, G stats or None)."""
+        if self.graphed is not None:
+            return self.graphed(x_u8, self.z(self.step))
         x = to_unit_range(x_u8, self.place.device)
         z = self.z(self.step)
-        if self.cfg.schedule == "both":  # pytorch/examples: D then G on every minibatch, G reusing D's fakes
-            with self.place.autocast():
-                fake = self.g(z)
-            return self.d_update(x, fake.detach()), self.g_update(fake)
+        if self.cfg.schedule == "both":
+            return self.update_both(x, z)
         if self.step % 2 == 0:  # the original code: even updates train G, odd ones D
             with self.place.autocast():
                 fake = self.g(z)
@@ -363,6 +381,7 @@ def train(
     if ckpt is not None:
         trainer.load_state_dict(load_checkpoint(ckpt, trainer.g, trainer.d))
         truncate_stats(run / "stats.jsonl", trainer.step)
+    trainer.capture((cfg.model.channels, cfg.model.image_size, cfg.model.image_size))
     log(describe(cfg))
     log(
         f"device    {place.describe()}; dataset {ds.path} ({len(ds):,} images)"
