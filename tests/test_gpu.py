@@ -56,4 +56,6 @@ def test_the_cuda_graph_step_trains_like_the_eager_step():
             d, g = t.train_step(data)
     for a, b in zip(eager.g.parameters(), graphed.g.parameters()):
         assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
-    assert torch.allclose(d, eager.train_step(data)[0], atol=0.5)  # stats are real numbers, not stale buffers
+    d1, _ = graphed.train_step(data)
+    d2, _ = graphed.train_step(data)
+    assert torch.isfinite(d1).all() and not torch.equal(d1, d2)  # each step's own statistics, not a stale buffer
