@@ -71,6 +71,7 @@ def run_ours(size: int, batch: int, steps: int, device: str) -> float:
     model = ModelConfig.pyramid(size, 3, width=64, max_width=512, z_dist="normal", kernel_size=4, g_input="convt", d_output="conv")
     cfg = train_config("examples64", model=model, batch=batch, device=device)
     trainer = Trainer(cfg, resolve(device, "auto"))
+    trainer.capture((3, size, size))  # as `dcgan train` does: the CUDA graph on GPUs, a no-op elsewhere
     data = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8).permute(0, 3, 1, 2)  # as the memmap gives it
 
     def step() -> None:

@@ -50,12 +50,14 @@ def test_the_cuda_graph_step_trains_like_the_eager_step():
     # capturing ran warm-up steps; the state must be back where it was
     assert all(torch.equal(a, b) for a, b in zip(eager.g.state_dict().values(), graphed.g.state_dict().values()))
     data = torch.randint(0, 256, (32, 32, 32, 3), dtype=torch.uint8, device="cuda").permute(0, 3, 1, 2)
+    losses = {}
     for t in (eager, graphed):
         for step in range(5):
             t.step = step
-            d, g = t.train_step(data)
-    for a, b in zip(eager.g.parameters(), graphed.g.parameters()):
-        assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
+            losses.setdefault(id(t), []).append(torch.cat(t.train_step(data)))
+    assert torch.allclose(torch.stack(losses[id(eager)]), torch.stack(losses[id(graphed)]), rtol=1e-3, atol=1e-4)
+    for a, b in zip(eager.g.parameters(), graphed.g.parameters()):  # Adam moves each weight ≤ ~lr per step
+        assert torch.allclose(a, b, atol=5 * cfg.lr), (a - b).abs().max()
     d1, _ = graphed.train_step(data)
     d2, _ = graphed.train_step(data)
     assert torch.isfinite(d1).all() and not torch.equal(d1, d2)  # each step's own statistics, not a stale buffer
