@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes.util
+import itertools
 import json
 import os
 import statistics
@@ -26,14 +27,21 @@ from torch import nn
 def reference_nets(nz: int, nc: int, size: int) -> tuple[nn.Module, nn.Module]:
     """pytorch/examples dcgan (ngf = ndf = 64); at 32² the last up/down layer is dropped."""
     ngf = ndf = 64
-    g_layers: list[nn.Module] = [nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 8), nn.ReLU(True)]
+    g_layers: list[nn.Module] = [
+        nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False),
+        nn.BatchNorm2d(ngf * 8),
+        nn.ReLU(True),
+    ]
     widths = [ngf * 8, ngf * 4, ngf * 2, ngf][: (size // 4).bit_length() - 1]
-    for a, b in zip(widths, widths[1:]):
+    for a, b in itertools.pairwise(widths):
         g_layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU(True)]
     g_layers += [nn.ConvTranspose2d(widths[-1], nc, 4, 2, 1, bias=False), nn.Tanh()]
     d_widths = [ndf, ndf * 2, ndf * 4, ndf * 8][: (size // 4).bit_length() - 1]
-    d_layers: list[nn.Module] = [nn.Conv2d(nc, d_widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
-    for a, b in zip(d_widths, d_widths[1:]):
+    d_layers: list[nn.Module] = [
+        nn.Conv2d(nc, d_widths[0], 4, 2, 1, bias=False),
+        nn.LeakyReLU(0.2, inplace=True),
+    ]
+    for a, b in itertools.pairwise(d_widths):
         d_layers += [nn.Conv2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.LeakyReLU(0.2, inplace=True)]
     d_layers += [nn.Conv2d(d_widths[-1], 1, 4, 1, 0, bias=False), nn.Sigmoid()]
     return nn.Sequential(*g_layers), nn.Sequential(*d_layers)
@@ -68,11 +76,15 @@ def run_ours(size: int, batch: int, steps: int, device: str) -> float:
     from dcgan.device import resolve
     from dcgan.training.loop import Trainer
 
-    model = ModelConfig.pyramid(size, 3, width=64, max_width=512, z_dist="normal", kernel_size=4, g_input="convt", d_output="conv")
+    model = ModelConfig.pyramid(
+        size, 3, width=64, max_width=512, z_dist="normal", kernel_size=4, g_input="convt", d_output="conv"
+    )
     cfg = train_config("examples64", model=model, batch=batch, device=device)
     trainer = Trainer(cfg, resolve(device, "auto"))
     trainer.capture((3, size, size))  # as `dcgan train` does: the CUDA graph on GPUs, a no-op elsewhere
-    data = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8).permute(0, 3, 1, 2)  # as the memmap gives it
+    data = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8).permute(
+        0, 3, 1, 2
+    )  # as the memmap gives it
 
     def step() -> None:
         trainer.train_step(data)
@@ -105,8 +117,20 @@ def spawn(args: argparse.Namespace, variant: str) -> float:
     lib = ctypes.util.find_library("tcmalloc_minimal")
     if variant == "ours" and lib and args.device == "cpu":
         env["LD_PRELOAD"] = lib  # what `dcgan train` does on CPU
-    cmd = [sys.executable, __file__, "--child", variant, "--size", str(args.size), "--batch", str(args.batch),
-           "--steps", str(args.steps), "--device", args.device]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        variant,
+        "--size",
+        str(args.size),
+        "--batch",
+        str(args.batch),
+        "--steps",
+        str(args.steps),
+        "--device",
+        args.device,
+    ]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])["img_per_s"]
 
@@ -127,11 +151,20 @@ def main() -> None:
         for variant in ("ref", "ours"):
             rounds[variant].append(spawn(args, variant))
     ref, ours = statistics.median(rounds["ref"]), statistics.median(rounds["ours"])
-    print(json.dumps({
-        "size": args.size, "batch": args.batch, "device": args.device, "threads": torch.get_num_threads(),
-        "reference_img_per_s": round(ref, 1), "ours_img_per_s": round(ours, 1), "ratio": round(ours / ref, 2),
-        "rounds": {k: [round(v, 1) for v in vs] for k, vs in rounds.items()},
-    }))
+    print(
+        json.dumps(
+            {
+                "size": args.size,
+                "batch": args.batch,
+                "device": args.device,
+                "threads": torch.get_num_threads(),
+                "reference_img_per_s": round(ref, 1),
+                "ours_img_per_s": round(ours, 1),
+                "ratio": round(ours / ref, 2),
+                "rounds": {k: [round(v, 1) for v in vs] for k, vs in rounds.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,16 @@ def ds(tmp_path_factory):
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
 def test_training_on_cuda_runs_in_every_precision(ds, tmp_path, precision):
-    cfg = TrainConfig(preset="tiny", model=TINY, batch=32, kimg=0.32, precision=precision, device="cuda",
-                      ckpt_every=5, log_every=1)
+    cfg = TrainConfig(
+        preset="tiny",
+        model=TINY,
+        batch=32,
+        kimg=0.32,
+        precision=precision,
+        device="cuda",
+        ckpt_every=5,
+        log_every=1,
+    )
     s = train(cfg, ds, tmp_path / "run", progress=False, log=lambda s: None)
     assert s["status"] == "finished" and s["step"] == 10
 
@@ -48,16 +56,22 @@ def test_the_cuda_graph_step_trains_like_the_eager_step():
     graphed.capture((3, 32, 32))
     assert eager.graphed is None and graphed.graphed is not None
     # capturing ran warm-up steps; the state must be back where it was
-    assert all(torch.equal(a, b) for a, b in zip(eager.g.state_dict().values(), graphed.g.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(eager.g.state_dict().values(), graphed.g.state_dict().values())
+    )
     data = torch.randint(0, 256, (32, 32, 32, 3), dtype=torch.uint8, device="cuda").permute(0, 3, 1, 2)
     losses = {}
     for t in (eager, graphed):
         for step in range(5):
             t.step = step
             losses.setdefault(id(t), []).append(torch.cat(t.train_step(data)))
-    assert torch.allclose(torch.stack(losses[id(eager)]), torch.stack(losses[id(graphed)]), rtol=1e-3, atol=1e-4)
+    assert torch.allclose(
+        torch.stack(losses[id(eager)]), torch.stack(losses[id(graphed)]), rtol=1e-3, atol=1e-4
+    )
     for a, b in zip(eager.g.parameters(), graphed.g.parameters()):  # Adam moves each weight ≤ ~lr per step
         assert torch.allclose(a, b, atol=5 * cfg.lr), (a - b).abs().max()
     d1, _ = graphed.train_step(data)
     d2, _ = graphed.train_step(data)
-    assert torch.isfinite(d1).all() and not torch.equal(d1, d2)  # each step's own statistics, not a stale buffer
+    assert torch.isfinite(d1).all() and not torch.equal(
+        d1, d2
+    )  # each step's own statistics, not a stale buffer

@@ -22,8 +22,13 @@ WARMUP_STEPS = 3
 
 def _state_tensors(trainer: Trainer) -> list[torch.Tensor]:
     nets = [*trainer.g.parameters(), *trainer.g.buffers(), *trainer.d.parameters(), *trainer.d.buffers()]
-    opt_state = [v for opt in (trainer.opt_g, trainer.opt_d) for s in opt.state.values() for v in s.values()
-                 if isinstance(v, torch.Tensor)]
+    opt_state = [
+        v
+        for opt in (trainer.opt_g, trainer.opt_d)
+        for s in opt.state.values()
+        for v in s.values()
+        if isinstance(v, torch.Tensor)
+    ]
     return nets + opt_state
 
 

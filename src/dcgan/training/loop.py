@@ -77,8 +77,12 @@ class Trainer:
         # On CUDA the whole "both" step is captured as one CUDA graph: a DCGAN step at batch 128 is a few
         # milliseconds of many small kernels, so launching them one by one from Python is the bottleneck.
         use_graph = place.device.type == "cuda" and cfg.schedule == "both" and place.precision != "fp16"
-        adam = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2), "fused": place.device.type in ("cpu", "cuda"),
-                "capturable": use_graph}
+        adam = {
+            "lr": cfg.lr,
+            "betas": (cfg.beta1, cfg.beta2),
+            "fused": place.device.type in ("cpu", "cuda"),
+            "capturable": use_graph,
+        }
         self.opt_g = torch.optim.Adam(self.g.parameters(), **adam)
         self.opt_d = torch.optim.Adam(self.d.parameters(), **adam)
         fp16 = place.precision == "fp16"
