@@ -8,6 +8,7 @@ trainer exactly as it was: capture changes speed, not the run.
 
 from __future__ import annotations
 
+import gc
 from typing import TYPE_CHECKING
 
 import torch
@@ -43,15 +44,19 @@ class GraphedStep:
         self.z = torch.zeros(batch, trainer.cfg.model.z_dim, device=dev)
         fresh = not trainer.opt_g.state  # Adam creates its state on the first step
         saved = [t.clone() for t in _state_tensors(trainer)]
+        # Warm up and capture on one side stream: autograd's gradient-accumulation nodes remember the stream
+        # they were made on, and a capture on another stream would make them wait on the default stream.
         side = torch.cuda.Stream(dev)
         side.wait_stream(torch.cuda.current_stream(dev))
         with torch.cuda.stream(side):
             for _ in range(WARMUP_STEPS):
                 self._body()
-        torch.cuda.current_stream(dev).wait_stream(side)
+        side.synchronize()
+        gc.collect()  # no autograd graph of the warm-up may outlive it
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        with torch.cuda.graph(self.graph, stream=side):
             self.out = self._body()
+        torch.cuda.current_stream(dev).wait_stream(side)
         self._restore(saved, fresh)
 
     def _body(self) -> tuple[torch.Tensor, torch.Tensor]:
