@@ -46,16 +46,27 @@ class GraphedStep:
         saved = [t.clone() for t in _state_tensors(trainer)]
         # Warm up and capture on one side stream: autograd's gradient-accumulation nodes remember the stream
         # they were made on, and a capture on another stream would make them wait on the default stream.
+        # cuDNN's benchmark mode may re-time an algorithm inside the capture (a fresh gradient buffer is
+        # enough to miss its cache), and timing synchronizes the device: capture with its heuristics instead.
+        cudnn = torch.backends.cudnn
         side = torch.cuda.Stream(dev)
         side.wait_stream(torch.cuda.current_stream(dev))
-        with torch.cuda.stream(side):
+        with (
+            cudnn.flags(
+                enabled=cudnn.enabled,
+                benchmark=False,
+                deterministic=cudnn.deterministic,
+                allow_tf32=cudnn.allow_tf32,
+            ),
+            torch.cuda.stream(side),
+        ):
             for _ in range(WARMUP_STEPS):
                 self._body()
-        side.synchronize()
-        gc.collect()  # no autograd graph of the warm-up may outlive it
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, stream=side):
-            self.out = self._body()
+            side.synchronize()
+            gc.collect()  # no autograd graph of the warm-up may outlive it
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph, stream=side):
+                self.out = self._body()
         torch.cuda.current_stream(dev).wait_stream(side)
         self._restore(saved, fresh)
 
