@@ -43,7 +43,8 @@ class GraphedStep:
         self.x_u8 = self.x_u8.contiguous(memory_format=torch.channels_last)
         self.z = torch.zeros(batch, trainer.cfg.model.z_dim, device=dev)
         fresh = not trainer.opt_g.state  # Adam creates its state on the first step
-        saved = [t.clone() for t in _state_tensors(trainer)]
+        saved = [t.detach().clone() for t in _state_tensors(trainer)]  # detached: a clone of a parameter
+        # would keep its gradient-accumulation node alive, bound to the default stream, and break the capture
         # Warm up and capture on one side stream: autograd's gradient-accumulation nodes remember the stream
         # they were made on, and a capture on another stream would make them wait on the default stream.
         # cuDNN's benchmark mode may re-time an algorithm inside the capture (a fresh gradient buffer is
