@@ -1,4 +1,4 @@
-# make demo  — set up, get Fashion-MNIST, run the main job (arrives with the training engine)
+# make demo  — set up, get Fashion-MNIST, train the fmnist32 DCGAN for ~10 minutes (again: it resumes)
 # make test  — set up and run the suite;  make bench — benchmarks;  make lint — ruff
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -8,7 +8,10 @@ STAMP := $(VENV)/.installed
 DEBS := dataset-fashion-mnist libtcmalloc-minimal4
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup debs test lint bench clean
+.PHONY: setup debs demo test lint bench clean
+
+DEMO_RUN := runs/fmnist32
+DEMO_MINUTES ?= 10
 
 setup: $(STAMP) debs
 
@@ -25,6 +28,13 @@ debs:
 	  echo "installing Debian packages: $$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+demo: setup
+	$(BIN)/dcgan data fashion-mnist --out data/fashion-mnist
+	$(BIN)/dcgan train data/fashion-mnist/train --preset fmnist32 --out $(DEMO_RUN) --epochs 10 \
+	  --max-minutes $(DEMO_MINUTES) --sample-every 200
+	$(BIN)/dcgan sample $(DEMO_RUN) --seeds 0-63 --grid $(DEMO_RUN)/final-grid.png
+	@echo "open $(DEMO_RUN)/final-grid.png (64 samples), $(DEMO_RUN)/loss.png, $(DEMO_RUN)/samples/ (progress)"
 
 test: setup
 	$(BIN)/pytest -n 2 -q

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 import dcgan
 from dcgan.data.sources import Item, Source, Unreadable, open_source
 from dcgan.data.transforms import ImageSpec, process_array, process_encoded
 from dcgan.errors import DcganError
 from dcgan.fileio import fsync_dir, sha256_file, write_json
+from dcgan.progress import progress_bar
 
 FORMAT = "dcgan-dataset/1"
 
@@ -113,7 +113,7 @@ def _write_images(
     labels: list[int | None] = []
     skipped: list[dict[str, str]] = []
     n = read = 0
-    bar = tqdm(total=n_max, unit="img", desc=f"prepare {src.reader}", disable=None if progress else True)
+    bar = progress_bar(progress, total=n_max, unit="img", desc=f"prepare {src.reader}")
     with bar:
         for result, label, sid in _results(src, spec, workers or default_workers()):
             read += 1

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 import dcgan
 from dcgan.config import PRESETS, ModelConfig, TrainConfig, config_diff, train_config
@@ -28,6 +27,7 @@ from dcgan.device import Placement, resolve
 from dcgan.errors import DcganError
 from dcgan.fileio import write_bytes, write_json
 from dcgan.models import build
+from dcgan.progress import progress_bar
 from dcgan.report.grid import save_grid
 from dcgan.report.plots import plot_losses, read_stats
 from dcgan.sampling import run_generator, sample_z, to_uint8, z_for_seeds
@@ -437,14 +437,7 @@ def _loop(
     if trainer.step == 0:
         save_samples(trainer, run)  # what the untrained G makes, for comparison
     status, rollbacks = "finished", 0
-    bar = tqdm(
-        total=total_steps,
-        initial=trainer.step,
-        unit="step",
-        disable=None if progress else True,
-        dynamic_ncols=True,
-        desc="train",
-    )
+    bar = progress_bar(progress, total=total_steps, initial=trainer.step, unit="step", desc="train")
     with bar, graceful_signals() as caught:
         while trainer.step < total_steps:
             t0 = time.perf_counter()
