@@ -355,12 +355,20 @@ def rollback(trainer: Trainer, run: Path, rollbacks: int, err: TrainingDiverged)
 
 
 def describe(cfg: TrainConfig) -> str:
-    """The resolved config and its differences from the preset's."""
-    line = f"config    {json.dumps(cfg.to_dict())}"
-    if cfg.preset not in PRESETS:
-        return line
-    diff = config_diff(train_config(cfg.preset).to_dict(), cfg.to_dict())
-    return line + f"\nvs preset {cfg.preset}: " + ("; ".join(diff) or "no changes")
+    """The resolved config (all of it is in RUN/config.json) and its differences from the preset's."""
+    m = cfg.model
+    length = f"kimg {cfg.kimg:g}" if cfg.kimg is not None else f"epochs {cfg.epochs if cfg.epochs is not None else 5:g}"
+    lines = [
+        f"model     {cfg.preset}: {m.image_size}×{m.image_size}×{m.channels}, z {m.z_dim} {m.z_dist}, {m.kernel_size}×"
+        f"{m.kernel_size} kernels, G {m.g_base}→{'→'.join(str(c) for _, c in m.g_layers)}, "
+        f"D {'→'.join(str(c) for _, c in m.d_layers)}→1",
+        f"recipe    batch {cfg.batch}, Adam lr {cfg.lr:g} betas ({cfg.beta1:g}, {cfg.beta2:g}), schedule {cfg.schedule}, "
+        f"{length}, seed {cfg.seed}, precision {cfg.precision}, device {cfg.device}",
+    ]
+    if cfg.preset in PRESETS:
+        diff = config_diff(train_config(cfg.preset).to_dict(), cfg.to_dict())
+        lines.append(f"vs preset {'; '.join(diff) or 'no changes'}")
+    return "\n".join(lines)
 
 
 def train(
