@@ -333,3 +333,13 @@ def test_wrong_dataset_for_the_preset_exits_2(discs, tmp_path):
     r = run_cli("train", str(discs), "--preset", "paper64", "--out", str(tmp_path / "run"), "--dry-run")
     assert r.returncode == 2 and "holds 16×16×1 images but preset paper64 needs 64×64×3" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_tensorboard_events_when_the_extra_is_installed(discs, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(tiny_cfg(4), discs, tmp_path / "run", **quiet)
+    acc = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("loss_D")] == [1, 2, 3, 4]

@@ -7,6 +7,7 @@ exactly where it stopped — resuming is running the same command again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -196,8 +197,8 @@ class Trainer:
 class Meter:
     """Per-step statistics kept on the device; one stats.jsonl line (and NaN check) per flush."""
 
-    def __init__(self, path: Path) -> None:
-        self.path, self.d_rows, self.g_rows = path, [], []
+    def __init__(self, path: Path, tb: Any = None) -> None:
+        self.path, self.tb, self.d_rows, self.g_rows = path, tb, [], []
         self.t0, self.images = time.perf_counter(), 0
 
     def add(self, step: int, d: torch.Tensor | None, g: torch.Tensor | None, images: int) -> None:
@@ -237,8 +238,21 @@ class Meter:
         }
         with open(self.path, "a") as f:
             f.write(json.dumps(rec) + "\n")
+        if self.tb is not None:
+            for key in ("loss_D", "loss_G", "D_x", "D_G_z", "img_per_s"):
+                self.tb.add_scalar(key, rec[key], rec["step"])
+            self.tb.flush()
         self.d_rows, self.g_rows, self.t0, self.images = [], [], time.perf_counter(), 0
         return rec
+
+
+def _tensorboard(folder: Path) -> Any:
+    """A SummaryWriter when the [tb] extra (tensorboard) is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(folder))
 
 
 @contextmanager
@@ -357,7 +371,11 @@ def rollback(trainer: Trainer, run: Path, rollbacks: int, err: TrainingDiverged)
 def describe(cfg: TrainConfig) -> str:
     """The resolved config (all of it is in RUN/config.json) and its differences from the preset's."""
     m = cfg.model
-    length = f"kimg {cfg.kimg:g}" if cfg.kimg is not None else f"epochs {cfg.epochs if cfg.epochs is not None else 5:g}"
+    length = (
+        f"kimg {cfg.kimg:g}"
+        if cfg.kimg is not None
+        else f"epochs {cfg.epochs if cfg.epochs is not None else 5:g}"
+    )
     lines = [
         f"model     {cfg.preset}: {m.image_size}×{m.image_size}×{m.channels}, z {m.z_dim} {m.z_dist}, {m.kernel_size}×"
         f"{m.kernel_size} kernels, G {m.g_base}→{'→'.join(str(c) for _, c in m.g_layers)}, "
@@ -438,7 +456,8 @@ def _loop(
     """Steps until the run's length, a time limit or a signal; returns (status, signal number or None)."""
     cfg = trainer.cfg
     total_steps = math.ceil(cfg.total_images(len(ds)) / cfg.batch)
-    fetch, meter = _fetcher(ds, trainer.place), Meter(run / "stats.jsonl")
+    tb = _tensorboard(run / "tensorboard")
+    fetch, meter = _fetcher(ds, trainer.place), Meter(run / "stats.jsonl", tb)
     deadline = time.monotonic() + max_minutes * 60 if max_minutes else math.inf
     if trainer.place.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -446,7 +465,7 @@ def _loop(
         save_samples(trainer, run)  # what the untrained G makes, for comparison
     status, rollbacks = "finished", 0
     bar = progress_bar(progress, total=total_steps, initial=trainer.step, unit="step", desc="train")
-    with bar, graceful_signals() as caught:
+    with bar, graceful_signals() as caught, contextlib.closing(tb) if tb else contextlib.nullcontext():
         while trainer.step < total_steps:
             t0 = time.perf_counter()
             data_seed = step_seed(cfg.seed, trainer.restarts, 0)
@@ -481,7 +500,7 @@ def _loop(
                     ) from None
                 rollbacks += 1
                 rollback(trainer, run, rollbacks, e)
-                meter = Meter(run / "stats.jsonl")
+                meter = Meter(run / "stats.jsonl", tb)
                 bar.n = trainer.step
                 continue
             if stop:
