@@ -162,9 +162,10 @@ def test_alternate_schedule_updates_d_and_g_on_alternate_minibatches(discs, tmp_
     assert state["opt_g"]["state"][0]["step"].item() == 2 and state["opt_d"]["state"][0]["step"].item() == 2
 
 
-def test_nan_stops_naming_the_step_and_leaves_the_checkpoint(discs, tmp_path, monkeypatch):
-    real = loop.d_loss
-    calls = {"n": 0}
+@pytest.fixture
+def nan_at_step_6(monkeypatch):
+    """D's loss becomes NaN on its 6th call (step 6 of the `both` schedule)."""
+    real, calls = loop.d_loss, {"n": 0}
 
     def poisoned(a, b):
         calls["n"] += 1
@@ -172,6 +173,9 @@ def test_nan_stops_naming_the_step_and_leaves_the_checkpoint(discs, tmp_path, mo
         return out * float("nan") if calls["n"] == 6 else out
 
     monkeypatch.setattr(loop, "d_loss", poisoned)
+
+
+def test_nan_stops_naming_the_step_and_leaves_the_checkpoint(discs, tmp_path, nan_at_step_6):
     with pytest.raises(
         TrainingDiverged, match=r"loss_D became nan at step 6; the last good checkpoint step-00000004"
     ):
@@ -180,16 +184,7 @@ def test_nan_stops_naming_the_step_and_leaves_the_checkpoint(discs, tmp_path, mo
     assert load_checkpoint(latest_checkpoint(tmp_path / "run"), *loop.build(TINY))["step"] == 4
 
 
-def test_nan_rollback_continues_with_fresh_data(discs, tmp_path, monkeypatch):
-    real = loop.d_loss
-    calls = {"n": 0}
-
-    def poisoned(a, b):
-        calls["n"] += 1
-        out = real(a, b)
-        return out * float("nan") if calls["n"] == 6 else out
-
-    monkeypatch.setattr(loop, "d_loss", poisoned)
+def test_nan_rollback_continues_with_fresh_data(discs, tmp_path, nan_at_step_6):
     s = train(tiny_cfg(10, ckpt_every=4, on_nan="rollback"), discs, tmp_path / "run", **quiet)
     assert s["status"] == "finished" and s["step"] == 10
     rows = stats(tmp_path / "run")

@@ -36,6 +36,15 @@ def _as_layers(value: Any, name: str) -> Layers:
     return layers
 
 
+def _known_fields(cls: type, d: dict[str, Any], what: str) -> dict[str, Any]:
+    """`d`, refusing keys that are not fields of the dataclass `cls` (a typo must not pass silently)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise DcganError(f"unknown {what} config keys {unknown}; allowed: {sorted(known)}")
+    return d
+
+
 def _stride2_count(image_size: int) -> int:
     """Stride-2 layers between a 4×4 map and an image_size² image."""
     return (image_size // 4).bit_length() - 1
@@ -116,11 +125,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise DcganError(f"unknown model config keys {unknown}; allowed: {sorted(known)}")
-        return cls(**d)
+        return cls(**_known_fields(cls, d, "model"))
 
     @classmethod
     def pyramid(
@@ -274,11 +279,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise DcganError(f"unknown training config keys {unknown}; allowed: {sorted(known)}")
-        return cls(**d)
+        return cls(**_known_fields(cls, d, "training"))
 
 
 def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
