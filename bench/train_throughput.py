@@ -74,7 +74,7 @@ def run_reference(size: int, batch: int, steps: int, device: str) -> float:
 def run_ours(size: int, batch: int, steps: int, device: str) -> float:
     from dcgan.config import ModelConfig, train_config
     from dcgan.device import resolve
-    from dcgan.training.loop import Trainer
+    from dcgan.training.trainer import Trainer
 
     model = ModelConfig.pyramid(
         size, 3, width=64, max_width=512, z_dist="normal", kernel_size=4, g_input="convt", d_output="conv"

@@ -48,7 +48,7 @@ def test_cuda_and_cpu_generators_agree(ds, tmp_path):
 
 def test_the_cuda_graph_step_trains_like_the_eager_step():
     from dcgan.device import resolve
-    from dcgan.training.loop import Trainer
+    from dcgan.training.trainer import Trainer
 
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     cfg = TrainConfig(preset="tiny", model=TINY, batch=32, precision="fp32", device="cuda")

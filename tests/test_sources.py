@@ -13,7 +13,8 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from dcgan.data.sources import open_source, parse_idx, safe_unpickle
+from dcgan.data.arrays import parse_idx, safe_unpickle
+from dcgan.data.sources import open_source
 from dcgan.errors import DcganError
 
 from conftest import rng_images, write_cifar10, write_idx

@@ -16,8 +16,9 @@ from dcgan.config import PRESETS, ModelConfig, TrainConfig
 from dcgan.data.dataset import batch_indices
 from dcgan.data.prepare import prepare
 from dcgan.errors import DcganError
+from dcgan.models import build
 from dcgan.training import checkpoint as ckpt_mod
-from dcgan.training import loop
+from dcgan.training import trainer as trainer_mod
 from dcgan.training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from dcgan.training.loop import TrainingDiverged, train
 
@@ -157,7 +158,7 @@ def test_checkpoint_holds_the_whole_state(discs, tmp_path):
 
 def test_alternate_schedule_updates_d_and_g_on_alternate_minibatches(discs, tmp_path):
     train(tiny_cfg(4, schedule="alternate", ckpt_every=4), discs, tmp_path / "run", **quiet)
-    g, d = loop.build(TINY)
+    g, d = build(TINY)
     state = load_checkpoint(latest_checkpoint(tmp_path / "run"), g, d)
     assert state["opt_g"]["state"][0]["step"].item() == 2 and state["opt_d"]["state"][0]["step"].item() == 2
 
@@ -165,14 +166,14 @@ def test_alternate_schedule_updates_d_and_g_on_alternate_minibatches(discs, tmp_
 @pytest.fixture
 def nan_at_step_6(monkeypatch):
     """D's loss becomes NaN on its 6th call (step 6 of the `both` schedule)."""
-    real, calls = loop.d_loss, {"n": 0}
+    real, calls = trainer_mod.d_loss, {"n": 0}
 
     def poisoned(a, b):
         calls["n"] += 1
         out = real(a, b)
         return out * float("nan") if calls["n"] == 6 else out
 
-    monkeypatch.setattr(loop, "d_loss", poisoned)
+    monkeypatch.setattr(trainer_mod, "d_loss", poisoned)
 
 
 def test_nan_stops_naming_the_step_and_leaves_the_checkpoint(discs, tmp_path, nan_at_step_6):
@@ -181,7 +182,7 @@ def test_nan_stops_naming_the_step_and_leaves_the_checkpoint(discs, tmp_path, na
     ):
         train(tiny_cfg(10, ckpt_every=4), discs, tmp_path / "run", **quiet)
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step-00000004"]
-    assert load_checkpoint(latest_checkpoint(tmp_path / "run"), *loop.build(TINY))["step"] == 4
+    assert load_checkpoint(latest_checkpoint(tmp_path / "run"), *build(TINY))["step"] == 4
 
 
 def test_nan_rollback_continues_with_fresh_data(discs, tmp_path, nan_at_step_6):
@@ -208,7 +209,7 @@ def test_failed_save_is_clear_and_keeps_the_previous_checkpoint(discs, tmp_path,
         train(tiny_cfg(6, ckpt_every=2), discs, tmp_path / "run", **quiet)
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step-00000002"]
     assert not list((tmp_path / "run" / "checkpoints").glob(".*"))  # no partial left
-    load_checkpoint(latest_checkpoint(tmp_path / "run"), *loop.build(TINY))
+    load_checkpoint(latest_checkpoint(tmp_path / "run"), *build(TINY))
 
 
 def test_a_half_written_checkpoint_is_ignored_and_cleared(discs, tmp_path):
@@ -294,7 +295,7 @@ def test_sigint_saves_a_checkpoint_and_exits_130(discs32, tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "interrupted at step" in out and "run the same command to continue" in out
-    step = load_checkpoint(latest_checkpoint(run), *loop.build(PRESETS["fmnist32"]))["step"]
+    step = load_checkpoint(latest_checkpoint(run), *build(PRESETS["fmnist32"]))["step"]
     assert step >= 10 and "Traceback" not in err
 
 

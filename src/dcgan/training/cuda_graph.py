@@ -16,7 +16,7 @@ import torch
 from dcgan.data.dataset import to_unit_range
 
 if TYPE_CHECKING:
-    from dcgan.training.loop import Trainer
+    from dcgan.training.trainer import Trainer
 
 WARMUP_STEPS = 3
 

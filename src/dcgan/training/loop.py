@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import random
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -23,15 +22,14 @@ import torch
 
 import dcgan
 from dcgan.config import PRESETS, ModelConfig, TrainConfig, config_diff, train_config
-from dcgan.data.dataset import PreparedDataset, batch_indices, to_unit_range
+from dcgan.data.dataset import PreparedDataset, batch_indices
 from dcgan.device import Placement, resolve
 from dcgan.errors import DcganError
 from dcgan.fileio import write_bytes, write_json
-from dcgan.models import build
 from dcgan.progress import progress_bar
 from dcgan.report.grid import save_grid
 from dcgan.report.plots import plot_losses, read_stats
-from dcgan.sampling import run_generator, sample_z, to_uint8, z_for_seeds
+from dcgan.sampling import run_generator, to_uint8
 from dcgan.training.checkpoint import (
     clear_partials,
     latest_checkpoint,
@@ -39,8 +37,7 @@ from dcgan.training.checkpoint import (
     save_checkpoint,
     save_module,
 )
-from dcgan.training.cuda_graph import GraphedStep
-from dcgan.training.losses import d_loss, g_loss
+from dcgan.training.trainer import Trainer, step_seed
 
 # Keys that may change between invocations of one run: how long, how often, where. The rest is the run.
 MUTABLE_KEYS = {
@@ -59,139 +56,6 @@ MAX_ROLLBACKS = 3
 
 class TrainingDiverged(DcganError):
     """A loss or weight became NaN/Inf."""
-
-
-def step_seed(*parts: int) -> int:
-    """A well-mixed 63-bit seed from integers (seed, restarts, step, stream)."""
-    return int(np.random.SeedSequence(list(parts)).generate_state(1, np.uint64)[0] >> 1)
-
-
-class Trainer:
-    """G, D, their optimizers and counters: the whole state a checkpoint holds."""
-
-    def __init__(self, cfg: TrainConfig, place: Placement) -> None:
-        self.cfg, self.place = cfg, place
-        g, d = build(cfg.model, seed=cfg.seed)
-        # channels_last: the prepared rows are NHWC already, and oneDNN/cuDNN convolutions run faster so.
-        self.g = g.to(place.device, memory_format=torch.channels_last)
-        self.d = d.to(place.device, memory_format=torch.channels_last)
-        # On CUDA the whole "both" step is captured as one CUDA graph: a DCGAN step at batch 128 is a few
-        # milliseconds of many small kernels, so launching them one by one from Python is the bottleneck.
-        use_graph = place.device.type == "cuda" and cfg.schedule == "both" and place.precision != "fp16"
-        adam = {
-            "lr": cfg.lr,
-            "betas": (cfg.beta1, cfg.beta2),
-            "fused": place.device.type in ("cpu", "cuda"),
-            "capturable": use_graph,
-        }
-        self.opt_g = torch.optim.Adam(self.g.parameters(), **adam)
-        self.opt_d = torch.optim.Adam(self.d.parameters(), **adam)
-        fp16 = place.precision == "fp16"
-        self.scaler_g = torch.amp.GradScaler(place.device.type, enabled=fp16)
-        self.scaler_d = torch.amp.GradScaler(place.device.type, enabled=fp16)
-        self.step = self.images_seen = self.restarts = 0
-        self.elapsed = 0.0
-        self.fixed_z = z_for_seeds(cfg.model, range(64))  # the same z as `dcgan sample --seeds 0-63`
-        self.graphed: GraphedStep | None = None
-        self.use_graph = use_graph
-
-    def capture(self, image_shape: tuple[int, int, int]) -> None:
-        """Capture the training step as a CUDA graph (after any checkpoint has been loaded)."""
-        if self.use_graph:
-            self.graphed = GraphedStep(self, image_shape)
-
-    def z(self, step: int) -> torch.Tensor:
-        gen = torch.Generator(self.place.device).manual_seed(step_seed(self.cfg.seed, self.restarts, step, 1))
-        return sample_z(self.cfg.model, self.cfg.batch, gen, self.place.device)
-
-    def d_update(self, x: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """maximize log D(x) + log(1 - D(G(z))); returns [loss_D, D(x), D(G(z))]."""
-        with self.place.autocast():
-            if self.cfg.fuse_d:
-                logits_real, logits_fake = self.d(torch.cat([x, fake])).split(len(x))
-            else:  # the paper: real and fake batches through D separately (separate BN statistics)
-                logits_real, logits_fake = self.d(x), self.d(fake)
-            loss = d_loss(logits_real, logits_fake)
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler_d.scale(loss).backward()
-        self.scaler_d.step(self.opt_d)
-        self.scaler_d.update()
-        with torch.no_grad():
-            return torch.stack(
-                [loss.float(), logits_real.float().sigmoid().mean(), logits_fake.float().sigmoid().mean()]
-            )
-
-    def g_update(self, fake: torch.Tensor) -> torch.Tensor:
-        """maximize log D(G(z)) (non-saturating); returns [loss_G]."""
-        self.d.requires_grad_(False)  # G's step needs gradients through D, not of D's weights
-        with self.place.autocast():
-            loss = g_loss(self.d(fake))
-        self.opt_g.zero_grad(set_to_none=True)
-        self.scaler_g.scale(loss).backward()
-        self.scaler_g.step(self.opt_g)
-        self.scaler_g.update()
-        self.d.requires_grad_(True)
-        return loss.detach().float()[None]
-
-    def update_both(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """pytorch/examples: D then G on the same minibatch, G's step reusing D's fakes."""
-        with self.place.autocast():
-            fake = self.g(z)
-        return self.d_update(x, fake.detach()), self.g_update(fake)
-
-    def train_step(self, x_u8: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """One minibatch (B, C, H, W) uint8; returns (D stats or None, G stats or None)."""
-        if self.graphed is not None:
-            return self.graphed(x_u8, self.z(self.step))
-        x = to_unit_range(x_u8, self.place.device)
-        z = self.z(self.step)
-        if self.cfg.schedule == "both":
-            return self.update_both(x, z)
-        if self.step % 2 == 0:  # the original code: even updates train G, odd ones D
-            with self.place.autocast():
-                fake = self.g(z)
-            return None, self.g_update(fake)
-        with torch.no_grad(), self.place.autocast():
-            fake = self.g(z)
-        return self.d_update(x, fake), None
-
-    def state_dict(self) -> dict[str, Any]:
-        np_state = np.random.get_state()
-        return {
-            "step": self.step,
-            "images_seen": self.images_seen,
-            "restarts": self.restarts,
-            "elapsed": self.elapsed,
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "scaler_g": self.scaler_g.state_dict(),
-            "scaler_d": self.scaler_d.state_dict(),
-            "fixed_z": self.fixed_z,
-            "config": self.cfg.to_dict(),
-            "dcgan_version": dcgan.__version__,
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-                "python": random.getstate(),
-            },
-        }
-
-    def load_state_dict(self, s: dict[str, Any]) -> None:
-        self.step, self.images_seen, self.restarts, self.elapsed = (
-            s["step"],
-            s["images_seen"],
-            s["restarts"],
-            s["elapsed"],
-        )
-        self.opt_g.load_state_dict(s["opt_g"])
-        self.opt_d.load_state_dict(s["opt_d"])
-        self.scaler_g.load_state_dict(s["scaler_g"])
-        self.scaler_d.load_state_dict(s["scaler_d"])
-        self.fixed_z = s["fixed_z"]
-        torch.set_rng_state(s["rng"]["torch"])
-        name, key, *rest = s["rng"]["numpy"]
-        np.random.set_state((name, key.numpy().astype(np.uint32), *rest))
-        random.setstate(s["rng"]["python"])
 
 
 class Meter:

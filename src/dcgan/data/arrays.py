@@ -1,0 +1,312 @@
+"""Readers of sources that hold decoded pixel arrays: MNIST-style IDX, CIFAR-10/100 batches, SVHN .mat, .npy/.npz.
+
+Each checks its file's structure up front (magic numbers, sizes, keys), so a truncated or wrong file fails with
+one clear error naming it before any work is done.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import gzip
+import io
+import pickle
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dcgan.data.sources import Item, Source
+from dcgan.errors import DcganError
+
+
+def _array_source(
+    reader: str, path: Path, images: np.ndarray, labels: np.ndarray | None, **kw: Any
+) -> Source:
+    """A Source over an (N, H, W[, C]) uint8 array (possibly memory-mapped) and optional (N,) labels."""
+    if len(images) == 0:
+        raise DcganError(f"{str(path)!r} holds no images")
+    if labels is not None and len(labels) != len(images):
+        raise DcganError(
+            f"{str(path)!r}: {len(images)} images but {len(labels)} labels; the files do not belong together"
+        )
+
+    def items() -> Iterator[Item]:
+        for i in range(len(images)):
+            yield images[i], None if labels is None else int(labels[i]), str(i)
+
+    grey = images.ndim == 3 or images.shape[-1] == 1
+    return Source(reader, path, len(images), items, grey=grey, **kw)
+
+
+def _check_split(split: str | None, allowed: tuple[str, ...], path: Path) -> str:
+    split = split or allowed[0]
+    if split not in allowed:
+        raise DcganError(f"{str(path)!r} has splits {', '.join(allowed)}; got --split {split!r}")
+    return split
+
+
+# IDX (MNIST, Fashion-MNIST): magic 0x00 0x00 <type> <ndim>, then ndim big-endian int32 sizes, then the data.
+
+
+def parse_idx(data: bytes, name: str) -> np.ndarray:
+    """Bytes of an unsigned-byte IDX file → its array; a wrong magic or a truncated body is a DcganError."""
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise DcganError(
+            f"{name} is not an IDX file (wrong magic number {data[:4].hex() or 'empty'}); expected MNIST-style idx3/idx1-ubyte"
+        )
+    if data[2] != 0x08:
+        raise DcganError(
+            f"{name}: only unsigned-byte IDX data (type 0x08) is supported, got type 0x{data[2]:02x}"
+        )
+    ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise DcganError(f"{name} is truncated inside its header; re-download it")
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    body = memoryview(data)[4 + 4 * ndim :]
+    expected = int(np.prod(dims, dtype=np.int64))
+    if len(body) != expected:
+        raise DcganError(
+            f"{name} is {'truncated' if len(body) < expected else 'too long'}: its header says "
+            f"{'×'.join(map(str, dims))} = {expected:,} bytes of data, the file holds {len(body):,}; re-download it"
+        )
+    return np.frombuffer(body, np.uint8).reshape(dims)
+
+
+def _read_maybe_gz(path: Path) -> bytes:
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path) as f:
+                return f.read()
+        return path.read_bytes()
+    except (OSError, EOFError) as e:
+        raise DcganError(f"{str(path)!r} could not be read ({e}); re-download it") from None
+
+
+def read_idx(path: Path, split: str | None = None) -> Source:
+    """IDX images (+ the labels file beside them): a `*-images-idx3-ubyte[.gz]` file or a folder of them."""
+    if path.is_dir():
+        split = _check_split(split, ("train", "test"), path)
+        prefix = "train" if split == "train" else "t10k"
+        found = [f for f in path.iterdir() if f.name.startswith(prefix) and "idx3-ubyte" in f.name]
+        if not found:
+            raise DcganError(f"no {prefix}-images-idx3-ubyte[.gz] in {str(path)!r} for --split {split}")
+        images_path = sorted(found)[0]
+    else:
+        images_path = path
+        split = split or {"train": "train", "t10k": "test"}.get(path.name.split("-")[0])
+    images = parse_idx(_read_maybe_gz(images_path), repr(str(images_path)))
+    if images.ndim != 3:
+        raise DcganError(f"{str(images_path)!r} holds a {images.ndim}-d array; expected N×H×W images (idx3)")
+    labels = None
+    stem = images_path.name.removesuffix(".gz").replace("images-idx3", "labels-idx1")
+    labels_path = next(
+        (
+            p
+            for p in (images_path.with_name(stem + ".gz"), images_path.with_name(stem))
+            if "labels-idx1" in p.name and p.is_file()
+        ),
+        None,
+    )
+    if labels_path is not None:
+        labels = parse_idx(_read_maybe_gz(labels_path), repr(str(labels_path)))
+        if labels.ndim != 1:
+            raise DcganError(f"{str(labels_path)!r} holds a {labels.ndim}-d array; expected N labels (idx1)")
+    names = [str(i) for i in range(int(labels.max()) + 1)] if labels is not None else None
+    return _array_source("idx", images_path, images, labels, label_names=names, split=split)
+
+
+# CIFAR-10/100 python batches are pickles. A restricted unpickler resolves only the numpy names an array
+# needs, so a hostile file cannot run code.
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        from numpy._core import multiarray
+
+        allowed = {
+            ("_codecs", "encode"): codecs.encode,  # how protocol 2 spells a bytes object written by Python 3
+            ("numpy.core.multiarray", "_reconstruct"): multiarray._reconstruct,
+            ("numpy._core.multiarray", "_reconstruct"): multiarray._reconstruct,
+            ("numpy", "ndarray"): np.ndarray,
+            ("numpy", "dtype"): np.dtype,
+        }
+        if (module, name) not in allowed:
+            raise pickle.UnpicklingError(
+                f"refusing to load {module}.{name}: CIFAR batches hold only numpy arrays"
+            )
+        return allowed[(module, name)]
+
+
+def safe_unpickle(data: bytes, name: str) -> Any:
+    """Unpickle CIFAR batch bytes; anything but plain data and numpy arrays is refused."""
+    try:
+        return _ArrayOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, AttributeError) as e:
+        raise DcganError(f"{name} is not a valid CIFAR batch ({e}); re-download the dataset") from None
+
+
+_CIFAR = {  # variant: (train batches, test batches, meta file, label key, names key)
+    "cifar10": (
+        [f"data_batch_{i}" for i in range(1, 6)],
+        ["test_batch"],
+        "batches.meta",
+        b"labels",
+        b"label_names",
+    ),
+    "cifar100": (["train"], ["test"], "meta", b"fine_labels", b"fine_label_names"),
+}
+
+
+def cifar_files(root: Path) -> dict[str, Path]:
+    """Basename → path of the CIFAR files in `root` or in its cifar-*-py subfolder."""
+    for d in [root, *sorted(root.glob("cifar-*-py"))]:
+        names = {f.name: f for f in d.iterdir() if f.is_file()} if d.is_dir() else {}
+        if "batches.meta" in names or ("meta" in names and "train" in names):
+            return names
+    return {}
+
+
+def _cifar_access(path: Path, stack: contextlib.ExitStack) -> tuple[set[str], Callable[[str], bytes]]:
+    """The CIFAR file names at `path` (folder or tarball) and a function reading one by name."""
+    if path.is_dir():
+        files = cifar_files(path)
+        return set(files), lambda n: files[n].read_bytes()
+    try:
+        tar = stack.enter_context(tarfile.open(path))  # noqa: SIM115 (the ExitStack closes it)
+        members = {m.name.rsplit("/", 1)[-1]: m for m in tar.getmembers() if m.isfile()}
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise DcganError(f"{str(path)!r} is not a readable .tar.gz ({e}); re-download it") from None
+
+    def read(n: str) -> bytes:
+        try:
+            return tar.extractfile(members[n]).read()  # type: ignore[union-attr]
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise DcganError(f"{n} in {str(path)!r} could not be read ({e}); re-download it") from None
+
+    return set(members), read
+
+
+def read_cifar(path: Path, split: str | None = None) -> Source:
+    """CIFAR-10 or CIFAR-100 python batches: a folder, or the official .tar.gz read without extracting."""
+    split = _check_split(split, ("train", "test"), path)
+    with contextlib.ExitStack() as stack:
+        available, read = _cifar_access(path, stack)
+        variant = "cifar10" if "batches.meta" in available else "cifar100" if "meta" in available else None
+        if variant is None:
+            raise DcganError(f"{str(path)!r} holds no CIFAR-10 batches.meta or CIFAR-100 meta file")
+        train, test, meta_name, label_key, names_key = _CIFAR[variant]
+        wanted = train if split == "train" else test
+        missing = [n for n in wanted if n not in available]
+        if missing:
+            raise DcganError(
+                f"{str(path)!r} lacks {', '.join(missing)}; the {variant} download is incomplete"
+            )
+        meta = safe_unpickle(read(meta_name), meta_name)
+        images, labels = [], []
+        for n in wanted:
+            batch = safe_unpickle(read(n), n)
+            data = batch.get(b"data") if isinstance(batch, dict) else None
+            if (
+                not isinstance(data, np.ndarray)
+                or data.ndim != 2
+                or data.shape[1] != 3072
+                or label_key not in batch
+            ):
+                raise DcganError(
+                    f"{n} is not a CIFAR batch: expected b'data' of shape N×3072 and {label_key!r}"
+                )
+            images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))  # rows are R, G, B planes → NHWC
+            labels.append(np.asarray(batch[label_key], np.int64))
+    label_names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta.get(names_key, [])]
+    return _array_source(
+        variant,
+        path,
+        np.concatenate(images),
+        np.concatenate(labels),
+        label_names=label_names or None,
+        split=split,
+    )
+
+
+def read_svhn(path: Path) -> Source:
+    """SVHN cropped digits (train/test/extra_32x32.mat): X is 32×32×3×N, y is N×1 with 10 meaning digit 0."""
+    import scipy.io
+
+    try:
+        mat = scipy.io.loadmat(path)
+    except NotImplementedError:
+        raise DcganError(
+            f"{str(path)!r} is a MATLAB v7.3 (HDF5) file; SVHN's official .mat files are v5"
+        ) from None
+    except (
+        scipy.io.matlab.MatReadError,
+        ValueError,
+        OSError,
+        EOFError,
+        TypeError,
+        KeyError,
+        IndexError,
+    ) as e:
+        raise DcganError(f"{str(path)!r} is not a readable .mat file ({e}); re-download it") from None
+    x, y = mat.get("X"), mat.get("y")
+    if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[2] != 3 or x.dtype != np.uint8:
+        raise DcganError(
+            f"{str(path)!r} is not SVHN: expected X of shape 32×32×3×N uint8, got {getattr(x, 'shape', None)}"
+        )
+    labels = None
+    if isinstance(y, np.ndarray):
+        labels = y.reshape(-1).astype(np.int64) % 10  # SVHN writes digit 0 as label 10
+    return _array_source(
+        "svhn", path, x.transpose(3, 0, 1, 2), labels, label_names=[str(i) for i in range(10)]
+    )
+
+
+def read_array_file(path: Path) -> Source:
+    """A .npy of images (memory-mapped), or a .npz with `images`/`x` and optional `labels`/`y`."""
+    try:
+        if path.suffix.lower() == ".npy":
+            arr, labels = np.load(path, mmap_mode="r", allow_pickle=False), None
+        else:
+            with np.load(path, allow_pickle=False) as z:
+                key = next((k for k in ("images", "x", "X", "arr_0") if k in z.files), None)
+                if key is None:
+                    raise DcganError(f"{str(path)!r} has arrays {z.files}; expected one named images or x")
+                arr = z[key]
+                lkey = next((k for k in ("labels", "y", "Y") if k in z.files), None)
+                labels = z[lkey] if lkey else None
+    except DcganError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise DcganError(f"{str(path)!r} is not a readable NumPy file ({e})") from None
+    arr = _as_nhwc_uint8(arr, path)
+    if labels is not None:
+        labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    names = [str(i) for i in range(int(labels.max()) + 1)] if labels is not None and len(labels) else None
+    return _array_source("numpy", path, arr, labels, label_names=names)
+
+
+def _as_nhwc_uint8(arr: np.ndarray, path: Path) -> np.ndarray:
+    """(N, H, W), (N, H, W, C) or (N, C, H, W) with C in 1, 3, 4; uint8, or floats in [0, 1] or [-1, 1]."""
+    if arr.ndim == 4 and arr.shape[1] in (1, 3) and arr.shape[3] not in (1, 3, 4):
+        arr = arr.transpose(0, 2, 3, 1)
+    if not (arr.ndim == 3 or (arr.ndim == 4 and arr.shape[3] in (1, 3, 4))):
+        raise DcganError(
+            f"{str(path)!r} holds an array of shape {arr.shape}; expected images as N×H×W, N×H×W×C or N×C×H×W "
+            "with C = 1, 3 or 4"
+        )
+    if arr.dtype == np.uint8:
+        return arr
+    if np.issubdtype(arr.dtype, np.floating):
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo >= 0 and hi <= 1:
+            return np.rint(np.asarray(arr) * 255).astype(np.uint8)
+        if lo >= -1 and hi <= 1:
+            return np.rint((np.asarray(arr) + 1) * 127.5).astype(np.uint8)
+        raise DcganError(f"{str(path)!r} holds floats in [{lo}, {hi}]; expected [0, 1] or [-1, 1], or uint8")
+    if np.issubdtype(arr.dtype, np.integer) and arr.min() >= 0 and arr.max() <= 255:
+        return np.asarray(arr).astype(np.uint8)
+    raise DcganError(f"{str(path)!r} holds {arr.dtype} values outside 0-255; expected uint8 images")
