@@ -161,6 +161,8 @@ def test_alternate_schedule_updates_d_and_g_on_alternate_minibatches(discs, tmp_
     g, d = build(TINY)
     state = load_checkpoint(latest_checkpoint(tmp_path / "run"), g, d)
     assert state["opt_g"]["state"][0]["step"].item() == 2 and state["opt_d"]["state"][0]["step"].item() == 2
+    rows = stats(tmp_path / "run")  # logged every step: G-only steps have no D statistics, not fake ones
+    assert rows[0]["loss_D"] is None and rows[0]["loss_G"] > 0 and rows[1]["loss_G"] is None
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -34,14 +35,18 @@ def plot_losses(stats_path: str | os.PathLike, out: str | os.PathLike) -> None:
     if not rows:
         return
     kimg = [r["kimg"] for r in rows]
+
+    def col(key: str) -> list[float]:  # a missing value (None) is a gap in the curve
+        return [math.nan if r.get(key) is None else r[key] for r in rows]
+
     fig, (a, b) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    a.plot(kimg, [r["loss_D"] for r in rows], label="loss D")
-    a.plot(kimg, [r["loss_G"] for r in rows], label="loss G")
+    a.plot(kimg, col("loss_D"), label="loss D")
+    a.plot(kimg, col("loss_G"), label="loss G")
     a.set_ylabel("BCE loss")
     a.legend()
     a.grid(alpha=0.3)
-    b.plot(kimg, [r["D_x"] for r in rows], label="D(x)")
-    b.plot(kimg, [r["D_G_z"] for r in rows], label="D(G(z))")
+    b.plot(kimg, col("D_x"), label="D(x)")
+    b.plot(kimg, col("D_G_z"), label="D(G(z))")
     b.set_ylim(0, 1)
     b.set_xlabel("thousands of images shown")
     b.set_ylabel("mean D output")

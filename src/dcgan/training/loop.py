@@ -76,10 +76,10 @@ class Meter:
         """Write one record; raise TrainingDiverged naming the first step whose loss is not finite."""
         if not self.d_rows and not self.g_rows:
             return None
-        d = torch.stack([r for _, r in self.d_rows]).cpu() if self.d_rows else torch.full((1, 3), math.nan)
-        g = torch.stack([r for _, r in self.g_rows]).cpu() if self.g_rows else torch.full((1, 1), math.nan)
+        d = torch.stack([r for _, r in self.d_rows]).cpu() if self.d_rows else torch.zeros(0, 3)
+        g = torch.stack([r for _, r in self.g_rows]).cpu() if self.g_rows else torch.zeros(0, 1)
         for rows, values, names in ((self.d_rows, d, "loss_D"), (self.g_rows, g, "loss_G")):
-            bad = (~torch.isfinite(values)).any(1).nonzero() if rows else []
+            bad = (~torch.isfinite(values)).any(1).nonzero()
             if len(bad):
                 raise TrainingDiverged(
                     f"{names} became {values[bad[0, 0], 0].item()} at step {rows[bad[0, 0]][0] + 1}"
@@ -87,15 +87,16 @@ class Meter:
         if not all(torch.isfinite(p).all() for p in (*trainer.g.parameters(), *trainer.d.parameters())):
             raise TrainingDiverged(f"a weight became NaN/Inf by step {trainer.step}")
         dt = time.perf_counter() - self.t0
+        d_mean = d.mean(0).tolist() if self.d_rows else [None] * 3  # `alternate` can log a G-only interval
         rec = {
             "step": trainer.step,
             "epoch": round(trainer.images_seen / n_data, 4),
             "kimg": trainer.images_seen / 1000,
             "images_seen": trainer.images_seen,
-            "loss_D": d[:, 0].mean().item(),
-            "loss_G": g[:, 0].mean().item(),
-            "D_x": d[:, 1].mean().item(),
-            "D_G_z": d[:, 2].mean().item(),
+            "loss_D": d_mean[0],
+            "loss_G": g[:, 0].mean().item() if self.g_rows else None,
+            "D_x": d_mean[1],
+            "D_G_z": d_mean[2],
             "img_per_s": round(self.images / dt, 1),
             "lr": trainer.opt_g.param_groups[0]["lr"],
             "time": round(trainer.elapsed, 2),
@@ -104,7 +105,8 @@ class Meter:
             f.write(json.dumps(rec) + "\n")
         if self.tb is not None:
             for key in ("loss_D", "loss_G", "D_x", "D_G_z", "img_per_s"):
-                self.tb.add_scalar(key, rec[key], rec["step"])
+                if rec[key] is not None:
+                    self.tb.add_scalar(key, rec[key], rec["step"])
             self.tb.flush()
         self.d_rows, self.g_rows, self.t0, self.images = [], [], time.perf_counter(), 0
         return rec
@@ -345,11 +347,10 @@ def _loop(
                 if trainer.step % cfg.log_every == 0 or trainer.step == total_steps or stop:
                     rec = meter.flush(trainer, len(ds))
                     if rec:
-                        bar.set_postfix_str(
-                            f"{rec['img_per_s']:.0f} img/s  loss_D {rec['loss_D']:.3f}  "
-                            f"loss_G {rec['loss_G']:.3f}",
-                            refresh=False,
+                        losses = "  ".join(
+                            f"{k} {rec[k]:.3f}" for k in ("loss_D", "loss_G") if rec[k] is not None
                         )
+                        bar.set_postfix_str(f"{rec['img_per_s']:.0f} img/s  {losses}", refresh=False)
                 if trainer.step % cfg.sample_every == 0:
                     save_samples(trainer, run)
                 if trainer.step % cfg.ckpt_every == 0:
