@@ -235,6 +235,10 @@ def _preload_tcmalloc(argv: Sequence[str]) -> None:
         os.execve(sys.executable, [sys.executable, "-m", "dcgan.cli", *argv], env)
 
 
+def _silent(_: str) -> None:
+    pass
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     from dcgan.config import train_config
     from dcgan.training.loop import train
@@ -259,7 +263,14 @@ def cmd_train(a: argparse.Namespace) -> int:
         keep=a.keep,
         on_nan=a.on_nan,
     )
-    s = train(cfg, a.dataset, a.out, max_minutes=a.max_minutes, progress=not a.quiet)
+    s = train(
+        cfg,
+        a.dataset,
+        a.out,
+        max_minutes=a.max_minutes,
+        progress=not a.quiet,
+        log=_silent if a.quiet else print,
+    )
     what = {"finished": "finished", "time-limit": "stopped at the time limit", "interrupted": "interrupted"}[
         s["status"]
     ]
