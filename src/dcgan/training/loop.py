@@ -309,7 +309,7 @@ def train(
 def _fetcher(ds: PreparedDataset, place: Placement) -> Callable[[np.ndarray], torch.Tensor]:
     """rows → (B, C, H, W) uint8. On CUDA the whole dataset moves to the GPU when it takes < 1/4 of free memory."""
     if place.device.type == "cuda" and ds.images.nbytes < torch.cuda.mem_get_info(place.device)[0] // 4:
-        resident = torch.from_numpy(np.ascontiguousarray(ds.images)).to(place.device)  # (N, H, W, C)
+        resident = torch.from_numpy(np.array(ds.images)).to(place.device)  # (N, H, W, C); a writable copy
         return lambda idx: resident[torch.from_numpy(idx).to(place.device, non_blocking=True)].permute(
             0, 3, 1, 2
         )
