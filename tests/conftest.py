@@ -79,3 +79,21 @@ def image_folder(tmp_path: Path) -> Path:
             a = rng.integers(0, 256, (40 + 8 * i, 50, 3), dtype=np.uint8)
             Image.fromarray(a).save(root / cls / f"{i}.{'jpg' if fmt == 'jpeg' else fmt}", format=fmt.upper())
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A run of a tiny 16² RGB DCGAN (z 8-d), trained 5 steps on noise, with a checkpoint at step 5."""
+    from dcgan.config import ModelConfig, TrainConfig
+    from dcgan.data.prepare import prepare
+    from dcgan.training.loop import train
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    np.save(root / "x.npy", np.random.default_rng(0).integers(0, 256, (32, 16, 16, 3), np.uint8))
+    prepare(root / "x.npy", root / "ds", size=16, progress=False)
+    model = ModelConfig.pyramid(16, channels=3, width=8, z_dim=8)
+    cfg = TrainConfig(
+        preset="tiny", model=model, batch=8, kimg=0.04, precision="fp32", device="cpu", ckpt_every=5
+    )
+    train(cfg, root / "ds", root / "run", progress=False, log=lambda s: None)
+    return root / "run"

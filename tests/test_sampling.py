@@ -5,8 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dcgan.config import ModelConfig, TrainConfig
-from dcgan.data.prepare import prepare
+from dcgan.config import ModelConfig
 from dcgan.errors import DcganError
 from dcgan.sampling import (
     generate,
@@ -17,24 +16,16 @@ from dcgan.sampling import (
     to_uint8,
     z_for_seeds,
 )
-from dcgan.training.loop import train
 
 from conftest import run_cli
 from test_models import ExamplesG, _randomize
 
-TINY = ModelConfig.pyramid(16, channels=3, width=8, z_dim=8)
+TINY = ModelConfig.pyramid(16, channels=3, width=8, z_dim=8)  # what the `tiny_run` fixture trains
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sampling")
-    np.save(root / "x.npy", np.random.default_rng(0).integers(0, 256, (32, 16, 16, 3), np.uint8))
-    prepare(root / "x.npy", root / "ds", size=16, progress=False)
-    cfg = TrainConfig(
-        preset="tiny", model=TINY, batch=8, kimg=0.04, precision="fp32", device="cpu", ckpt_every=5
-    )
-    train(cfg, root / "ds", root / "run", progress=False, log=lambda s: None)
-    return root / "run"
+@pytest.fixture
+def run(tiny_run):
+    return tiny_run
 
 
 def test_parse_seeds():

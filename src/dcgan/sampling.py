@@ -166,3 +166,99 @@ def load_examples_generator(
     g = Generator(cfg)
     load_examples_state_dict(g, state)
     return g.to(device).eval(), cfg
+
+
+# ---------------------------------------------------------------- walks, arithmetic, vectors (PAPER.md §6)
+
+INTERP_MODES = ("auto", "lerp", "slerp")
+
+
+def z_from_spec(cfg: ModelConfig, spec: str) -> torch.Tensor:
+    """Latents from seeds ('3,17,42', '0-9') or a saved .npy of shape (z_dim,) or (k, z_dim) → (k, z_dim)."""
+    if spec.endswith(".npy"):
+        try:
+            z = torch.from_numpy(np.load(spec, allow_pickle=False)).float()
+        except (OSError, ValueError) as e:
+            raise DcganError(f"could not read latents from {spec!r} ({e})") from None
+        z = z.reshape(1, -1) if z.ndim == 1 else z
+        if z.ndim != 2 or z.shape[1] != cfg.z_dim:
+            raise DcganError(
+                f"{spec!r} holds latents of shape {tuple(z.shape)}; this generator's z has {cfg.z_dim} values"
+            )
+        return z
+    return z_for_seeds(cfg, parse_seeds(spec))
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation (a, b: (D,), t: (T,)) → (T, D); the norm moves smoothly from |a| to |b|."""
+    na, nb = a.norm(), b.norm()
+    cos = torch.dot(a / na, b / nb).clamp(-1, 1)
+    omega = torch.acos(cos)
+    if omega.abs() < 1e-4:  # (anti)parallel directions: the arc is a line
+        return lerp(a, b, t)
+    t = t[:, None]
+    direction = (torch.sin((1 - t) * omega) * a / na + torch.sin(t * omega) * b / nb) / torch.sin(omega)
+    return direction * ((1 - t) * na + t * nb)
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation (a, b: (D,), t: (T,)) → (T, D)."""
+    return a[None] + t[:, None] * (b - a)[None]
+
+
+def interpolation_mode(cfg: ModelConfig, mode: str) -> str:
+    """auto: linear for the paper's uniform z (a straight line stays inside the cube that G was trained on),
+    spherical for Gaussian z (the midpoint of a line falls inside the shell where Gaussian samples live)."""
+    if mode not in INTERP_MODES:
+        raise DcganError(f"--mode must be one of {', '.join(INTERP_MODES)}, got {mode!r}")
+    return ("lerp" if cfg.z_dist == "uniform" else "slerp") if mode == "auto" else mode
+
+
+def walk_latents(cfg: ModelConfig, z: torch.Tensor, steps: int, mode: str = "auto") -> torch.Tensor:
+    """A walk through the points z (K, z_dim): (K-1, steps, z_dim), each row from one point to the next."""
+    if len(z) < 2:
+        raise DcganError(f"a walk needs at least 2 points, got {len(z)}")
+    if steps < 2:
+        raise DcganError(f"--steps must be at least 2 (the two end points), got {steps}")
+    fn = slerp if interpolation_mode(cfg, mode) == "slerp" else lerp
+    t = torch.linspace(0, 1, steps)
+    return torch.stack([fn(z[i], z[i + 1], t) for i in range(len(z) - 1)])
+
+
+def arithmetic_latents(
+    a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, noise: float = 0.25, seed: int = 0
+) -> torch.Tensor:
+    """The paper's protocol: Y = mean(A) − mean(B) + mean(C); (9, z_dim) with Y at index 4 (the centre of a
+    3×3 grid) and Y + U(−noise, noise) in the other 8 cells."""
+    if noise < 0:
+        raise DcganError(f"--noise must be non-negative, got {noise}")
+    y = a.mean(0) - b.mean(0) + c.mean(0)
+    gen = torch.Generator().manual_seed(seed)
+    out = y[None] + (torch.rand(9, len(y), generator=gen) * 2 - 1) * noise
+    out[4] = y
+    return out
+
+
+def direction(z_from: torch.Tensor, z_to: torch.Tensor) -> torch.Tensor:
+    """An attribute or turn vector: mean(to) − mean(from), (z_dim,)."""
+    return z_to.mean(0) - z_from.mean(0)
+
+
+def along(z: torch.Tensor, v: torch.Tensor, steps: int, scale: float) -> torch.Tensor:
+    """Rows z_k + t·v for t evenly from −scale to +scale: (K, steps, z_dim); the middle column is z_k itself
+    when steps is odd."""
+    if v.shape != (z.shape[1],):
+        raise DcganError(f"the vector has shape {tuple(v.shape)}; this generator's z has {z.shape[1]} values")
+    t = torch.linspace(-scale, scale, steps)
+    return z[:, None, :] + t[None, :, None] * v[None, None, :]
+
+
+def load_vector(path: str) -> torch.Tensor:
+    """A vector saved by `dcgan vector`: (z_dim,) float32."""
+    try:
+        v = torch.from_numpy(np.load(path, allow_pickle=False)).float()
+    except (OSError, ValueError) as e:
+        raise DcganError(f"could not read the vector {path!r} ({e}); save one with `dcgan vector`") from None
+    if v.ndim != 1:
+        raise DcganError(f"{path!r} holds an array of shape {tuple(v.shape)}; expected one vector (z_dim,)")
+    return v

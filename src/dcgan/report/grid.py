@@ -33,8 +33,53 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> None:
         img.save(tmp, format="PNG")
 
 
-def save_grid(images: np.ndarray, path: str | os.PathLike, ncols: int | None = None, scale: int = 1) -> None:
-    """Tile `images` (N, H, W, C) uint8 and save as a PNG; `scale` enlarges small images (nearest neighbour)."""
-    if scale > 1:
-        images = images.repeat(scale, axis=1).repeat(scale, axis=2)
-    save_png(make_grid(images, ncols), path)
+def save_grid(images: np.ndarray, path: str | os.PathLike, ncols: int | None = None) -> None:
+    """Tile `images` (N, H, W, C) uint8 and save as a PNG; images under 64 px are enlarged (nearest)."""
+    save_png(make_grid(upscale(images), ncols), path)
+
+
+def upscale(images: np.ndarray, min_side: int = 64) -> np.ndarray:
+    """Nearest-neighbour enlarge (N, H, W, C) so small images stay visible; a whole factor, never smaller."""
+    k = max(1, min_side // images.shape[1])
+    return images.repeat(k, axis=1).repeat(k, axis=2) if k > 1 else images
+
+
+def labelled_grid(images: np.ndarray, labels: list[str], ncols: int | None = None) -> np.ndarray:
+    """A grid like make_grid with a caption strip under every cell (e.g. the seed), RGB."""
+    from PIL import ImageDraw, ImageFont
+
+    images = upscale(images)
+    if images.shape[3] == 1:
+        images = images.repeat(3, axis=3)
+    n, h, w, _ = images.shape
+    strip = 14
+    cells = np.full((n, h + strip, w, 3), 255, np.uint8)
+    cells[:, :h] = images
+    font = ImageFont.load_default()
+    for i, text in enumerate(labels):
+        cell = Image.fromarray(cells[i])
+        ImageDraw.Draw(cell).text((2, h + 1), text, fill=(0, 0, 0), font=font)
+        cells[i] = np.asarray(cell)
+    return make_grid(cells, ncols)
+
+
+def hstack(panels: list[np.ndarray], gap: int = 12, pad_value: int = 255) -> np.ndarray:
+    """Panels (H_i, W_i, C) side by side, top-aligned, `gap` pixels apart."""
+    h = max(p.shape[0] for p in panels)
+    c = max(p.shape[2] for p in panels)
+    out = np.full((h, sum(p.shape[1] for p in panels) + gap * (len(panels) - 1), c), pad_value, np.uint8)
+    x = 0
+    for p in panels:
+        out[: p.shape[0], x : x + p.shape[1]] = p if p.shape[2] == c else p.repeat(c, axis=2)
+        x += p.shape[1] + gap
+    return out
+
+
+def save_gif(frames: np.ndarray, path: str | os.PathLike, ms_per_frame: int = 80) -> None:
+    """(T, H, W, C) uint8 frames → a looping GIF, atomically."""
+    frames = upscale(frames, 128)
+    images = [Image.fromarray(f[:, :, 0] if f.shape[2] == 1 else f) for f in frames]
+    with atomic_path(path) as tmp:
+        images[0].save(
+            tmp, format="GIF", save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0
+        )

@@ -206,9 +206,8 @@ def save_samples(trainer: Trainer, run: Path) -> Path:
     images = to_uint8(x)
     path = run / "samples" / f"step-{trainer.step:08d}.png"
     path.parent.mkdir(exist_ok=True)
-    scale = max(1, 64 // images.shape[1])
-    save_grid(images, path, ncols=8, scale=scale)
-    save_grid(images, run / "samples" / "latest.png", ncols=8, scale=scale)
+    save_grid(images, path, ncols=8)
+    save_grid(images, run / "samples" / "latest.png", ncols=8)
     return path
 
 

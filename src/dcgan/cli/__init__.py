@@ -1,0 +1,64 @@
+"""The `dcgan` command: argparse subcommands, each a thin call of a public function.
+
+Exit codes: 0 success, 2 a user error (one line on stderr, no traceback), 1 a bug (with its traceback).
+Heavy modules are imported inside the commands so `dcgan --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+import dcgan
+from dcgan.cli import data, latent, train
+from dcgan.errors import DcganError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dcgan",
+        description="DCGAN (Radford, Metz & Chintala, 2016) on your own data.",
+        epilog="example:\n  dcgan data fashion-mnist && dcgan info data/fashion-mnist/train --grid grid.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"dcgan {dcgan.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (
+        data.add_prepare,
+        data.add_info,
+        data.add_data,
+        train.add_train,
+        train.add_sample,
+        latent.add_interpolate,
+        latent.add_sheet,
+        latent.add_arithmetic,
+        latent.add_vector,
+        latent.add_walk,
+    ):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "train" and args.device in (None, "auto", "cpu"):
+        train.preload_tcmalloc(sys.argv[1:] if argv is None else list(argv))
+    try:
+        return args.fn(args)
+    except DcganError as e:
+        print(f"dcgan {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `dcgan info … | head`: the reader left, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as e:  # a path the user gave: missing, not permitted, disk full
+        print(
+            f"dcgan {args.command}: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "),
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        print(f"dcgan {args.command}: interrupted", file=sys.stderr)
+        return 130

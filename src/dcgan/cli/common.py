@@ -1,0 +1,39 @@
+"""Helpers every command module uses: a subcommand parser whose help ends with an example, and the
+generator a command names by its RUN argument."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from dcgan.errors import DcganError
+
+
+def parser_for(sub: Any, name: str, help: str, example: str) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name,
+        help=help,
+        description=help,
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def generator_from_args(a: argparse.Namespace) -> tuple[Any, Any]:
+    """(G, ModelConfig) from the command's RUN argument (or --from-examples), on --device."""
+    from dcgan.device import resolve
+    from dcgan.sampling import load_examples_generator, load_generator
+
+    device = resolve(a.device, "fp32").device
+    if getattr(a, "from_examples", None):
+        return load_examples_generator(a.from_examples, device)
+    if not a.run:
+        raise DcganError(
+            "give a run folder, a checkpoint or a generator .safetensors (or --from-examples PTH)"
+        )
+    return load_generator(a.run, device)
+
+
+def run_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run folder, checkpoint folder or generator .safetensors")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))

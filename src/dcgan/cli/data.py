@@ -1,0 +1,198 @@
+"""`dcgan prepare`, `dcgan info`, `dcgan data`: datasets in."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from dcgan.cli.common import parser_for
+from dcgan.errors import DcganError
+
+# ---------------------------------------------------------------- prepare
+
+
+def cmd_prepare(a: argparse.Namespace) -> int:
+    from dcgan.data.prepare import prepare
+    from dcgan.data.transforms import parse_color
+
+    m = prepare(
+        a.source,
+        a.out,
+        size=a.size,
+        channels=a.channels,
+        fit=a.fit,
+        filter=a.filter,
+        background=parse_color(a.background),
+        max_images=a.max_images,
+        split=a.split,
+        class_folders=a.labels,
+        strict=a.strict,
+        force=a.force,
+        workers=a.workers,
+        progress=not a.quiet,
+    )
+    n, s, _, c = m["shape"]
+    print(
+        f"wrote {n:,} images {s}×{s}×{c} to {a.out} in {m['seconds']:.1f} s "
+        f"({m['counts']['skipped']:,} skipped{', see manifest.json' if m['counts']['skipped'] else ''})"
+    )
+    return 0
+
+
+def add_prepare(sub: Any) -> None:
+    from dcgan.data.transforms import FILTERS, FITS
+
+    p = parser_for(
+        sub,
+        "prepare",
+        "turn images (folder, zip, LSUN LMDB, CIFAR, SVHN, IDX, .npy/.npz) into a dataset folder",
+        "dcgan prepare ~/photos data/photos64 --size 64 --fit crop",
+    )
+    p.add_argument(
+        "source",
+        help="image folder, .zip, LSUN LMDB folder, CIFAR folder or .tar.gz, SVHN .mat, IDX, .npy/.npz",
+    )
+    p.add_argument("out", help="dataset folder to create (images.npy, labels.npy, manifest.json)")
+    p.add_argument("--size", type=int, required=True, help="output side in pixels, e.g. 64")
+    p.add_argument(
+        "--channels", type=int, choices=(1, 3), help="1 grey or 3 RGB (default: grey sources stay grey)"
+    )
+    p.add_argument(
+        "--fit",
+        choices=FITS,
+        default="crop",
+        help="crop: centre square (default); pad: centre on a "
+        "background square, small images not upscaled (28→32); stretch: ignore the aspect ratio",
+    )
+    p.add_argument("--filter", choices=list(FILTERS), default="area", help="resize filter (default area)")
+    p.add_argument(
+        "--background", default="black", help="pad and transparency colour: black, white, #rrggbb or r,g,b"
+    )
+    p.add_argument("--max-images", type=int, help="stop after this many images")
+    p.add_argument("--split", help="train or test for CIFAR and IDX folders (default train)")
+    p.add_argument("--labels", action="store_true", help="image folders/zips: class subfolders become labels")
+    p.add_argument(
+        "--strict", action="store_true", help="fail on the first undecodable image instead of skipping it"
+    )
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument(
+        "--workers", type=int, help="decoding processes for folders, zips, LMDB (default: all cores)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_prepare)
+
+
+# ---------------------------------------------------------------- info
+
+
+def cmd_info(a: argparse.Namespace) -> int:
+    import numpy as np
+
+    from dcgan.data.dataset import PreparedDataset
+    from dcgan.report.grid import save_grid
+
+    ds = PreparedDataset(a.dataset)
+    m = ds.manifest
+    if a.json:
+        print(json.dumps({k: v for k, v in m.items() if k != "skipped"}, indent=2))
+    else:
+        print(describe_dataset(ds))
+    if a.grid:
+        if a.num < 1:
+            raise DcganError(f"--num must be at least 1, got {a.num}")
+        rng = np.random.default_rng(a.seed)
+        idx = np.sort(rng.choice(len(ds), size=min(a.num, len(ds)), replace=False))
+        save_grid(ds.images[idx], a.grid)
+        print(
+            f"grid      {a.grid} ({len(idx)} random images, seed {a.seed})",
+            file=sys.stderr if a.json else sys.stdout,
+        )
+    return 0
+
+
+def describe_dataset(ds: Any) -> str:
+    """The human-readable summary `dcgan info` prints."""
+    m = ds.manifest
+    n, s, _, c = m["shape"]
+    counts = m["counts"]
+    lines = [
+        f"dataset   {ds.path}",
+        f"images    {n:,} × {s}×{s}×{c} uint8 ({ds.images.nbytes / 2**20:.1f} MiB)",
+        f"source    {m['source']} ({m['reader']}{', split ' + m['split'] if m.get('split') else ''})",
+        f"prepared  fit {m['fit']}, filter {m['filter']}, background {','.join(map(str, m['background']))}; "
+        f"dcgan {m['dcgan_version']}, {m['created']}",
+        f"read      {counts['read']:,}, skipped {counts['skipped']:,}, non-image files ignored {counts['ignored_non_images']:,}",
+        f"sha256    {m['images_sha256']}",
+    ]
+    for s_ in m.get("skipped", [])[:5]:
+        lines.append(f"  skipped {s_['id']}: {s_['reason']}")
+    if m.get("labels"):
+        lines.append(f"labels    {len(m['label_names'])} classes")
+        for i, (name, k) in enumerate(zip(m["label_names"], m["class_counts"])):
+            lines.append(f"  {i:>3} {name:<16} {k:>9,}")
+    else:
+        lines.append("labels    none")
+    return "\n".join(lines)
+
+
+def add_info(sub: Any) -> None:
+    p = parser_for(
+        sub,
+        "info",
+        "summarize a prepared dataset and save a grid of random images",
+        "dcgan info data/fashion-mnist/train --grid fmnist.png",
+    )
+    p.add_argument("dataset", help="a folder made by `dcgan prepare`")
+    p.add_argument("--grid", metavar="PNG", help="save a grid of random images here")
+    p.add_argument("--num", type=int, default=64, help="images in the grid (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="which random images (default 0)")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON instead")
+    p.set_defaults(fn=cmd_info)
+
+
+# ---------------------------------------------------------------- data
+
+
+def cmd_data(a: argparse.Namespace) -> int:
+    from dcgan.data.download import prepare_fashion_mnist
+
+    ms = prepare_fashion_mnist(
+        a.out, a.dir, base_url=a.url, size=a.size, fit=a.fit, force=a.force, progress=not a.quiet
+    )
+    for split, m in ms.items():
+        n, s, _, c = m["shape"]
+        print(f"{split:<5} {n:>7,} images {s}×{s}×{c} → {a.out}/{split}")
+    return 0
+
+
+def add_data(sub: Any) -> None:
+    p = parser_for(
+        sub,
+        "data",
+        "get an offline dataset and prepare it (fashion-mnist)",
+        "dcgan data fashion-mnist --out data/fashion-mnist",
+    )
+    p.add_argument("name", choices=["fashion-mnist"], help="which dataset")
+    p.add_argument(
+        "--out", default="data/fashion-mnist", help="folder for train/ and test/ (default data/fashion-mnist)"
+    )
+    p.add_argument(
+        "--dir", help="folder with the four IDX files (default: the Debian package, else download)"
+    )
+    p.add_argument(
+        "--url",
+        help="download from this base URL even if the Debian package is installed "
+        "(default: the package, else the official mirror)",
+    )
+    p.add_argument(
+        "--size",
+        type=int,
+        default=32,
+        help="output side (default 32: 28² padded, as the fmnist32 preset wants)",
+    )
+    p.add_argument("--fit", default="pad", choices=("pad", "crop", "stretch"), help="default pad")
+    p.add_argument("--force", action="store_true", help="prepare again even if OUT/train and OUT/test exist")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_data)

@@ -1,0 +1,181 @@
+"""The latent-space commands (PAPER.md §6): interpolate, sheet, arithmetic, vector, walk."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from dcgan.cli.common import generator_from_args, parser_for, run_argument
+from dcgan.errors import DcganError
+
+# ---------------------------------------------------------------- latent space (PAPER.md §6)
+
+
+def cmd_interpolate(a: argparse.Namespace) -> int:
+    from dcgan.report import latent
+    from dcgan.report.grid import save_gif, save_png
+    from dcgan.sampling import interpolation_mode, z_from_spec
+
+    if not a.grid and not a.gif:
+        raise DcganError("say where the walk goes: --grid out.png and/or --gif out.gif")
+    g, cfg = generator_from_args(a)
+    grid, frames = latent.interpolation(g, z_from_spec(cfg, a.seeds), a.steps, a.mode)
+    mode = interpolation_mode(cfg, a.mode)
+    if a.grid:
+        save_png(grid, a.grid)
+        print(f"grid      {a.grid} (a row per segment, {a.steps} steps, {mode})")
+    if a.gif:
+        save_gif(frames, a.gif, a.ms)
+        print(f"gif       {a.gif} ({len(frames)} frames, {a.ms} ms each, looping, {mode})")
+    return 0
+
+
+def add_interpolate(sub: Any) -> None:
+    p = parser_for(
+        sub,
+        "interpolate",
+        "walk through a series of points in z (the paper walks through 9)",
+        "dcgan interpolate runs/fmnist32 --seeds 3,17,42,7,99,5,61,23,8 --steps 8 --grid walk.png --gif walk.gif",
+    )
+    run_argument(p)
+    p.add_argument("--seeds", required=True, help="the points: seeds (3,17,42) or a .npy of latents")
+    p.add_argument("--steps", type=int, default=8, help="images per segment, both ends included (default 8)")
+    p.add_argument(
+        "--mode",
+        default="auto",
+        choices=("auto", "lerp", "slerp"),
+        help="auto (default): linear for uniform z, spherical for Gaussian z",
+    )
+    p.add_argument("--grid", metavar="PNG", help="one row per segment")
+    p.add_argument("--gif", metavar="GIF", help="a looping animation of the whole walk")
+    p.add_argument("--ms", type=int, default=80, help="milliseconds per GIF frame (default 80)")
+    p.set_defaults(fn=cmd_interpolate)
+
+
+def cmd_sheet(a: argparse.Namespace) -> int:
+    from dcgan.report import latent
+    from dcgan.report.grid import save_png
+    from dcgan.sampling import parse_seeds
+
+    g, _ = generator_from_args(a)
+    seeds = parse_seeds(a.seeds)
+    save_png(latent.sheet(g, seeds, a.cols), a.out)
+    print(f"sheet     {a.out} ({len(seeds)} images labelled with their seeds)")
+    return 0
+
+
+def add_sheet(sub: Any) -> None:
+    p = parser_for(
+        sub,
+        "sheet",
+        "a contact sheet labelled with seeds, to pick exemplars by eye",
+        "dcgan sheet runs/fmnist32 --seeds 0-99 --out sheet.png",
+    )
+    run_argument(p)
+    p.add_argument("--seeds", default="0-99", help="which images (default 0-99)")
+    p.add_argument("--out", required=True, metavar="PNG")
+    p.add_argument("--cols", type=int, default=10, help="cells per row (default 10)")
+    p.set_defaults(fn=cmd_sheet)
+
+
+def cmd_arithmetic(a: argparse.Namespace) -> int:
+    import numpy as np
+
+    from dcgan.report import latent
+    from dcgan.report.grid import save_png
+    from dcgan.sampling import z_from_spec
+
+    g, cfg = generator_from_args(a)
+    za, zb, zc = (z_from_spec(cfg, spec) for spec in (a.a, a.b, a.c))
+    figure, zs = latent.arithmetic(g, za, zb, zc, a.noise, a.seed)
+    save_png(figure, a.out)
+    npy = os.path.splitext(a.out)[0] + ".npy"
+    np.save(npy, zs.numpy())
+    print(
+        f"figure    {a.out} (exemplars | Y = A − B + C at the centre, ±{a.noise} around | pixel-space A − B + C)"
+    )
+    print(f"latents   {npy} (9 × {cfg.z_dim}; row 4 is Y)")
+    return 0
+
+
+def add_arithmetic(sub: Any) -> None:
+    p = parser_for(
+        sub,
+        "arithmetic",
+        "vector arithmetic on averaged exemplars: Y = A − B + C (paper §6.3)",
+        "dcgan arithmetic runs/fmnist32 --a 12,40,77 --b 5,9,31 --c 2,8,63 --out arithmetic.png",
+    )
+    run_argument(p)
+    for name in ("a", "b", "c"):
+        p.add_argument(
+            f"--{name}",
+            required=True,
+            help=f"exemplars of concept {name.upper()}: seeds or a .npy (the paper averages 3)",
+        )
+    p.add_argument(
+        "--noise", type=float, default=0.25, help="uniform noise around Y for the 8 outer cells (0.25)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of that noise (default 0)")
+    p.add_argument(
+        "--out", required=True, metavar="PNG", help="the figure; the 9 latents go beside it as .npy"
+    )
+    p.set_defaults(fn=cmd_arithmetic)
+
+
+def cmd_vector(a: argparse.Namespace) -> int:
+    import numpy as np
+
+    from dcgan.fileio import atomic_path
+    from dcgan.sampling import direction, z_from_spec
+
+    _, cfg = generator_from_args(a)
+    v = direction(z_from_spec(cfg, a.from_), z_from_spec(cfg, a.to))
+    with atomic_path(a.out) as tmp, open(tmp, "wb") as f:
+        np.save(f, v.numpy())
+    print(f"vector    {a.out} ({cfg.z_dim} values, norm {v.norm():.3f})")
+    return 0
+
+
+def add_vector(sub: Any) -> None:
+    p = parser_for(
+        sub,
+        "vector",
+        "save an attribute or turn vector: mean(z of --to) − mean(z of --from)",
+        "dcgan vector runs/fmnist32 --from 3,14,15 --to 9,26,53 --out turn.npy",
+    )
+    run_argument(p)
+    p.add_argument("--from", dest="from_", required=True, help="seeds or .npy of the starting concept")
+    p.add_argument("--to", required=True, help="seeds or .npy of the target concept")
+    p.add_argument("--out", required=True, metavar="NPY")
+    p.set_defaults(fn=cmd_vector)
+
+
+def cmd_walk(a: argparse.Namespace) -> int:
+    from dcgan.report import latent
+    from dcgan.report.grid import save_png
+    from dcgan.sampling import along, load_vector, z_from_spec
+
+    g, cfg = generator_from_args(a)
+    rows = along(z_from_spec(cfg, a.seeds), load_vector(a.vector), a.steps, a.scale)
+    save_png(latent.along_vector(g, rows), a.out)
+    print(f"grid      {a.out} (a row per seed: z + t·v, t from −{a.scale:g} to +{a.scale:g})")
+    return 0
+
+
+def add_walk(sub: Any) -> None:
+    p = parser_for(
+        sub,
+        "walk",
+        "move samples along a saved vector (the paper's turn vector)",
+        "dcgan walk runs/fmnist32 --vector turn.npy --seeds 0-5 --steps 7 --scale 2 --out turn.png",
+    )
+    run_argument(p)
+    p.add_argument("--vector", required=True, help="a .npy saved by `dcgan vector`")
+    p.add_argument("--seeds", default="0-5", help="starting points: seeds or a .npy (default 0-5)")
+    p.add_argument(
+        "--steps", type=int, default=7, help="images per row (default 7; odd keeps z in the middle)"
+    )
+    p.add_argument("--scale", type=float, default=2.0, help="t runs from −scale to +scale (default 2)")
+    p.add_argument("--out", required=True, metavar="PNG")
+    p.set_defaults(fn=cmd_walk)
