@@ -156,3 +156,18 @@ def test_sheet_arithmetic_vector_and_walk_through_the_cli(tiny_run, tmp_path):
     assert r.returncode == 2 and "this generator's z has 8 values" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("interpolate", run, "--seeds", "1", "--grid", str(tmp_path / "x.png"))
     assert r.returncode == 2 and "at least 2 points" in r.stderr
+
+
+def test_spatial_z_paints_larger_images_with_a_convolutional_g(tmp_path, tiny_run):
+    from dcgan.models import build
+    from dcgan.training.checkpoint import save_module
+
+    cfg = ModelConfig.pyramid(16, z_dim=8, kernel_size=4, g_input="convt", z_dist="normal")
+    g, _ = build(cfg, seed=0)
+    save_module(g, tmp_path / "g.safetensors", cfg)
+    r = run_cli("sample", str(tmp_path / "g.safetensors"), "--seeds", "0-1", "--spatial", "3", "--outdir",
+                str(tmp_path / "big"), "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "big" / "seed000000.png").size == (24, 24)  # 16 · (3 + 3) / 4
+    r = run_cli("sample", str(tiny_run), "--seeds", "0", "--spatial", "2", "--grid", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "needs a generator whose first layer is a transposed convolution" in r.stderr

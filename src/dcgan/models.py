@@ -64,6 +64,14 @@ class Generator(nn.Module):
         self.main = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.ndim == 4 and z.shape[2:] != (1, 1):
+            # a spatial z (B, z_dim, k, k): the convolutional G paints a (k+3)/4 times larger image
+            if self.cfg.g_input != "convt":
+                raise DcganError(
+                    "a spatial z needs a generator whose first layer is a transposed convolution (g_input "
+                    "convt, as examples64); this one projects z with a matrix multiply, which has no spatial extent"
+                )
+            return self.main(z)  # (B, C, S·(k+3)/4, S·(k+3)/4)
         z = z.flatten(1)  # (B, z_dim); pytorch/examples callers pass (B, z_dim, 1, 1)
         if self.cfg.g_input == "convt":
             z = z[:, :, None, None]  # (B, z_dim, 1, 1)

@@ -56,6 +56,14 @@ def z_for_seeds(cfg: ModelConfig, seeds: Iterable[int]) -> torch.Tensor:
     return torch.cat([sample_z(cfg, 1, torch.Generator().manual_seed(int(s))) for s in seeds])
 
 
+def z_for_seeds_spatial(cfg: ModelConfig, seeds: Iterable[int], k: int) -> torch.Tensor:
+    """(len(seeds), z_dim, k, k): a k×k field of independent z per seed, for convolutional large images."""
+    if k < 1:
+        raise DcganError(f"--spatial must be at least 1, got {k}")
+    fields = [sample_z(cfg, k * k, torch.Generator().manual_seed(int(s))) for s in seeds]  # (k·k, z_dim) each
+    return torch.stack([f.T.reshape(cfg.z_dim, k, k) for f in fields])
+
+
 @contextlib.contextmanager
 def batch_stats(net: nn.Module) -> Iterator[None]:
     """Run BN layers on the batch's own statistics without touching their running averages."""
@@ -87,9 +95,13 @@ def run_generator(g: Generator, z: torch.Tensor, bn: str = "running", batch: int
     return torch.cat(out)
 
 
-def generate(g: Generator, seeds: Iterable[int], bn: str = "running", batch: int = 256) -> torch.Tensor:
-    """Images (N, C, H, W) in [-1, 1] for `seeds`; with bn="running" image k depends on seeds[k] alone."""
-    return run_generator(g, z_for_seeds(g.cfg, seeds), bn, batch)
+def generate(
+    g: Generator, seeds: Iterable[int], bn: str = "running", batch: int = 256, spatial: int = 1
+) -> torch.Tensor:
+    """Images (N, C, H, W) in [-1, 1] for `seeds`; with bn="running" image k depends on seeds[k] alone.
+    spatial > 1 feeds a spatial×spatial field of z per seed to a convolutional G: larger images."""
+    z = z_for_seeds(g.cfg, seeds) if spatial == 1 else z_for_seeds_spatial(g.cfg, seeds, spatial)
+    return run_generator(g, z, bn, batch)
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:

@@ -139,7 +139,7 @@ def cmd_sample(a: argparse.Namespace) -> int:
         raise DcganError("say where the images go: --grid out.png or --outdir DIR")
     seeds = parse_seeds(a.seeds)
     g, _ = generator_from_args(a)
-    images = to_uint8(generate(g, seeds, bn=a.bn, batch=a.batch))
+    images = to_uint8(generate(g, seeds, bn=a.bn, batch=a.batch, spatial=a.spatial))
     if a.grid:
         save_grid(images, a.grid)
         print(f"grid      {a.grid} ({len(seeds)} images, seeds {a.seeds}, BN {a.bn})")
@@ -173,5 +173,13 @@ def add_sample(sub: Any) -> None:
         "--from-examples", metavar="PTH", help="a pytorch/examples netG_epoch_N.pth instead of a run"
     )
     p.add_argument("--batch", type=int, default=256, help="images per forward pass (default 256)")
+    p.add_argument(
+        "--spatial",
+        type=int,
+        default=1,
+        metavar="K",
+        help="large images: a K×K field of z per seed through the convolutional G (transposed-conv "
+        "first layer, e.g. examples64): a 64² model paints (K+3)·16 pixels",
+    )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.set_defaults(fn=cmd_sample)
