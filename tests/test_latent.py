@@ -165,8 +165,18 @@ def test_spatial_z_paints_larger_images_with_a_convolutional_g(tmp_path, tiny_ru
     cfg = ModelConfig.pyramid(16, z_dim=8, kernel_size=4, g_input="convt", z_dist="normal")
     g, _ = build(cfg, seed=0)
     save_module(g, tmp_path / "g.safetensors", cfg)
-    r = run_cli("sample", str(tmp_path / "g.safetensors"), "--seeds", "0-1", "--spatial", "3", "--outdir",
-                str(tmp_path / "big"), "--device", "cpu")
+    r = run_cli(
+        "sample",
+        str(tmp_path / "g.safetensors"),
+        "--seeds",
+        "0-1",
+        "--spatial",
+        "3",
+        "--outdir",
+        str(tmp_path / "big"),
+        "--device",
+        "cpu",
+    )
     assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "big" / "seed000000.png").size == (24, 24)  # 16 · (3 + 3) / 4
     r = run_cli("sample", str(tiny_run), "--seeds", "0", "--spatial", "2", "--grid", str(tmp_path / "x.png"))

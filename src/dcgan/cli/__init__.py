@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 import dcgan
-from dcgan.cli import data, latent, train
+from dcgan.cli import data, latent, probes, train
 from dcgan.errors import DcganError
 
 
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         latent.add_arithmetic,
         latent.add_vector,
         latent.add_walk,
+        probes.add_memorization,
     ):
         add(sub)
     return parser

@@ -1,0 +1,1 @@
+"""Probes of the learned networks (PAPER.md §5–6): features, SVMs, memorization."""
