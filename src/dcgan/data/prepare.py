@@ -25,7 +25,7 @@ import dcgan
 from dcgan.data.sources import Item, Source, Unreadable, open_source
 from dcgan.data.transforms import ImageSpec, process_array, process_encoded
 from dcgan.errors import DcganError
-from dcgan.fileio import fsync_dir, sha256_file, write_json
+from dcgan.fileio import fsync_dir, fsync_file, sha256_file, write_json
 from dcgan.progress import progress_bar
 
 FORMAT = "dcgan-dataset/1"
@@ -138,7 +138,7 @@ def _write_images(
     del images
     if n < n_max:
         _shrink_npy(path, n)
-    _fsync(path)
+    fsync_file(path)
     return n, labels, skipped, read
 
 
@@ -163,11 +163,6 @@ def _shrink_npy(path: Path, n: int) -> None:
         f.truncate(data_start + n * int(np.prod(shape[1:])) * dtype.itemsize)
 
 
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
 def _manifest(
     src: Source,
     spec: ImageSpec,
@@ -185,7 +180,7 @@ def _manifest(
     if has_labels:
         lab = np.asarray(labels, np.int64)
         np.save(tmp / "labels.npy", lab)
-        _fsync(tmp / "labels.npy")
+        fsync_file(tmp / "labels.npy")
         n_classes = max(len(names or []), int(lab.max()) + 1)
         class_counts = np.bincount(lab, minlength=n_classes).tolist()
         if names is None or len(names) < n_classes:
