@@ -84,7 +84,10 @@ class Meter:
                 raise TrainingDiverged(
                     f"{names} became {values[bad[0, 0], 0].item()} at step {rows[bad[0, 0]][0] + 1}"
                 )
-        if not all(torch.isfinite(p).all() for p in (*trainer.g.parameters(), *trainer.d.parameters())):
+        params = (*trainer.g.parameters(), *trainer.d.parameters())
+        if not torch.stack(
+            [torch.isfinite(p).all() for p in params]
+        ).all():  # one device sync, not one per tensor
             raise TrainingDiverged(f"a weight became NaN/Inf by step {trainer.step}")
         dt = time.perf_counter() - self.t0
         d_mean = d.mean(0).tolist() if self.d_rows else [None] * 3  # `alternate` can log a G-only interval
@@ -289,7 +292,9 @@ def train(
     status, signum = _loop(trainer, ds, run, max_minutes, progress)
     if not (run / "samples" / f"step-{trainer.step:08d}.png").exists():
         save_samples(trainer, run)
-    checkpoint(trainer, run)
+    last = latest_checkpoint(run)
+    if last is None or last.name != f"step-{trainer.step:08d}":  # the loop may have just saved this step
+        checkpoint(trainer, run)
     summary = {
         "status": status,
         "signal": signum,
