@@ -136,12 +136,17 @@ def prepare_fashion_mnist(
     from dcgan.data.prepare import prepare
 
     out = Path(out)
-    files = fashion_mnist_files(folder, cache=out / "raw", base_url=base_url)
+    splits = {"train": "train", "test": "t10k"}
     manifests = {}
-    for split, prefix in (("train", "train"), ("test", "t10k")):
+    for split in splits:  # prepared before: keep it (prepare itself never overwrites)
         done = out / split / "manifest.json"
-        if done.is_file() and not force:  # prepared before: keep it (prepare itself never overwrites)
+        if done.is_file() and not force:
             manifests[split] = json.loads(done.read_text())
+    if len(manifests) == len(splits):
+        return manifests  # nothing to do: do not fetch or re-hash the source files
+    files = fashion_mnist_files(folder, cache=out / "raw", base_url=base_url)
+    for split, prefix in splits.items():
+        if split in manifests:
             continue
         manifests[split] = prepare(
             files[f"{prefix}-images-idx3-ubyte"],
