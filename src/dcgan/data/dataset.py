@@ -78,7 +78,7 @@ class PreparedDataset:
         )  # read the memmap in file order, then restore the caller's order
         rows = self.images[idx[order]]
         rows[order] = rows.copy()
-        return torch.from_numpy(rows).permute(0, 3, 1, 2)
+        return as_nchw(rows)
 
     def random_batch(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images drawn uniformly with replacement, (n, C, H, W) uint8."""
@@ -92,6 +92,11 @@ class PreparedDataset:
             raise DcganError(
                 f"{str(self.path)!r}: images.npy does not match its manifest's sha256; prepare it again"
             )
+
+
+def as_nchw(rows: np.ndarray) -> torch.Tensor:
+    """(B, H, W, C) uint8 rows → a (B, C, H, W) tensor view in channels_last memory (copied first if read-only)."""
+    return torch.from_numpy(rows if rows.flags.writeable else np.array(rows)).permute(0, 3, 1, 2)
 
 
 def to_unit_range(

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dcgan.data.dataset import to_unit_range
+from dcgan.data.dataset import as_nchw, to_unit_range
 from dcgan.models import Discriminator
 
 
@@ -37,15 +37,11 @@ def reestimate_bn(
         rows = images[i : i + batch]
         for m in bns:  # weight this batch by its share of the images so far: a running average, not an EMA
             m.momentum = len(rows) / (seen + len(rows))
-        d.features(to_unit_range(_tensor(rows), device))
+        d.features(to_unit_range(as_nchw(rows), device))
         seen += len(rows)
     for m, momentum in zip(bns, saved):
         m.momentum = momentum
     d.eval()
-
-
-def _tensor(rows: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(rows)).permute(0, 3, 1, 2)  # (B, C, H, W) uint8, channels_last
 
 
 @torch.no_grad()
@@ -63,7 +59,7 @@ def extract(
     n = len(images)
     out = np.empty((n, feature_dim(d, grid)), np.float32) if out is None else out
     for i in range(0, n, batch):
-        x = to_unit_range(_tensor(images[i : i + batch]), device)
+        x = to_unit_range(as_nchw(images[i : i + batch]), device)
         pooled = [F.adaptive_max_pool2d(f, grid).flatten(1) for f in d.features(x)]  # (B, C_l·grid²) each
         out[i : i + len(x)] = torch.cat(pooled, 1).float().cpu().numpy()
     return out
