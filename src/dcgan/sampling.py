@@ -20,7 +20,7 @@ from torch import nn
 
 from dcgan.config import ModelConfig, get_preset
 from dcgan.errors import DcganError
-from dcgan.models import Generator, load_examples_state_dict
+from dcgan.models import Discriminator, Generator, load_examples_state_dict
 
 BN_MODES = ("running", "batch")
 CONFIG_KEY = "dcgan_model_config"  # safetensors metadata key holding the ModelConfig JSON
@@ -109,26 +109,23 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return x.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def load_generator(
-    path: str | os.PathLike, device: str | torch.device = "cpu"
-) -> tuple[Generator, ModelConfig]:
-    """G in eval mode from a run folder, a checkpoint folder, or a generator .safetensors (config inside)."""
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
-
+def weights_file(path: str | os.PathLike, net: str = "G") -> Path:
+    """The .safetensors of G or D that `path` names: a run folder (the export for G, else the latest
+    checkpoint), a checkpoint folder, or the file itself."""
     p = Path(path)
     if p.is_dir():
-        candidates = [p / "generator.safetensors", p / "G.safetensors"]
+        candidates = ([p / "generator.safetensors"] if net == "G" else []) + [p / f"{net}.safetensors"]
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
             from dcgan.training.checkpoint import latest_checkpoint
 
             ckpt = latest_checkpoint(p)
-            found = ckpt / "G.safetensors" if ckpt else None
+            found = ckpt / f"{net}.safetensors" if ckpt else None
         if found is None:
-            raise DcganError(
-                f"{str(p)!r} holds no generator.safetensors or checkpoint; train first or give a .safetensors"
+            held = (
+                "generator.safetensors or checkpoint" if net == "G" else "checkpoint (D lives in checkpoints)"
             )
+            raise DcganError(f"{str(p)!r} holds no {held}; train first or give a .safetensors")
         p = found
     if not p.is_file():
         raise DcganError(
@@ -136,6 +133,14 @@ def load_generator(
         )
     if p.suffix == ".pth":
         raise DcganError(f"{str(p)!r} looks like a pytorch/examples checkpoint; pass it with --from-examples")
+    return p
+
+
+def read_weights(p: Path) -> tuple[dict[str, torch.Tensor], ModelConfig]:
+    """(state dict, model config) of a .safetensors file written by dcgan."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
     try:
         with safe_open(str(p), "pt") as f:
             meta = f.metadata() or {}
@@ -144,10 +149,32 @@ def load_generator(
         raise DcganError(f"{str(p)!r} is not a readable .safetensors file ({e})") from None
     if CONFIG_KEY not in meta:
         raise DcganError(f"{str(p)!r} carries no {CONFIG_KEY} metadata; it was not written by dcgan")
-    cfg = ModelConfig.from_dict(json.loads(meta[CONFIG_KEY]))
+    return state, ModelConfig.from_dict(json.loads(meta[CONFIG_KEY]))
+
+
+def load_generator(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[Generator, ModelConfig]:
+    """G in eval mode from a run folder, a checkpoint folder, or a generator .safetensors (config inside)."""
+    state, cfg = read_weights(weights_file(path, "G"))
     g = Generator(cfg)
     g.load_state_dict(state)
     return g.to(device).eval(), cfg
+
+
+def load_discriminator(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[Discriminator, ModelConfig]:
+    """D in eval mode from a run folder (latest checkpoint), a checkpoint folder, or a D.safetensors."""
+    state, cfg = read_weights(weights_file(path, "D"))
+    d = Discriminator(cfg)
+    try:
+        d.load_state_dict(state)
+    except RuntimeError as e:
+        raise DcganError(
+            f"{str(path)!r} does not hold the weights of a discriminator ({str(e).splitlines()[0]})"
+        ) from None
+    return d.to(device).eval(), cfg
 
 
 def load_examples_generator(

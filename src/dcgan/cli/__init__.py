@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         latent.add_vector,
         latent.add_walk,
         probes.add_memorization,
+        probes.add_probe,
     ):
         add(sub)
     return parser

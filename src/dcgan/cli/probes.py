@@ -1,4 +1,4 @@
-"""`dcgan memorization`: probes of what G learned."""
+"""`dcgan memorization` and `dcgan probe`: probes of what G and D learned."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 from dcgan.cli.common import generator_from_args, parser_for, run_argument
+from dcgan.errors import DcganError
 
 
 def cmd_memorization(a: argparse.Namespace) -> int:
@@ -48,3 +49,105 @@ def add_memorization(sub: Any) -> None:
     p.add_argument("--panels", type=int, default=8, help="samples shown in nearest.png (default 8)")
     p.add_argument("--out", required=True, metavar="DIR", help="nearest.png and memorization.json go here")
     p.set_defaults(fn=cmd_memorization)
+
+
+def _budgets(text: str) -> list[int | None]:
+    out: list[int | None] = []
+    for part in text.split(","):
+        part = part.strip()
+        if part == "all":
+            out.append(None)
+        elif part.isdigit() and int(part) > 0:
+            out.append(int(part))
+        else:
+            raise DcganError(
+                f"--labels-per-class takes positive numbers and 'all', comma-separated; got {part!r}"
+            )
+    return out
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        values = [float(c) for c in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(v > 0 for v in values):
+        raise DcganError(f"--C takes positive numbers, comma-separated (e.g. 1e-4,1e-3,1e-2); got {text!r}")
+    return values
+
+
+def cmd_probe(a: argparse.Namespace) -> int:
+    import sys
+
+    from dcgan.data.dataset import PreparedDataset
+    from dcgan.device import resolve
+    from dcgan.probes.protocol import probe, table
+
+    budgets, Cs = _budgets(a.labels_per_class), _floats(a.C)
+    for name, value in (("--draws", a.draws), ("--trials", a.trials), ("--max-epochs", a.max_epochs)):
+        if value < 1:
+            raise DcganError(f"{name} must be at least 1, got {value}")
+    device = resolve(a.device, "fp32").device.type
+    result = probe(
+        a.run,
+        PreparedDataset(a.dataset),
+        PreparedDataset(a.test),
+        a.out,
+        budgets,
+        Cs,
+        a.draws,
+        a.val,
+        a.seed,
+        a.control,
+        a.trials,
+        a.max_epochs,
+        not a.no_pixels,
+        device,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
+    print(table(result), end="")
+    print(f"results   {a.out}/probe.json, {a.out}/table.md")
+    return 0
+
+
+def add_probe(sub: Any) -> None:
+    p = parser_for(
+        sub,
+        "probe",
+        "D as a feature extractor (paper §5): L2-SVM on D's features vs a supervised CNN and raw pixels",
+        "dcgan probe runs/fmnist32 --dataset data/fashion-mnist/train --test data/fashion-mnist/test "
+        "--labels-per-class 100,all --control --out runs/fmnist32/probe",
+    )
+    p.add_argument("run", help="run folder (D of its latest checkpoint), checkpoint folder or D.safetensors")
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help="labelled training set (prepared); the validation split comes from it",
+    )
+    p.add_argument("--test", required=True, help="labelled test set (prepared)")
+    p.add_argument(
+        "--labels-per-class",
+        default="100",
+        help="label budgets, comma-separated: N per class (random draws) and/or 'all' (default 100)",
+    )
+    p.add_argument(
+        "--draws", type=int, default=10, help="random draws per few-label budget (default 10; paper 100)"
+    )
+    p.add_argument("--C", default="1e-5,1e-4,1e-3,1e-2", help="SVM C grid (default 1e-5,1e-4,1e-3,1e-2)")
+    p.add_argument("--val", type=int, default=10_000, help="validation split size (default 10000)")
+    p.add_argument(
+        "--control", action="store_true", help="also train the supervised CNN with D's architecture"
+    )
+    p.add_argument(
+        "--trials", type=int, default=16, help="control: random hyperparameter trials (default 16; paper 64)"
+    )
+    p.add_argument(
+        "--max-epochs", type=int, default=100, help="control: most epochs a trial may draw (default 100)"
+    )
+    p.add_argument("--no-pixels", action="store_true", help="skip the L2-SVM on raw pixels")
+    p.add_argument("--seed", type=int, default=0, help="seed of the validation split, draws and control")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="probe.json, table.md and the cached features go here"
+    )
+    p.set_defaults(fn=cmd_probe)

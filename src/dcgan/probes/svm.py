@@ -18,6 +18,7 @@ computed once per data set and reused for every C; `fit_path` also warm-starts e
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,7 @@ from dcgan.errors import DcganError
 # below this min(N, F) the spectrum is exact (eigh of the smaller Gram matrix); above, the top RANK directions
 EXACT_LIMIT = 2048
 RANK = 512
+DENSE = 256  # of those, the leading directions preconditioned with a dense per-class Hessian block
 STAGE = 25  # L-BFGS evaluations before the preconditioner is refitted
 
 
@@ -93,16 +95,18 @@ def objective(
 def spectrum(
     z: torch.Tensor, rank: int = RANK, exact_limit: int = EXACT_LIMIT
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right singular vectors V (F, r) and the projections Z·V (N, r) of z (N, F): all r = rank(z) directions
+    """Right singular vectors V (F, r) and the projections Z·V (N, r) of z (N, F), largest singular value
+    first (‖(ZV)_j‖ = s_j): all r = rank(z) directions
     when min(N, F) ≤ exact_limit, else the top `rank` by a randomized range finder (two power iterations)."""
     n, f = z.shape
     if min(n, f) <= exact_limit:
         if n < f:  # z zᵀ = U S² Uᵀ, V = zᵀ U / s, Z V = U S
             s2, u = torch.linalg.eigh(z @ z.T)
             keep = s2 > s2.max() * 1e-7
-            s, u = s2[keep].sqrt(), u[:, keep]
+            s, u = s2[keep].sqrt().flip(0), u[:, keep].flip(1)
             return (z.T @ u) / s, u * s
         _, v = torch.linalg.eigh(z.T @ z)  # zᵀz = V S² Vᵀ
+        v = v.flip(1)
         return v, z @ v
     u, s, v = torch.svd_lowrank(z, q=min(rank + 16, n, f), niter=2)
     return v[:, :rank], u[:, :rank] * s[:rank]
@@ -179,40 +183,57 @@ class SVMProblem:
             final = self.loss_and_grad(w, b, C)[0].item()
         return LinearSVM(w, b, self.mean, self.std, self.classes, C, final, evals)
 
-    def _preconditioner(self, C: float, w: torch.Tensor, b: torch.Tensor, fit_bias: bool) -> torch.Tensor:
-        """(K, r+1, r+1): per class, H^(-1/2) of the Hessian in (V's coordinates, bias), at the current
-        violators A: H = diag(1…1, 0) + 2C·[ZV 1]_Aᵀ[ZV 1]_A (the bias is not regularized)."""
-        _, zv = self.spectrum()
-        zv1 = torch.cat([zv, torch.ones(len(zv), 1, device=zv.device)], 1)  # (N, r+1)
+    def _preconditioner(
+        self, C: float, w: torch.Tensor, b: torch.Tensor, fit_bias: bool
+    ) -> Callable[[torch.Tensor, torch.Tensor, bool], tuple[torch.Tensor, torch.Tensor]]:
+        """P (or P⁻¹) as a function of (u (F, K), β (K,)), fitted to the violators A of (w, b).
+
+        In the top DENSE directions and the bias, per class, P = H^(-1/2) of the Hessian there:
+        H = diag(1…1, 0) + 2C·[ZV 1]_Aᵀ[ZV 1]_A (the bias is not regularized). In the other directions of the
+        spectrum, P = (1 + 2C·ρ·s²)^(-1/2) with ρ the share of violators. Outside V's span, P = I."""
+        v, zv = self.spectrum()
+        k = min(DENSE, v.shape[1])
+        zv1 = torch.cat([zv[:, :k], torch.ones(len(zv), 1, device=zv.device)], 1)  # (N, k+1)
         with torch.no_grad():
             inside = self.y_pm * (self.z @ w + b) < 1  # (N, K)
-        eye = torch.eye(zv1.shape[1], device=zv.device)
+        eye = torch.eye(k + 1, device=zv.device)
         eye[-1, -1] = 0 if fit_bias else 1
-        roots = []
+        roots, inverses = [], []
         for c in range(inside.shape[1]):
             rows = zv1[inside[:, c]]
             lam, q = torch.linalg.eigh(
-                eye + 2 * C * rows.T @ rows + 1e-6 * torch.eye(len(eye), device=zv.device)
+                eye + 2 * C * rows.T @ rows + 1e-6 * torch.eye(k + 1, device=zv.device)
             )
-            roots.append(q @ (lam.clamp_min(1e-6).rsqrt()[:, None] * q.T))
-        return torch.stack(roots)
+            lam = lam.clamp_min(1e-6)
+            roots.append(q @ (lam.rsqrt()[:, None] * q.T))
+            inverses.append(q @ (lam.sqrt()[:, None] * q.T))
+        dense = (torch.stack(roots), torch.stack(inverses))  # (K, k+1, k+1) each, symmetric
+        rho = inside.float().mean(0).clamp_min(1e-3)  # (K,)
+        tail = (1 + 2 * C * rho[None] * zv[:, k:].pow(2).sum(0)[:, None]).rsqrt()  # (r−k, K)
+        v_dense, v_tail = v[:, :k].contiguous(), v[:, k:].contiguous()
+        vt_dense, vt_tail = v_dense.T.contiguous(), v_tail.T.contiguous()  # Vᵀ·t over contiguous rows: ~6× faster
+
+        def apply(
+            t: torch.Tensor, beta: torch.Tensor, inverse: bool = False
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            a = torch.cat([vt_dense @ t, beta[None]])  # (k+1, K)
+            out = torch.einsum("kij,jk->ik", dense[inverse], a)  # (k+1, K)
+            a_tail = vt_tail @ t  # (r−k, K)
+            scaled = a_tail * ((1 / tail if inverse else tail) - 1)
+            return t + v_dense @ (out[:-1] - a[:-1]) + v_tail @ scaled, out[-1]
+
+        return apply
 
     def _stage(
         self, C: float, w0: torch.Tensor, b0: torch.Tensor, tol: float, max_iter: int, fit_bias: bool
     ) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
-        """L-BFGS in (u, β) with (w, b) = P·(u, β): P maps (Vᵀu, β) through M = H^(-1/2) per class and leaves
-        u's part outside V's span alone. Returns (W, b, evaluations, whether it converged)."""
+        """L-BFGS in (u, β) with (w, b) = P·(u, β), P symmetric (see _preconditioner).
+        Returns (W, b, evaluations, whether it converged)."""
         n = len(self.z)
-        v, _ = self.spectrum()
-        m = self._preconditioner(C, w0, b0, fit_bias)  # (K, r+1, r+1), symmetric
-
-        def precondition(t: torch.Tensor, beta: torch.Tensor, transform: torch.Tensor = m) -> tuple:
-            a = torch.cat([v.T @ t, beta[None]])  # (r+1, K)
-            out = torch.einsum("kij,jk->ik", transform, a)  # (r+1, K)
-            return t + v @ (out[:-1] - a[:-1]), out[-1]
+        precondition = self._preconditioner(C, w0, b0, fit_bias)
 
         # start from (u, β) = P⁻¹(w₀, b₀)
-        u, beta = precondition(w0, b0, torch.linalg.inv(m))
+        u, beta = precondition(w0, b0, True)
         u, beta = u.requires_grad_(True), beta.requires_grad_(fit_bias)
         evals = [0]
 
