@@ -87,7 +87,7 @@ def test_probe_runs_both_protocols_and_the_control_and_writes_a_table(tiny_run, 
     args = [
         "probe", str(tiny_run), "--dataset", str(labelled / "train"), "--test", str(labelled / "test"),
         "--labels-per-class", "5,all", "--draws", "2", "--val", "40", "--C", "1e-3,1e-1",
-        "--control", "--trials", "2", "--max-epochs", "2", "--out", str(out), "--device", "cpu",
+        "--control", "5", "--trials", "2", "--max-epochs", "2", "--out", str(out), "--device", "cpu",
     ]  # fmt: skip
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr
@@ -101,6 +101,7 @@ def test_probe_runs_both_protocols_and_the_control_and_writes_a_table(tiny_run, 
     assert every["pixels_svm"]["test_error"] <= 0.05  # the colours separate linearly in pixel space
     assert every["dcgan_svm"]["test_error"] <= 0.25  # and still in the features of a barely trained D
     assert len(few["control"]["trials"]) == 2 and len(few["control"]["test_errors"]) == 2
+    assert "control" not in every  # --control 5: the control only where it was asked for
     table = (out / "table.md").read_text()
     assert "| DCGAN D features + L2-SVM |" in table and "error, 20 labels (5 per class)" in table
     assert table in r.stdout
@@ -116,6 +117,7 @@ def test_probe_runs_both_protocols_and_the_control_and_writes_a_table(tiny_run, 
         (("--labels-per-class", "five"), "takes positive numbers and 'all'"),
         (("--C", "0"), "--C takes positive numbers"),
         (("--val", "500"), "validation split needs"),
+        (("--control", "all"), "must also be in --labels-per-class"),
     ],
 )
 def test_probe_input_errors_are_one_line(tiny_run, labelled, tmp_path, change, message):

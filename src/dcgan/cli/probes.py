@@ -84,6 +84,11 @@ def cmd_probe(a: argparse.Namespace) -> int:
     from dcgan.probes.protocol import probe, table
 
     budgets, Cs = _budgets(a.labels_per_class), _floats(a.C)
+    control = [] if a.control is None else budgets if a.control == "same" else _budgets(a.control)
+    if not set(control) <= set(budgets):
+        raise DcganError(
+            f"--control {a.control}: each budget must also be in --labels-per-class {a.labels_per_class}"
+        )
     for name, value in (("--draws", a.draws), ("--trials", a.trials), ("--max-epochs", a.max_epochs)):
         if value < 1:
             raise DcganError(f"{name} must be at least 1, got {value}")
@@ -98,7 +103,7 @@ def cmd_probe(a: argparse.Namespace) -> int:
         a.draws,
         a.val,
         a.seed,
-        a.control,
+        control,
         a.trials,
         a.max_epochs,
         not a.no_pixels,
@@ -136,7 +141,11 @@ def add_probe(sub: Any) -> None:
     p.add_argument("--C", default="1e-5,1e-4,1e-3,1e-2", help="SVM C grid (default 1e-5,1e-4,1e-3,1e-2)")
     p.add_argument("--val", type=int, default=10_000, help="validation split size (default 10000)")
     p.add_argument(
-        "--control", action="store_true", help="also train the supervised CNN with D's architecture"
+        "--control",
+        nargs="?",
+        const="same",
+        metavar="BUDGETS",
+        help="also train the supervised CNN with D's architecture (for every budget, or those listed)",
     )
     p.add_argument(
         "--trials", type=int, default=16, help="control: random hyperparameter trials (default 16; paper 64)"

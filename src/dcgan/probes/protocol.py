@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dcgan.errors import DcganError
+from dcgan.models import Discriminator
 from dcgan.probes.svm import SVMProblem
 
 SELECT_DRAWS = 10  # draws over which C (and the control's hyperparameters) are chosen, as in the paper
@@ -193,10 +194,11 @@ def control_protocol(
 
 
 def cached_features(
-    d, dataset, path, key: dict, device: str, log: Callable[[str], None] = print
+    d: Callable, dataset, path, key: dict, device: str, log: Callable[[str], None] = print
 ) -> np.ndarray:
     """D's features of every image of `dataset`, as a float32 .npy memmap at `path`, reused when the
-    key (D's weights, the images, the BN statistics) matches; written under a temp name and renamed."""
+    key (D's weights, the images, the BN statistics) matches; written under a temp name and renamed.
+    `d()` gives D ready to extract (called only when the features are not cached)."""
     import json
     from pathlib import Path
 
@@ -207,16 +209,17 @@ def cached_features(
     if path.is_file() and meta.is_file() and json.loads(meta.read_text()) == key:
         log(f"  features: reusing {path}")
         return np.load(path, mmap_mode="r")
+    net = d()
     t0 = time.perf_counter()
     with atomic_path(path) as tmp:
         out = np.lib.format.open_memmap(
-            tmp, mode="w+", dtype=np.float32, shape=(len(dataset), feature_dim(d))
+            tmp, mode="w+", dtype=np.float32, shape=(len(dataset), feature_dim(net))
         )
-        extract(d, dataset.images, device=device, out=out)
+        extract(net, dataset.images, device=device, out=out)
         out.flush()
         del out
     write_json(meta, key)
-    log(f"  features: {len(dataset):,} × {feature_dim(d):,} in {time.perf_counter() - t0:.1f} s → {path}")
+    log(f"  features: {len(dataset):,} × {feature_dim(net):,} in {time.perf_counter() - t0:.1f} s → {path}")
     return np.load(path, mmap_mode="r")
 
 
@@ -237,15 +240,15 @@ def probe(
     draws: int = 10,
     val_size: int = 10_000,
     seed: int = 0,
-    control: bool = False,
+    control: Sequence[int | None] = (),
     trials: int = 16,
     max_epochs: int = 100,
     pixels: bool = True,
     device: str = "cpu",
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Both protocols for every label budget (labels per class, None = all labels) on D of `run`; writes
-    OUT/probe.json and OUT/table.md and returns the result."""
+    """Both protocols for every label budget (labels per class, None = all labels) on D of `run`, the
+    control for the budgets in `control`; writes OUT/probe.json and OUT/table.md and returns the result."""
     from pathlib import Path
 
     from dcgan.fileio import sha256_file, write_bytes, write_json
@@ -272,11 +275,25 @@ def probe(
     out.mkdir(parents=True, exist_ok=True)
     d_file = weights_file(run, "D")
     key = {"D": sha256_file(d_file), "bn_images": train.manifest["images_sha256"], "grid": 4}
-    log(f"D from {d_file}; BN statistics re-estimated on {len(train):,} training images")
-    reestimate_bn(d, train.images, device=device)
+    log(f"D from {d_file}")
+
+    bn_done = []
+
+    def ready() -> Discriminator:  # BN statistics from real training images, once, if features are needed
+        if not bn_done:
+            log(f"  BN statistics re-estimated on {len(train):,} training images")
+            reestimate_bn(d, train.images, device=device)
+            bn_done.append(True)
+        return d
+
     feats = {
         part: cached_features(
-            d, ds, out / f"features-{part}.npy", {**key, "images": ds.manifest["images_sha256"]}, device, log
+            ready,
+            ds,
+            out / f"features-{part}.npy",
+            {**key, "images": ds.manifest["images_sha256"]},
+            device,
+            log,
         )
         for part, ds in (("train", train), ("test", test))
     }
@@ -301,7 +318,7 @@ def probe(
         if pixels:
             log("  pixels:")
             row["pixels_svm"] = svm_protocol(flat[0], y_train, flat[1], y_test, Cs=Cs, **common)
-        if control:
+        if per_class in control:
             log("  supervised control:")
             row["control"] = control_protocol(
                 cfg, train, test, y_train, y_test, trials=trials, max_epochs=max_epochs, **common

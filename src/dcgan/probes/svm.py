@@ -211,7 +211,10 @@ class SVMProblem:
         rho = inside.float().mean(0).clamp_min(1e-3)  # (K,)
         tail = (1 + 2 * C * rho[None] * zv[:, k:].pow(2).sum(0)[:, None]).rsqrt()  # (r−k, K)
         v_dense, v_tail = v[:, :k].contiguous(), v[:, k:].contiguous()
-        vt_dense, vt_tail = v_dense.T.contiguous(), v_tail.T.contiguous()  # Vᵀ·t over contiguous rows: ~6× faster
+        vt_dense, vt_tail = (
+            v_dense.T.contiguous(),
+            v_tail.T.contiguous(),
+        )  # Vᵀ·t over contiguous rows: ~6× faster
 
         def apply(
             t: torch.Tensor, beta: torch.Tensor, inverse: bool = False
