@@ -97,3 +97,17 @@ def tiny_run(tmp_path_factory) -> Path:
     )
     train(cfg, root / "ds", root / "run", progress=False, log=lambda s: None)
     return root / "run"
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist(tmp_path_factory) -> Path:
+    """Fashion-MNIST 32² prepared from Debian's dataset-fashion-mnist (make test installs it): folder with
+    train/ and test/. Skips where the package is missing."""
+    from dcgan.data import download
+
+    if not download.DEBIAN_DIR.is_dir():
+        pytest.skip("needs Debian's dataset-fashion-mnist (make test installs it)")
+    root = tmp_path_factory.mktemp("fashion-mnist")
+    r = run_cli("data", "fashion-mnist", "--out", str(root), "--quiet")
+    assert r.returncode == 0, r.stderr
+    return root

@@ -106,7 +106,17 @@ def generate(
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """(N, C, H, W) in [-1, 1] → (N, H, W, C) uint8."""
-    return x.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    return (
+        x.add(1)
+        .mul(127.5)
+        .round()
+        .clamp(0, 255)
+        .to(torch.uint8)
+        .permute(0, 2, 3, 1)
+        .contiguous()
+        .cpu()
+        .numpy()
+    )
 
 
 def weights_file(path: str | os.PathLike, net: str = "G") -> Path:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 import dcgan
-from dcgan.cli import data, latent, probes, train
+from dcgan.cli import data, latent, metrics, probes, train
 from dcgan.errors import DcganError
 
 
@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         latent.add_walk,
         probes.add_memorization,
         probes.add_probe,
+        metrics.add_evaluate,
+        metrics.add_extractor,
     ):
         add(sub)
     return parser

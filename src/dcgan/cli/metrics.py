@@ -1,0 +1,116 @@
+"""`dcgan evaluate` and `dcgan extractor train`: sample-quality metrics in a named feature space."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from dcgan.cli.common import generator_from_args, parser_for, run_argument
+from dcgan.errors import DcganError
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from dcgan.data.dataset import PreparedDataset
+    from dcgan.fileio import write_json
+    from dcgan.metrics.evaluate import evaluate, parse_metrics
+    from dcgan.metrics.extractors import load_extractor
+
+    metrics = parse_metrics(a.metrics)
+    g, _ = generator_from_args(a)
+    device = next(g.parameters()).device
+    ex = load_extractor(a.extractor, device)
+    dataset = PreparedDataset(a.dataset)
+    result = {"run": a.run, **evaluate(g, dataset, ex, a.num, metrics, a.seed, a.bn, not a.no_cache, _log)}
+    width = max(len(k) for k in result["metrics"])
+    for k, v in result["metrics"].items():
+        print(f"{k:<{width}}  {v:.6g}" if abs(v) < 1e4 else f"{k:<{width}}  {v:.1f}")
+    ref = result["reference"]
+    print(
+        f"{result['samples']:,} samples (seeds {result['seeds'][0]}…{result['seeds'][1]}, BN {a.bn}) against "
+        f"{ref['images']:,} images of {ref['dataset']}{' (cached)' if ref['cached'] else ''}; extractor {ex.name}"
+    )
+    if a.out:
+        write_json(a.out, result)
+        print(f"result    {a.out}")
+    return 0
+
+
+def add_evaluate(sub: Any) -> None:
+    p = parser_for(
+        sub,
+        "evaluate",
+        "FID, KID, precision/recall and a classifier score of a generator, in a named feature space",
+        "dcgan evaluate runs/fmnist32 --dataset data/fashion-mnist/train --extractor fmnist --out runs/fmnist32/eval.json",
+    )
+    run_argument(p)
+    p.add_argument("--dataset", required=True, help="the real images (a prepared dataset folder)")
+    p.add_argument(
+        "--extractor",
+        default="fmnist",
+        help="a shipped extractor's name (fmnist) or a .safetensors from `dcgan extractor train`",
+    )
+    p.add_argument(
+        "--num", type=int, default=10_000, help="generated samples, and real images (default 10000)"
+    )
+    p.add_argument("--metrics", default="fid,kid,pr,score", help="comma-separated subset of fid,kid,pr,score")
+    p.add_argument("--seed", type=int, default=0, help="first seed of the generated samples (default 0)")
+    p.add_argument("--bn", default="running", choices=("running", "batch"), help="G's BatchNorm statistics")
+    p.add_argument("--no-cache", action="store_true", help="recompute the real images' features")
+    p.add_argument("--out", metavar="JSON", help="write the result here")
+    p.set_defaults(fn=cmd_evaluate)
+
+
+def cmd_extractor_train(a: argparse.Namespace) -> int:
+    from dcgan.data.dataset import PreparedDataset
+    from dcgan.device import resolve
+    from dcgan.metrics.extractors import load_extractor, save_extractor, train_extractor
+
+    if a.epochs < 1:
+        raise DcganError(f"--epochs must be at least 1, got {a.epochs}")
+    device = resolve(a.device, "fp32").device
+    net, acc = train_extractor(
+        PreparedDataset(a.dataset),
+        PreparedDataset(a.test),
+        a.name,
+        a.epochs,
+        a.batch,
+        a.lr,
+        a.flip,
+        a.seed,
+        device,
+        _log,
+    )
+    save_extractor(net, a.out)
+    print(f"extractor {load_extractor(a.out).name}: test accuracy {acc:.4f} → {a.out}")
+    return 0
+
+
+def add_extractor(sub: Any) -> None:
+    p = sub.add_parser(
+        "extractor",
+        help="domain feature extractors for the metrics",
+        description="domain feature extractors for the metrics",
+    )
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    t = parser_for(
+        verbs,
+        "train",
+        "train a small classifier on a labelled dataset; its features and logits feed `dcgan evaluate`",
+        "dcgan extractor train data/fashion-mnist/train --test data/fashion-mnist/test --name fmnist --out fmnist.safetensors",
+    )
+    t.add_argument("dataset", help="labelled training set (prepared)")
+    t.add_argument("--test", required=True, help="labelled test set: the accuracy recorded in the extractor")
+    t.add_argument("--name", required=True, help="short name; metrics are labelled NAME-HASH")
+    t.add_argument("--out", required=True, metavar="SAFETENSORS")
+    t.add_argument("--epochs", type=int, default=12)
+    t.add_argument("--batch", type=int, default=128)
+    t.add_argument("--lr", type=float, default=3e-3)
+    t.add_argument("--flip", action="store_true", help="random horizontal flips (not for digits or text)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    t.set_defaults(fn=cmd_extractor_train)

@@ -1,0 +1,154 @@
+"""`evaluate`: generate N images from G by seed, compare them with real images in an extractor's space.
+
+The real side (features and logits of a fixed subset of the dataset) is cached on disk under a key hashed
+from everything that affects it — the dataset's image hash, the extractor's file hash, the count, the
+subset's seed, the format — and written atomically, so a cached number can never come from other inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dcgan.errors import DcganError
+from dcgan.metrics import fid as M
+from dcgan.metrics.extractors import Extractor
+
+METRICS = ("fid", "kid", "pr", "score")
+CACHE_FORMAT = 1
+REAL_SEED = 0  # the real subset does not depend on the evaluation's seed: one cache entry serves all runs
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DCGAN_CACHE", Path.home() / ".cache" / "dcgan")) / "real-features"
+
+
+def real_features(
+    dataset, ex: Extractor, num: int, cache: bool = True, log=None
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Features and logits of min(num, N) real images (a seeded subset when num < N), cached on disk."""
+    n = min(num, len(dataset))
+    key = {
+        "format": CACHE_FORMAT,
+        "images_sha256": dataset.manifest["images_sha256"],
+        "extractor_sha256": ex.sha256,
+        "num": n,
+        "subset_seed": REAL_SEED,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir() / f"{ex.name}-{digest}.npz"
+    info = {"images": n, "dataset": str(dataset.path), "cache": str(path)}
+    if cache and path.is_file():
+        try:
+            with np.load(path) as z:
+                if json.loads(str(z["key"])) == key:
+                    return z["features"], z["logits"], {**info, "cached": True}
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable or foreign: recompute and replace it
+    idx = (
+        np.arange(n)
+        if n == len(dataset)
+        else np.sort(np.random.default_rng(REAL_SEED).choice(len(dataset), n, False))
+    )
+    t = time.perf_counter()
+    feats, logits = ex.features(dataset.images[idx] if n < len(dataset) else dataset.images, logits=True)
+    if log:
+        log(f"real: {n:,} images through {ex.name} in {time.perf_counter() - t:.1f} s")
+    if cache:
+        from dcgan.fileio import write_bytes
+
+        buf = io.BytesIO()
+        np.savez(buf, features=feats, logits=logits, key=json.dumps(key, sort_keys=True))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes(path, buf.getvalue())
+    return feats, logits, {**info, "cached": False}
+
+
+@torch.no_grad()
+def generated_features(
+    g, ex: Extractor, num: int, seed: int = 0, batch: int = 500, bn: str = "running"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features and logits of images of seeds seed … seed+num−1, quantized to uint8 as a saved PNG would be."""
+    from dcgan.sampling import generate, to_uint8
+
+    feats, logits = [], []
+    for i in range(0, num, batch):
+        seeds = range(seed + i, seed + min(i + batch, num))
+        images = torch.from_numpy(to_uint8(generate(g, list(seeds), bn=bn, batch=batch)))  # (B, H, W, C)
+        f, y = ex.features(images.permute(0, 3, 1, 2), logits=True)
+        feats.append(f)
+        logits.append(y)
+    return np.concatenate(feats), np.concatenate(logits)
+
+
+def compare(
+    real: tuple[np.ndarray, np.ndarray],
+    fake: tuple[np.ndarray, np.ndarray],
+    metrics: list[str],
+    name: str,
+    seed: int = 0,
+) -> dict[str, float]:
+    """The chosen metrics between (features, logits) of real and generated images, named `metric[name]`."""
+    out: dict[str, float] = {}
+    if "fid" in metrics:
+        out[f"fid[{name}]"] = M.fid(real[0], fake[0])
+    if "kid" in metrics:
+        out[f"kid[{name}]"], out[f"kid_std[{name}]"] = M.kid(real[0], fake[0], seed=seed)
+    if "pr" in metrics:
+        out[f"precision[{name}]"], out[f"recall[{name}]"] = M.precision_recall(real[0], fake[0])
+    if "score" in metrics:
+        out[f"score[{name}]"], out[f"score_std[{name}]"] = M.classifier_score(fake[1])
+        out[f"score_real[{name}]"] = M.classifier_score(real[1])[0]
+    out[f"diversity[{name}]"] = M.diversity(fake[0], seed=seed)
+    out[f"diversity_real[{name}]"] = M.diversity(real[0], seed=seed)
+    return out
+
+
+def parse_metrics(text: str) -> list[str]:
+    chosen = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in METRICS]
+    if unknown or not chosen:
+        raise DcganError(f"--metrics takes a comma-separated subset of {','.join(METRICS)}; got {text!r}")
+    return chosen
+
+
+def evaluate(
+    g,
+    dataset,
+    ex: Extractor,
+    num: int = 10_000,
+    metrics: list[str] | tuple[str, ...] = METRICS,
+    seed: int = 0,
+    bn: str = "running",
+    cache: bool = True,
+    log=None,
+) -> dict[str, Any]:
+    """Metrics of `num` generated images against the dataset, with what they were computed from."""
+    if num < 10:
+        raise DcganError(f"--num must be at least 10 samples for the metrics to mean anything, got {num}")
+    ex.check_images(g.cfg.image_size, g.cfg.channels, "the generator")
+    ex.check_images(dataset.image_size, dataset.channels, f"dataset {str(dataset.path)!r}")
+    t0 = time.perf_counter()
+    real_f, real_l, real_info = real_features(dataset, ex, num, cache, log)
+    t = time.perf_counter()
+    fake = generated_features(g, ex, num, seed, bn=bn)
+    if log:
+        log(f"generated: {num:,} images (seeds {seed}…{seed + num - 1}) in {time.perf_counter() - t:.1f} s")
+    values = compare((real_f, real_l), fake, list(metrics), ex.name, seed)
+    return {
+        "metrics": values,
+        "samples": num,
+        "seeds": [seed, seed + num - 1],
+        "bn": bn,
+        "reference": real_info,
+        "extractor": {"name": ex.name, "sha256": ex.sha256, "trained_on": ex.cfg.trained_on},
+        "seconds": round(time.perf_counter() - t0, 1),
+    }

@@ -1,0 +1,231 @@
+"""Feature extractors the metrics compare real and generated images in.
+
+A *domain extractor* is a small classifier trained on a labelled prepared dataset of the images being
+generated (`dcgan extractor train`); its penultimate layer (128-d, global-average-pooled) is the feature
+space of FID/KID/precision/recall, its logits give the classifier score. The package ships one trained on
+Fashion-MNIST 32² (see `shipped()`). Every extractor is named `NAME-HASH` with HASH the first 4 hex digits
+of the weights file's sha256, and every metric carries that name — `fid[fmnist-3f2a]` — so numbers computed
+in different feature spaces never mix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dcgan.data.dataset import as_nchw, to_unit_range
+from dcgan.errors import DcganError
+
+META_KEY = "dcgan_extractor"
+SHIPPED = {"fmnist": Path(__file__).parent / "weights" / "fmnist-32.safetensors"}
+
+
+@dataclass
+class ExtractorConfig:
+    """What a domain extractor takes and what it was trained on."""
+
+    name: str
+    image_size: int
+    channels: int
+    classes: int
+    widths: tuple[int, int, int] = (32, 64, 128)
+    label_names: list[str] | None = None
+    trained_on: dict[str, Any] = field(default_factory=dict)  # dataset path and sha256, recipe, test accuracy
+
+    def __post_init__(self) -> None:
+        self.widths = tuple(self.widths)
+        if self.image_size < 8 or self.channels not in (1, 3) or self.classes < 2:
+            raise DcganError(
+                f"an extractor needs images ≥ 8² with 1 or 3 channels and ≥ 2 classes, got "
+                f"{self.image_size}² × {self.channels}, {self.classes} classes"
+            )
+        if not self.name.replace("-", "").replace("_", "").isalnum():
+            raise DcganError(f"an extractor's name is letters, digits, '-' and '_', got {self.name!r}")
+
+
+class DomainExtractor(nn.Module):
+    """images (B, C, S, S) in [-1, 1] → features (B, 128) and logits (B, K).
+
+    Two 3×3 conv-BN-ReLU pairs at S and S/2 (max-pooled between), one at S/4, global average pool."""
+
+    def __init__(self, cfg: ExtractorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        a, b, c = cfg.widths
+
+        def block(c_in: int, c_out: int) -> list[nn.Module]:
+            return [nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+        self.body = nn.Sequential(
+            *block(cfg.channels, a), *block(a, a), nn.MaxPool2d(2),  # (B, a, S/2, S/2)
+            *block(a, b), *block(b, b), nn.MaxPool2d(2),  # (B, b, S/4, S/4)
+            *block(b, c), nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (B, c)
+        )  # fmt: skip
+        self.dropout = nn.Dropout(0.3)
+        self.head = nn.Linear(c, cfg.classes)
+        self.num_features = c
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.body(x)
+        return f, self.head(self.dropout(f))
+
+
+@dataclass
+class Extractor:
+    """A loaded extractor: the net (eval mode), its config, and its name for metric labels."""
+
+    net: DomainExtractor
+    cfg: ExtractorConfig
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.cfg.name}-{self.sha256[:4]}"
+
+    def check_images(self, size: int, channels: int, what: str) -> None:
+        if (size, channels) != (self.cfg.image_size, self.cfg.channels):
+            raise DcganError(
+                f"extractor {self.name} takes {self.cfg.image_size}² × {self.cfg.channels} images but {what} "
+                f"has {size}² × {channels}; use an extractor trained on such images (`dcgan extractor train`)"
+            )
+
+    @torch.no_grad()
+    def features(
+        self, images: np.ndarray | torch.Tensor, batch: int = 500, logits: bool = False
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Features (N, 128) float64 [and logits (N, K)] of uint8 images, (N, H, W, C) array/memmap or an
+        (N, C, H, W) uint8 tensor; read batch by batch."""
+        device = next(self.net.parameters()).device
+        feats, outs = [], []
+        for i in range(0, len(images), batch):
+            rows = images[i : i + batch]
+            x = rows if isinstance(rows, torch.Tensor) else as_nchw(rows)
+            f, y = self.net(to_unit_range(x, device))
+            feats.append(f.double().cpu().numpy())
+            outs.append(y.double().cpu().numpy())
+        f = np.concatenate(feats) if feats else np.empty((0, self.net.num_features))
+        return (f, np.concatenate(outs)) if logits else f
+
+
+def save_extractor(net: DomainExtractor, path: str | os.PathLike) -> str:
+    """Weights + config as safetensors (atomically); returns the file's sha256."""
+    from safetensors.torch import save_file
+
+    from dcgan.fileio import atomic_path, sha256_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(asdict(net.cfg))})
+    return sha256_file(path)
+
+
+def load_extractor(path: str | os.PathLike | None, device: str | torch.device = "cpu") -> Extractor:
+    """An extractor from a .safetensors written by `dcgan extractor train`, or a shipped one by name
+    (e.g. "fmnist")."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    from dcgan.fileio import sha256_file
+
+    p = SHIPPED.get(str(path), Path(str(path)))
+    if not p.is_file():
+        raise DcganError(
+            f"extractor {str(path)!r} is neither a file nor a shipped extractor ({', '.join(SHIPPED)}); "
+            "train one with `dcgan extractor train DATASET --out ex.safetensors`"
+        )
+    try:
+        with safe_open(str(p), "pt") as f:
+            meta = f.metadata() or {}
+        state = load_file(str(p))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise DcganError(f"{str(p)!r} is not a readable .safetensors file ({e})") from None
+    if META_KEY not in meta:
+        raise DcganError(f"{str(p)!r} is not an extractor written by `dcgan extractor train`")
+    cfg = ExtractorConfig(**json.loads(meta[META_KEY]))
+    net = DomainExtractor(cfg)
+    net.load_state_dict(state)
+    return Extractor(net.to(device).eval(), cfg, sha256_file(p))
+
+
+def train_extractor(
+    train,
+    test,
+    name: str,
+    epochs: int = 12,
+    batch: int = 128,
+    lr: float = 3e-3,
+    flip: bool = False,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    log=print,
+) -> tuple[DomainExtractor, float]:
+    """Train on a labelled PreparedDataset (AdamW, one-cycle schedule, random 2-pixel shifts [+ flips]);
+    returns the net in eval mode and its accuracy on `test`."""
+    for what, ds in (("the training set", train), ("the test set", test)):
+        if ds.labels is None:
+            raise DcganError(f"{what} {str(ds.path)!r} has no labels; prepare it with --labels")
+    if (test.image_size, test.channels) != (train.image_size, train.channels):
+        raise DcganError("the test set's images differ in size or channels from the training set's")
+    classes = int(train.labels.max()) + 1
+    cfg = ExtractorConfig(name, train.image_size, train.channels, classes, label_names=train.label_names)
+    torch.manual_seed(seed)
+    net = DomainExtractor(cfg).to(device)
+    steps = epochs * (len(train) // batch)
+    opt = torch.optim.AdamW(net.parameters(), lr, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=max(steps, 1))
+    labels = torch.as_tensor(train.labels, dtype=torch.long)
+    g = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    for epoch in range(epochs):
+        net.train()
+        order = torch.randperm(len(train), generator=g)
+        for i in range(0, len(order) - batch + 1, batch):
+            idx = order[i : i + batch].sort().values
+            x = to_unit_range(train.batch(idx.numpy()), device)
+            x = _augment(x, g, flip)
+            loss = F.cross_entropy(net(x)[1], labels[idx].to(device))  # minimize −log p(y | x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        acc = accuracy(Extractor(net.eval(), cfg, ""), test)
+        log(
+            f"epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}, test accuracy {acc:.4f} ({time.perf_counter() - t0:.0f} s)"
+        )
+    cfg.trained_on = {
+        "dataset": str(train.path),
+        "images_sha256": train.manifest["images_sha256"],
+        "test": str(test.path),
+        "test_accuracy": round(acc, 4),
+        "recipe": {"epochs": epochs, "batch": batch, "lr": lr, "flip": flip, "seed": seed},
+    }
+    return net.eval(), acc
+
+
+def _augment(x: torch.Tensor, g: torch.Generator, flip: bool) -> torch.Tensor:
+    """Each image shifted by up to 2 pixels (the border filled with −1, black), optionally flipped."""
+    b, c, s, _ = x.shape
+    padded = F.pad(x, (2, 2, 2, 2), value=-1.0)  # (B, C, S+4, S+4)
+    ar = torch.arange(s, device=x.device)
+    dy, dx = (torch.randint(0, 5, (2, b), generator=g).to(x.device)[:, :, None] + ar).unbind(0)  # (B, S) each
+    x = padded.gather(2, dy[:, None, :, None].expand(b, c, s, s + 4))
+    x = x.gather(3, dx[:, None, None, :].expand(b, c, s, s))
+    if flip:
+        mask = (torch.rand(b, generator=g) < 0.5).to(x.device)
+        x = torch.where(mask[:, None, None, None], x.flip(3), x)
+    return x.contiguous()
+
+
+def accuracy(ex: Extractor, ds) -> float:
+    """Share of `ds`'s labelled images the extractor's classifier gets right."""
+    _, logits = ex.features(ds.images, logits=True)
+    return float((logits.argmax(1) == ds.labels).mean())
