@@ -17,6 +17,7 @@ from dcgan.metrics import fid as M
 from dcgan.metrics.evaluate import cache_dir, evaluate, real_features
 from dcgan.metrics.extractors import accuracy, load_extractor
 from dcgan.sampling import load_generator
+from dcgan.training.evaluation import collapse_warnings
 
 from conftest import run_cli
 from test_protocol import coloured
@@ -180,3 +181,44 @@ def test_evaluate_cli_writes_json_and_refuses_bad_input(tiny_run, tiny_extractor
 
 def test_cache_dir_follows_the_environment(private_cache):
     assert cache_dir().is_relative_to(private_cache)
+
+
+def test_collapse_warnings_name_the_rising_fid_and_the_lost_diversity():
+    assert collapse_warnings([5, 4, 3, 2], 1.0, 1.0, patience=3) == []
+    rising = collapse_warnings([9, 2, 3, 4, 5], 1.0, 1.0, patience=3)
+    assert len(rising) == 1 and "FID rose 3 evaluations in a row (2.00 → 3.00 → 4.00 → 5.00)" in rising[0]
+    assert collapse_warnings([2, 3, 4], 1.0, 1.0, patience=3) == []  # not enough history yet
+    narrow = collapse_warnings([3], 0.2, 1.0, patience=3)
+    assert len(narrow) == 1 and "diversity 0.200 is under 50%" in narrow[0]
+
+
+def test_training_with_eval_every_keeps_the_best_generator(tiny_run, tiny_extractor, private_cache, tmp_path):
+    from dcgan.config import ModelConfig, TrainConfig
+    from dcgan.errors import DcganError
+    from dcgan.metrics.evaluate import generated_features
+    from dcgan.training.loop import train
+
+    ds = tiny_run.parent / "ds"
+    model = ModelConfig.from_dict(json.loads((tiny_run / "config.json").read_text())["train"]["model"])
+    base = dict(preset="tiny", model=model, batch=8, kimg=0.048, precision="fp32", device="cpu")
+    with pytest.raises(DcganError, match="none is shipped"):  # 16² RGB: no shipped extractor fits
+        train(TrainConfig(**base, eval_every=2), ds, tmp_path / "no", progress=False, log=lambda s: None)
+    run = tmp_path / "run"
+    cfg = TrainConfig(
+        **base, ckpt_every=3, log_every=2, eval_every=2, eval_num=24,
+        extractor=str(tiny_extractor / "ex.safetensors"), eval_patience=1,
+    )  # fmt: skip
+    summary = train(cfg, ds, run, progress=False, log=lambda s: None)
+    rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    ex = load_extractor(tiny_extractor / "ex.safetensors")
+    key = f"fid[{ex.name}]"
+    evals = [r for r in rows if key in r]
+    assert [r["step"] for r in evals] == [2, 4, 6]
+    assert {2, 4, 6} <= {r["step"] for r in rows if "loss_D" in r}  # the loss records are all still there
+    best = min(evals, key=lambda r: r[key])
+    assert summary["best"]["step"] == best["step"] and best.get("best")
+    # best.safetensors is the generator that scored that FID
+    real, _, _ = real_features(PreparedDataset(ds), ex, 24)
+    fake, _ = generated_features(load_generator(run / "best.safetensors")[0], ex, 24)
+    assert M.fid(real, fake) == pytest.approx(best[key], rel=1e-4)
+    assert (run / "loss.png").stat().st_size > 0

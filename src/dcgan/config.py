@@ -233,6 +233,10 @@ class TrainConfig:
     log_every: int = 50  # steps between lines of stats.jsonl
     keep: int = 3  # checkpoints kept
     on_nan: str = "stop"
+    eval_every: int = 0  # steps between FID evaluations (0: none)
+    eval_num: int = 5000  # generated (and real) images per evaluation
+    extractor: str | None = None  # feature space of the evaluation: a shipped name or a .safetensors path
+    eval_patience: int = 3  # warn when FID rose this many evaluations in a row
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
@@ -261,6 +265,9 @@ class TrainConfig:
                 min(self.sample_every, self.ckpt_every, self.log_every, self.keep) >= 1,
                 "sample_every, ckpt_every, log_every and keep must be at least 1",
             ),
+            (self.eval_every >= 0, f"eval_every must be 0 (off) or a number of steps, got {self.eval_every}"),
+            (self.eval_num >= 10, f"eval_num must be at least 10 samples, got {self.eval_num}"),
+            (self.eval_patience >= 1, f"eval_patience must be at least 1, got {self.eval_patience}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -56,6 +56,10 @@ def cmd_train(a: argparse.Namespace) -> int:
         log_every=a.log_every,
         keep=a.keep,
         on_nan=a.on_nan,
+        eval_every=a.eval_every,
+        eval_num=a.eval_num,
+        extractor=a.extractor,
+        eval_patience=a.eval_patience,
     )
     if a.dry_run:  # two steps at whatever batch the preset and flags give
         cfg = dataclasses.replace(cfg, kimg=2 * cfg.batch / 1000)
@@ -74,6 +78,9 @@ def cmd_train(a: argparse.Namespace) -> int:
     print(
         f"samples   {s['samples']}\nloss plot {s['loss_plot']}\nstats     {s['stats']}\ngenerator {s['generator']}"
     )
+    if "best" in s:
+        fid = next(f"{k} {v:.3f}" for k, v in s["best"].items() if k.startswith("fid["))
+        print(f"best      {s['best']['path']} (step {s['best']['step']:,}, {fid})")
     if s["status"] != "finished":
         print("checkpoint saved: run the same command to continue")
     return 128 + s["signal"] if s["status"] == "interrupted" else 0
@@ -124,6 +131,19 @@ def add_train(sub: Any) -> None:
         "--on-nan",
         choices=ON_NAN,
         help="stop (default) or rollback to the last checkpoint with a fresh data order",
+    )
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        help="steps between FID evaluations; keeps RUN/best.safetensors (default 0: off)",
+    )
+    p.add_argument("--eval-num", type=int, help="generated and real images per evaluation (default 5000)")
+    p.add_argument(
+        "--extractor",
+        help="feature space of --eval-every: a shipped name (fmnist) or a .safetensors (default: shipped, if one fits)",
+    )
+    p.add_argument(
+        "--eval-patience", type=int, help="warn when FID rose this many evaluations in a row (default 3)"
     )
     p.add_argument("--dry-run", action="store_true", help="two steps, to check that everything runs")
     p.add_argument("--quiet", action="store_true", help="no progress bar or config print-out")

@@ -25,13 +25,15 @@ def read_stats(path: str | os.PathLike) -> list[dict]:
 
 
 def plot_losses(stats_path: str | os.PathLike, out: str | os.PathLike) -> None:
-    """Losses (top) and D's mean outputs (bottom) against thousands of images shown."""
+    """Losses (top) and D's mean outputs against thousands of images shown; with --eval-every, FID below."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    rows = read_stats(stats_path)
+    records = read_stats(stats_path)
+    rows = [r for r in records if "loss_D" in r or "loss_G" in r]
+    evals = [r for r in records if any(k.startswith("fid[") for k in r)]
     if not rows:
         return
     kimg = [r["kimg"] for r in rows]
@@ -39,7 +41,8 @@ def plot_losses(stats_path: str | os.PathLike, out: str | os.PathLike) -> None:
     def col(key: str) -> list[float]:  # a missing value (None) is a gap in the curve
         return [math.nan if r.get(key) is None else r[key] for r in rows]
 
-    fig, (a, b) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    fig, axes = plt.subplots(3 if evals else 2, 1, figsize=(8, 8.5 if evals else 6), sharex=True)
+    a, b = axes[0], axes[1]
     a.plot(kimg, col("loss_D"), label="loss D")
     a.plot(kimg, col("loss_G"), label="loss G")
     a.set_ylabel("BCE loss")
@@ -48,10 +51,21 @@ def plot_losses(stats_path: str | os.PathLike, out: str | os.PathLike) -> None:
     b.plot(kimg, col("D_x"), label="D(x)")
     b.plot(kimg, col("D_G_z"), label="D(G(z))")
     b.set_ylim(0, 1)
-    b.set_xlabel("thousands of images shown")
     b.set_ylabel("mean D output")
     b.legend()
     b.grid(alpha=0.3)
+    if evals:
+        c = axes[2]
+        key = next(k for k in evals[-1] if k.startswith("fid["))
+        points = [(r["kimg"], r[key]) for r in evals if key in r]
+        c.plot(*zip(*points), "o-", label=key)
+        best = min(points, key=lambda p: p[1])
+        c.plot(*best, "*", markersize=14, label=f"best {best[1]:.2f}")
+        c.set_yscale("log")
+        c.set_ylabel("FID (log)")
+        c.legend()
+        c.grid(alpha=0.3, which="both")
+    axes[-1].set_xlabel("thousands of images shown")
     fig.tight_layout()
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=100)

@@ -11,6 +11,7 @@ import contextlib
 import json
 import math
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 import dcgan
 from dcgan.config import PRESETS, ModelConfig, TrainConfig, config_diff, train_config
@@ -50,6 +52,10 @@ MUTABLE_KEYS = {
     "on_nan",
     "device",
     "precision",
+    "eval_every",
+    "eval_num",
+    "extractor",
+    "eval_patience",
 }
 MAX_ROLLBACKS = 3
 
@@ -289,7 +295,7 @@ def train(
             else ""
         )
     )
-    status, signum = _loop(trainer, ds, run, max_minutes, progress)
+    status, signum = _loop(trainer, ds, run, max_minutes, progress, log)
     if not (run / "samples" / f"step-{trainer.step:08d}.png").exists():
         save_samples(trainer, run)
     last = latest_checkpoint(run)
@@ -307,6 +313,11 @@ def train(
         "stats": str(run / "stats.jsonl"),
         "generator": str(run / "generator.safetensors"),
     }
+    if (run / "best.json").is_file():
+        summary["best"] = {
+            "path": str(run / "best.safetensors"),
+            **json.loads((run / "best.json").read_text()),
+        }
     return summary
 
 
@@ -320,8 +331,26 @@ def _fetcher(ds: PreparedDataset, place: Placement) -> Callable[[np.ndarray], to
     return ds.batch
 
 
+def evaluate_now(evaluator: Any, trainer: Trainer, run: Path, tb: Any) -> dict[str, Any]:
+    """One periodic evaluation: its record goes to stats.jsonl (and TensorBoard), its warnings to stderr."""
+    rec = evaluator(trainer, read_stats(run / "stats.jsonl"))
+    with open(run / "stats.jsonl", "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    if tb is not None:
+        tb.add_scalar(evaluator.key, rec[evaluator.key], rec["step"])
+        tb.flush()
+    for w in rec.get("warnings", []):
+        tqdm.write(f"warning at step {trainer.step:,}: {w}", file=sys.stderr)
+    return rec
+
+
 def _loop(
-    trainer: Trainer, ds: PreparedDataset, run: Path, max_minutes: float | None, progress: bool
+    trainer: Trainer,
+    ds: PreparedDataset,
+    run: Path,
+    max_minutes: float | None,
+    progress: bool,
+    log: Callable[[str], None] = print,
 ) -> tuple[str, int | None]:
     """Steps until the run's length, a time limit or a signal; returns (status, signal number or None)."""
     cfg = trainer.cfg
@@ -334,6 +363,11 @@ def _loop(
     if trainer.step == 0:
         save_samples(trainer, run)  # what the untrained G makes, for comparison
     status, rollbacks = "finished", 0
+    evaluator = None
+    if cfg.eval_every:
+        from dcgan.training.evaluation import PeriodicEval
+
+        evaluator = PeriodicEval(cfg, ds, run, trainer.place.device, log)
     bar = progress_bar(progress, total=total_steps, initial=trainer.step, unit="step", desc="train")
     with bar, graceful_signals() as caught, contextlib.closing(tb) if tb else contextlib.nullcontext():
         while trainer.step < total_steps:
@@ -360,6 +394,10 @@ def _loop(
                 if trainer.step % cfg.ckpt_every == 0:
                     meter.flush(trainer, len(ds))  # never save a checkpoint without checking its steps
                     checkpoint(trainer, run)
+                if evaluator and trainer.step % cfg.eval_every == 0:
+                    meter.flush(trainer, len(ds))
+                    evaluate_now(evaluator, trainer, run, tb)
+                    meter.t0 = time.perf_counter()  # evaluation time is not training throughput
             except TrainingDiverged as e:
                 last = latest_checkpoint(run)
                 if cfg.on_nan == "stop":

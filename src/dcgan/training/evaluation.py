@@ -1,0 +1,99 @@
+"""Evaluation during training (`--eval-every N`): FID and sample diversity of a fixed set of seeds every N
+steps, a record in stats.jsonl, RUN/best.safetensors (the generator with the lowest FID so far, described in
+RUN/best.json), and warnings when training looks like it is collapsing — the paper itself saw collapse when
+models were trained longer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dcgan.errors import DcganError
+from dcgan.fileio import write_json
+
+DIVERSITY_FLOOR = 0.5  # warn when samples are less than half as spread out as real images
+
+
+def collapse_warnings(fids: list[float], diversity: float, real_diversity: float, patience: int) -> list[str]:
+    """Warnings for a history of FIDs (oldest first, the newest last) and the newest samples' diversity."""
+    out = []
+    recent = fids[-(patience + 1) :]
+    if patience > 0 and len(recent) == patience + 1 and all(a < b for a, b in itertools.pairwise(recent)):
+        out.append(
+            f"FID rose {patience} evaluation{'s' if patience > 1 else ''} in a row ({' → '.join(f'{v:.2f}' for v in recent)}): "
+            "training may be collapsing; RUN/best.safetensors keeps the best generator so far"
+        )
+    if diversity < DIVERSITY_FLOOR * real_diversity:
+        out.append(
+            f"sample diversity {diversity:.3f} is under {DIVERSITY_FLOOR:.0%} of the real images' "
+            f"{real_diversity:.3f}: G may be collapsing onto a few modes"
+        )
+    return out
+
+
+def default_extractor(image_size: int, channels: int) -> str:
+    """The shipped extractor that fits these images, or a clear error naming what to do."""
+    from dcgan.metrics.extractors import SHIPPED, load_extractor
+
+    for name in SHIPPED:
+        cfg = load_extractor(name).cfg
+        if (cfg.image_size, cfg.channels) == (image_size, channels):
+            return name
+    raise DcganError(
+        f"--eval-every needs a feature extractor for {image_size}² × {channels} images and none is shipped; "
+        "train one with `dcgan extractor train DATASET --test TEST --name NAME --out ex.safetensors` "
+        "and pass --extractor ex.safetensors"
+    )
+
+
+class PeriodicEval:
+    """Evaluates G every cfg.eval_every steps against the training images."""
+
+    def __init__(self, cfg, dataset, run: Path, device, log: Callable[[str], None]) -> None:
+        from dcgan.metrics.evaluate import real_features
+        from dcgan.metrics.extractors import load_extractor
+        from dcgan.metrics.fid import diversity, mean_cov
+
+        self.cfg, self.run, self.log = cfg, run, log
+        m = cfg.model
+        self.ex = load_extractor(cfg.extractor or default_extractor(m.image_size, m.channels), device)
+        self.ex.check_images(m.image_size, m.channels, "the model")
+        real, _, _ = real_features(dataset, self.ex, cfg.eval_num, log=log)
+        self.real_stats = mean_cov(real)
+        self.real_diversity = diversity(real)
+        self.key = f"fid[{self.ex.name}]"
+        best = run / "best.json"
+        self.best: dict[str, Any] | None = json.loads(best.read_text()) if best.is_file() else None
+
+    def __call__(self, trainer, history: list[dict]) -> dict[str, Any]:
+        """Evaluate now; returns the stats.jsonl record (with any warnings)."""
+        from dcgan.metrics.evaluate import generated_features
+        from dcgan.metrics.fid import diversity, fid_from_stats, mean_cov
+        from dcgan.training.checkpoint import save_module
+
+        fake, _ = generated_features(trainer.g, self.ex, self.cfg.eval_num, seed=0)
+        value = fid_from_stats(*self.real_stats, *mean_cov(fake))
+        spread = diversity(fake)
+        rec: dict[str, Any] = {
+            "step": trainer.step,
+            "kimg": trainer.images_seen / 1000,
+            "images_seen": trainer.images_seen,
+            self.key: value,
+            f"diversity[{self.ex.name}]": spread,
+            f"diversity_real[{self.ex.name}]": self.real_diversity,
+            "eval_samples": self.cfg.eval_num,
+        }
+        if self.best is None or value < self.best[self.key] or self.best.get("step", 0) > trainer.step:
+            save_module(trainer.g, self.run / "best.safetensors", self.cfg.model)
+            self.best = {"step": trainer.step, "kimg": rec["kimg"], self.key: value}
+            write_json(self.run / "best.json", self.best)
+            rec["best"] = True
+        fids = [r[self.key] for r in history if self.key in r] + [value]
+        warnings = collapse_warnings(fids, spread, self.real_diversity, self.cfg.eval_patience)
+        if warnings:
+            rec["warnings"] = warnings
+        return rec
