@@ -23,7 +23,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     metrics = parse_metrics(a.metrics)
     g, _ = generator_from_args(a)
     device = next(g.parameters()).device
-    ex = load_extractor(a.extractor, device)
+    ex = load_extractor(a.extractor, device, a.inception_weights, a.inception_sha256)
     dataset = PreparedDataset(a.dataset)
     result = {"run": a.run, **evaluate(g, dataset, ex, a.num, metrics, a.seed, a.bn, not a.no_cache, _log)}
     width = max(len(k) for k in result["metrics"])
@@ -52,7 +52,14 @@ def add_evaluate(sub: Any) -> None:
     p.add_argument(
         "--extractor",
         default="fmnist",
-        help="a shipped extractor's name (fmnist) or a .safetensors from `dcgan extractor train`",
+        help="a shipped extractor's name (fmnist), a .safetensors from `dcgan extractor train`, or inception",
+    )
+    p.add_argument(
+        "--inception-weights", metavar="PTH", help="with --extractor inception: the local FID weights file"
+    )
+    p.add_argument(
+        "--inception-sha256",
+        help="accept an Inception weights file with this sha256 instead of the standard one",
     )
     p.add_argument(
         "--num", type=int, default=10_000, help="generated samples, and real images (default 10000)"

@@ -149,6 +149,6 @@ def evaluate(
         "seeds": [seed, seed + num - 1],
         "bn": bn,
         "reference": real_info,
-        "extractor": {"name": ex.name, "sha256": ex.sha256, "trained_on": ex.cfg.trained_on},
+        "extractor": {"name": ex.name, "sha256": ex.sha256, "trained_on": ex.trained_on},
         "seconds": round(time.perf_counter() - t0, 1),
     }

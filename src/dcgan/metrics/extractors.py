@@ -91,6 +91,10 @@ class Extractor:
     def name(self) -> str:
         return f"{self.cfg.name}-{self.sha256[:4]}"
 
+    @property
+    def trained_on(self) -> dict[str, Any]:
+        return self.cfg.trained_on
+
     def check_images(self, size: int, channels: int, what: str) -> None:
         if (size, channels) != (self.cfg.image_size, self.cfg.channels):
             raise DcganError(
@@ -128,18 +132,34 @@ def save_extractor(net: DomainExtractor, path: str | os.PathLike) -> str:
     return sha256_file(path)
 
 
-def load_extractor(path: str | os.PathLike | None, device: str | torch.device = "cpu") -> Extractor:
-    """An extractor from a .safetensors written by `dcgan extractor train`, or a shipped one by name
-    (e.g. "fmnist")."""
+def load_extractor(
+    path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    inception_weights: str | os.PathLike | None = None,
+    inception_sha256: str | None = None,
+) -> Any:
+    """An extractor from a .safetensors written by `dcgan extractor train`, a shipped one by name (e.g.
+    "fmnist"), or "inception" (the FID InceptionV3, from the local weights file `inception_weights`)."""
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     from dcgan.fileio import sha256_file
 
+    if str(path) == "inception":
+        from dcgan.metrics.inception import load_inception
+
+        if inception_weights is None:
+            raise DcganError(
+                "--extractor inception needs --inception-weights PATH (pytorch-fid's "
+                "pt_inception-2015-12-05-6726825d.pth, copied to this machine: nothing is downloaded)"
+            )
+        return load_inception(inception_weights, inception_sha256, device)
+
     p = SHIPPED.get(str(path), Path(str(path)))
     if not p.is_file():
         raise DcganError(
-            f"extractor {str(path)!r} is neither a file nor a shipped extractor ({', '.join(SHIPPED)}); "
+            f"extractor {str(path)!r} is neither a file nor a shipped extractor ({', '.join(SHIPPED)}) nor "
+            "'inception'; "
             "train one with `dcgan extractor train DATASET --out ex.safetensors`"
         )
     try:
