@@ -43,11 +43,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-# bench/probe_demo.py is left out: it needs a trained run (make demo) and takes minutes.
 BENCHES := prepare_speed dataset_speed memorization_speed train_throughput
+FMNIST_DEB := /usr/share/datasets/fashion-mnist
 
+# then the §5 probe at the paper's size (60k × 28,672; ~30 min, ~14 GB) and `evaluate` on the demo run
 bench: setup
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
+	@test -d data/fm3/train || $(BIN)/dcgan prepare $(FMNIST_DEB)/train-images-idx3-ubyte.gz data/fm3/train \
+	  --size 32 --fit pad --channels 3
+	@echo "== bench/probe_speed.py"; $(BIN)/python bench/probe_speed.py data/fm3/train
+	@if [ -d $(DEMO_RUN) ]; then echo "== bench/evaluate_speed.py"; $(BIN)/python bench/evaluate_speed.py; \
+	else echo "== bench/evaluate_speed.py skipped: run make demo first"; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

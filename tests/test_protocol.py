@@ -87,7 +87,7 @@ def test_probe_runs_both_protocols_and_the_control_and_writes_a_table(tiny_run, 
     args = [
         "probe", str(tiny_run), "--dataset", str(labelled / "train"), "--test", str(labelled / "test"),
         "--labels-per-class", "5,all", "--draws", "2", "--val", "40", "--C", "1e-3,1e-1",
-        "--control", "5", "--trials", "2", "--max-epochs", "2", "--out", str(out), "--device", "cpu",
+        "--control", "5", "--trials", "2", "--max-epochs", "2", "--untrained", "--out", str(out), "--device", "cpu",
     ]  # fmt: skip
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr
@@ -102,8 +102,11 @@ def test_probe_runs_both_protocols_and_the_control_and_writes_a_table(tiny_run, 
     assert every["dcgan_svm"]["test_error"] <= 0.25  # and still in the features of a barely trained D
     assert len(few["control"]["trials"]) == 2 and len(few["control"]["test_errors"]) == 2
     assert "control" not in every  # --control 5: the control only where it was asked for
+    assert every["untrained_svm"]["test_error"] <= 0.25 and len(few["untrained_svm"]["test_errors"]) == 2
+    assert (out / "untrained-features-train.npy").is_file()
     table = (out / "table.md").read_text()
     assert "| DCGAN D features + L2-SVM |" in table and "error, 20 labels (5 per class)" in table
+    assert "| Untrained D (same init) features + L2-SVM |" in table
     assert table in r.stdout
     # a second run reuses the cached features
     r = run_cli(*args[:7], "5", *args[8:])

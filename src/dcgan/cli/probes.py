@@ -107,6 +107,7 @@ def cmd_probe(a: argparse.Namespace) -> int:
         a.trials,
         a.max_epochs,
         not a.no_pixels,
+        a.untrained,
         device,
         log=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
@@ -154,6 +155,11 @@ def add_probe(sub: Any) -> None:
         "--max-epochs", type=int, default=100, help="control: most epochs a trial may draw (default 100)"
     )
     p.add_argument("--no-pixels", action="store_true", help="skip the L2-SVM on raw pixels")
+    p.add_argument(
+        "--untrained",
+        action="store_true",
+        help="also probe D before training (same architecture and init): the floor for learned features",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the validation split, draws and control")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument(

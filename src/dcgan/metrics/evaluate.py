@@ -12,6 +12,7 @@ import io
 import json
 import os
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ def real_features(
             with np.load(path) as z:
                 if json.loads(str(z["key"])) == key:
                     return z["features"], z["logits"], {**info, "cached": True}
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # unreadable or foreign: recompute and replace it
     idx = (
         np.arange(n)

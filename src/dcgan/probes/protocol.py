@@ -223,8 +223,38 @@ def cached_features(
     return np.load(path, mmap_mode="r")
 
 
+def d_features(
+    d: Discriminator, train, test, out, prefix: str, key: dict, device: str, log
+) -> dict[str, np.ndarray]:
+    """D's features of the training and test sets, cached in OUT/{prefix}features-{train,test}.npy; BN
+    statistics are re-estimated on the training images first, once, and only when features are computed."""
+    from dcgan.probes.features import reestimate_bn
+
+    bn_done = []
+
+    def ready() -> Discriminator:
+        if not bn_done:
+            log(f"  BN statistics re-estimated on {len(train):,} training images")
+            reestimate_bn(d, train.images, device=device)
+            bn_done.append(True)
+        return d
+
+    return {
+        part: cached_features(
+            ready,
+            ds,
+            out / f"{prefix}features-{part}.npy",
+            {**key, "images": ds.manifest["images_sha256"]},
+            device,
+            log,
+        )
+        for part, ds in (("train", train), ("test", test))
+    }
+
+
 METHODS = {
     "dcgan_svm": "DCGAN D features + L2-SVM",
+    "untrained_svm": "Untrained D (same init) features + L2-SVM",
     "control": "Supervised CNN, same architecture",
     "pixels_svm": "L2-SVM on raw pixels",
 }
@@ -244,15 +274,17 @@ def probe(
     trials: int = 16,
     max_epochs: int = 100,
     pixels: bool = True,
+    random_baseline: bool = False,
     device: str = "cpu",
     log: Callable[[str], None] = print,
 ) -> dict:
     """Both protocols for every label budget (labels per class, None = all labels) on D of `run`, the
-    control for the budgets in `control`; writes OUT/probe.json and OUT/table.md and returns the result."""
+    control for the budgets in `control`, and with random_baseline the same probe on D before training;
+    writes OUT/probe.json and OUT/table.md and returns the result."""
     from pathlib import Path
 
     from dcgan.fileio import sha256_file, write_bytes, write_json
-    from dcgan.probes.features import reestimate_bn
+    from dcgan.models import build
     from dcgan.sampling import load_discriminator, weights_file
 
     d, cfg = load_discriminator(run, device)
@@ -274,29 +306,14 @@ def probe(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     d_file = weights_file(run, "D")
-    key = {"D": sha256_file(d_file), "bn_images": train.manifest["images_sha256"], "grid": 4}
     log(f"D from {d_file}")
-
-    bn_done = []
-
-    def ready() -> Discriminator:  # BN statistics from real training images, once, if features are needed
-        if not bn_done:
-            log(f"  BN statistics re-estimated on {len(train):,} training images")
-            reestimate_bn(d, train.images, device=device)
-            bn_done.append(True)
-        return d
-
-    feats = {
-        part: cached_features(
-            ready,
-            ds,
-            out / f"features-{part}.npy",
-            {**key, "images": ds.manifest["images_sha256"]},
-            device,
-            log,
-        )
-        for part, ds in (("train", train), ("test", test))
-    }
+    key = {"D": sha256_file(d_file), "bn_images": train.manifest["images_sha256"], "grid": 4}
+    feats = d_features(d, train, test, out, "", key, device, log)
+    if random_baseline:
+        log(f"untrained D: the same architecture with the paper's initialization (seed {seed})")
+        untrained = build(cfg, seed)[1].to(device)
+        key = {**key, "D": f"untrained, paper init, seed {seed}", "model": cfg.to_dict()}
+        untrained_feats = d_features(untrained, train, test, out, "untrained-", key, device, log)
     result = {
         "run": str(run),
         "D": str(d_file),
@@ -315,6 +332,10 @@ def probe(
         log(f"label budget: {'all labels' if per_class is None else f'{per_class} per class'}")
         common = dict(splits=splits, per_class=per_class, draws=draws, seed=seed, device=device, log=log)
         row = {"dcgan_svm": svm_protocol(feats["train"], y_train, feats["test"], y_test, Cs=Cs, **common)}
+        if random_baseline:
+            log("  untrained D:")
+            f_train, f_test = untrained_feats["train"], untrained_feats["test"]
+            row["untrained_svm"] = svm_protocol(f_train, y_train, f_test, y_test, Cs=Cs, **common)
         if pixels:
             log("  pixels:")
             row["pixels_svm"] = svm_protocol(flat[0], y_train, flat[1], y_test, Cs=Cs, **common)

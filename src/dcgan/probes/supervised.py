@@ -131,7 +131,11 @@ def search(
         acc = float((predict(net, val[0], device=device) == val[1]).mean())
         records.append({"trial": t, **asdict(hyper), "val_accuracy": acc})
         if log:
-            log(f"  control trial {t + 1}/{trials}: val accuracy {acc:.4f} ({hyper})")
+            log(
+                f"  control trial {t + 1}/{trials}: val accuracy {acc:.4f} (lr {hyper.lr:.2g}, weight decay "
+                f"{hyper.weight_decay:.2g}, dropout {hyper.dropout:.2f}, {hyper.epochs} epochs, batch {hyper.batch}, "
+                f"β1 {hyper.beta1})"
+            )
     return sorted(records, key=lambda r: -r["val_accuracy"])
 
 
