@@ -98,10 +98,11 @@ def cmd_extractor_train(a: argparse.Namespace) -> int:
 
 
 def add_extractor(sub: Any) -> None:
-    p = sub.add_parser(
+    p = parser_for(
+        sub,
         "extractor",
-        help="domain feature extractors for the metrics",
-        description="domain feature extractors for the metrics",
+        "domain feature extractors for the metrics",
+        "dcgan extractor train data/fashion-mnist/train --test data/fashion-mnist/test --name fmnist --out fmnist.safetensors",
     )
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
     t = parser_for(
