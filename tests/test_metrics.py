@@ -184,12 +184,14 @@ def test_cache_dir_follows_the_environment(private_cache):
 
 
 def test_collapse_warnings_name_the_rising_fid_and_the_lost_diversity():
-    assert collapse_warnings([5, 4, 3, 2], 1.0, 1.0, patience=3) == []
-    rising = collapse_warnings([9, 2, 3, 4, 5], 1.0, 1.0, patience=3)
+    steady = [1.0] * 5
+    assert collapse_warnings([5, 4, 3, 2], steady[:4], 1.0, patience=3) == []
+    rising = collapse_warnings([9, 2, 3, 4, 5], steady, 1.0, patience=3)
     assert len(rising) == 1 and "FID rose 3 evaluations in a row (2.00 → 3.00 → 4.00 → 5.00)" in rising[0]
-    assert collapse_warnings([2, 3, 4], 1.0, 1.0, patience=3) == []  # not enough history yet
-    narrow = collapse_warnings([3], 0.2, 1.0, patience=3)
-    assert len(narrow) == 1 and "diversity 0.200 is under 50%" in narrow[0]
+    assert collapse_warnings([2, 3, 4], steady[:3], 1.0, patience=3) == []  # not enough history yet
+    assert collapse_warnings([3, 2], [0.1, 0.2], 1.0, patience=3) == []  # early training: low but growing
+    narrow = collapse_warnings([3, 2], [0.45, 0.2], 1.0, patience=3)
+    assert len(narrow) == 1 and "diversity fell to 0.200 (from 0.450), under 50%" in narrow[0]
 
 
 def test_training_with_eval_every_keeps_the_best_generator(tiny_run, tiny_extractor, private_cache, tmp_path):

@@ -18,19 +18,25 @@ from dcgan.fileio import write_json
 DIVERSITY_FLOOR = 0.5  # warn when samples are less than half as spread out as real images
 
 
-def collapse_warnings(fids: list[float], diversity: float, real_diversity: float, patience: int) -> list[str]:
-    """Warnings for a history of FIDs (oldest first, the newest last) and the newest samples' diversity."""
+def collapse_warnings(
+    fids: list[float], spreads: list[float], real_spread: float, patience: int
+) -> list[str]:
+    """Warnings for the histories of FID and of sample diversity (oldest first, the newest last).
+
+    Diversity is flagged only while it is *falling* under DIVERSITY_FLOOR × the real images': early in
+    training samples are alike and grow apart, which is not collapse."""
     out = []
     recent = fids[-(patience + 1) :]
-    if patience > 0 and len(recent) == patience + 1 and all(a < b for a, b in itertools.pairwise(recent)):
+    if len(recent) == patience + 1 and all(a < b for a, b in itertools.pairwise(recent)):
         out.append(
-            f"FID rose {patience} evaluation{'s' if patience > 1 else ''} in a row ({' → '.join(f'{v:.2f}' for v in recent)}): "
-            "training may be collapsing; RUN/best.safetensors keeps the best generator so far"
+            f"FID rose {patience} evaluation{'s' if patience > 1 else ''} in a row "
+            f"({' → '.join(f'{v:.2f}' for v in recent)}): training may be collapsing; "
+            "RUN/best.safetensors keeps the best generator so far"
         )
-    if diversity < DIVERSITY_FLOOR * real_diversity:
+    if len(spreads) >= 2 and spreads[-1] < spreads[-2] and spreads[-1] < DIVERSITY_FLOOR * real_spread:
         out.append(
-            f"sample diversity {diversity:.3f} is under {DIVERSITY_FLOOR:.0%} of the real images' "
-            f"{real_diversity:.3f}: G may be collapsing onto a few modes"
+            f"sample diversity fell to {spreads[-1]:.3f} (from {spreads[-2]:.3f}), under {DIVERSITY_FLOOR:.0%} of "
+            f"the real images' {real_spread:.3f}: G may be collapsing onto a few modes"
         )
     return out
 
@@ -92,8 +98,10 @@ class PeriodicEval:
             self.best = {"step": trainer.step, "kimg": rec["kimg"], self.key: value}
             write_json(self.run / "best.json", self.best)
             rec["best"] = True
-        fids = [r[self.key] for r in history if self.key in r] + [value]
-        warnings = collapse_warnings(fids, spread, self.real_diversity, self.cfg.eval_patience)
+        past = [r for r in history if self.key in r]
+        fids = [r[self.key] for r in past] + [value]
+        spreads = [r[f"diversity[{self.ex.name}]"] for r in past] + [spread]
+        warnings = collapse_warnings(fids, spreads, self.real_diversity, self.cfg.eval_patience)
         if warnings:
             rec["warnings"] = warnings
         return rec
