@@ -30,6 +30,7 @@ def plot_losses(stats_path: str | os.PathLike, out: str | os.PathLike) -> None:
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     records = read_stats(stats_path)
     rows = [r for r in records if "loss_D" in r or "loss_G" in r]
@@ -62,6 +63,8 @@ def plot_losses(stats_path: str | os.PathLike, out: str | os.PathLike) -> None:
         best = min(points, key=lambda p: p[1])
         c.plot(*best, "*", markersize=14, label=f"best {best[1]:.2f}")
         c.set_yscale("log")
+        c.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())  # 40, not 4×10¹
+        c.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
         c.set_ylabel("FID (log)")
         c.legend()
         c.grid(alpha=0.3, which="both")
