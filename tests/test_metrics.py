@@ -41,6 +41,7 @@ def _gaussians(n=600, d=16, shift=0.5, seed=0):
     return a, b
 
 
+@pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance` will save")  # it is the reference
 def test_fid_and_kid_agree_with_torchmetrics():
     a, b = _gaussians()
     ref = FrechetInceptionDistance(feature=Passthrough(16), normalize=False).double()
