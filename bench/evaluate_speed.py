@@ -38,7 +38,10 @@ def main() -> None:
     out = {}
     for num in (int(n) for n in args.num.split(",")):
         with tempfile.TemporaryDirectory() as cache:
-            out[num] = {"cold": one(args.run, args.dataset, num, cache), "warm": one(args.run, args.dataset, num, cache)}
+            out[num] = {
+                "cold": one(args.run, args.dataset, num, cache),
+                "warm": one(args.run, args.dataset, num, cache),
+            }
         print(json.dumps({num: out[num]}), flush=True)
 
 
