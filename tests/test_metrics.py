@@ -20,7 +20,7 @@ from dcgan.sampling import load_generator
 from dcgan.training.evaluation import collapse_warnings
 
 from conftest import run_cli
-from test_protocol import coloured
+from test_protocol import prepare_coloured
 
 
 class Passthrough(nn.Module):
@@ -102,10 +102,8 @@ def private_cache(tmp_path, monkeypatch):
 def tiny_extractor(tmp_path_factory):
     """An extractor for 16² RGB images (the tiny run's), trained 1 epoch through the CLI."""
     root = tmp_path_factory.mktemp("extractor")
-    for name, n, seed in (("train", 256, 0), ("test", 64, 1)):
-        x, y = coloured(n, seed)
-        np.savez(root / f"{name}.npz", images=x, labels=y)
-        assert run_cli("prepare", str(root / f"{name}.npz"), str(root / name), "--size", "16").returncode == 0
+    prepare_coloured(root, "train", 256, 0)
+    prepare_coloured(root, "test", 64, 1)
     r = run_cli(
         "extractor", "train", str(root / "train"), "--test", str(root / "test"), "--name", "colours",
         "--epochs", "1", "--batch", "32", "--device", "cpu", "--out", str(root / "ex.safetensors"),
@@ -160,7 +158,7 @@ def test_evaluate_cli_writes_json_and_refuses_bad_input(tiny_run, tiny_extractor
     assert "fid[colours-" in r.stdout
     for extra, message in [
         (["--extractor", "fmnist"], "takes 32² × 1 images but the generator has 16² × 3"),
-        (["--extractor", str(tmp_path / "none.safetensors")], "neither a file nor a shipped extractor"),
+        (["--extractor", str(tmp_path / "none.safetensors")], "neither a file, a shipped extractor"),
         (["--extractor", str(tiny_extractor / "ex.safetensors"), "--metrics", "fid,isc"], "--metrics takes"),
         (["--extractor", str(tiny_extractor / "ex.safetensors"), "--num", "5"], "at least 10 samples"),
     ]:

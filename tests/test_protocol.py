@@ -66,13 +66,18 @@ def test_the_control_is_ds_body_with_a_linear_head_and_learns():
     assert all(1e-4 <= h.lr <= 3e-3 and 10 <= h.epochs <= 20 and 0 <= h.dropout <= 0.6 for h in draws)
 
 
+def prepare_coloured(root, name: str, n: int, seed: int) -> None:
+    """root/name: a prepared labelled dataset of `coloured` images, made through the CLI."""
+    x, y = coloured(n, seed)
+    np.savez(root / f"{name}.npz", images=x, labels=y)
+    assert run_cli("prepare", str(root / f"{name}.npz"), str(root / name), "--size", "16").returncode == 0
+
+
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory):
     root = tmp_path_factory.mktemp("labelled")
-    for name, n, seed in (("train", 160, 0), ("test", 80, 1)):
-        x, y = coloured(n, seed)
-        np.savez(root / f"{name}.npz", images=x, labels=y)
-        assert run_cli("prepare", str(root / f"{name}.npz"), str(root / name), "--size", "16").returncode == 0
+    prepare_coloured(root, "train", 160, 0)
+    prepare_coloured(root, "test", 80, 1)
     x, _ = coloured(20, 2)
     np.save(root / "unlabelled.npy", x)
     assert (

@@ -49,6 +49,21 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
+def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, str]]:
+    """(tensors, metadata) of a .safetensors file; a damaged or foreign file is a DcganError naming it."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    from dcgan.errors import DcganError
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        return load_file(str(path)), meta
+    except (SafetensorError, OSError, ValueError) as e:
+        raise DcganError(f"{str(path)!r} is not a readable .safetensors file ({e})") from None
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

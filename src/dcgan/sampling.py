@@ -148,15 +148,9 @@ def weights_file(path: str | os.PathLike, net: str = "G") -> Path:
 
 def read_weights(p: Path) -> tuple[dict[str, torch.Tensor], ModelConfig]:
     """(state dict, model config) of a .safetensors file written by dcgan."""
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
+    from dcgan.fileio import read_safetensors
 
-    try:
-        with safe_open(str(p), "pt") as f:
-            meta = f.metadata() or {}
-        state = load_file(str(p))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise DcganError(f"{str(p)!r} is not a readable .safetensors file ({e})") from None
+    state, meta = read_safetensors(p)
     if CONFIG_KEY not in meta:
         raise DcganError(f"{str(p)!r} carries no {CONFIG_KEY} metadata; it was not written by dcgan")
     return state, ModelConfig.from_dict(json.loads(meta[CONFIG_KEY]))

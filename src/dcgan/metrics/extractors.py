@@ -140,10 +140,7 @@ def load_extractor(
 ) -> Any:
     """An extractor from a .safetensors written by `dcgan extractor train`, a shipped one by name (e.g.
     "fmnist"), or "inception" (the FID InceptionV3, from the local weights file `inception_weights`)."""
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
-
-    from dcgan.fileio import sha256_file
+    from dcgan.fileio import read_safetensors, sha256_file
 
     if str(path) == "inception":
         from dcgan.metrics.inception import load_inception
@@ -158,16 +155,10 @@ def load_extractor(
     p = SHIPPED.get(str(path), Path(str(path)))
     if not p.is_file():
         raise DcganError(
-            f"extractor {str(path)!r} is neither a file nor a shipped extractor ({', '.join(SHIPPED)}) nor "
-            "'inception'; "
-            "train one with `dcgan extractor train DATASET --out ex.safetensors`"
+            f"extractor {str(path)!r} is neither a file, a shipped extractor ({', '.join(SHIPPED)}) nor "
+            "inception; train one with `dcgan extractor train DATASET --test TEST --name NAME --out ex.safetensors`"
         )
-    try:
-        with safe_open(str(p), "pt") as f:
-            meta = f.metadata() or {}
-        state = load_file(str(p))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise DcganError(f"{str(p)!r} is not a readable .safetensors file ({e})") from None
+    state, meta = read_safetensors(p)
     if META_KEY not in meta:
         raise DcganError(f"{str(p)!r} is not an extractor written by `dcgan extractor train`")
     cfg = ExtractorConfig(**json.loads(meta[META_KEY]))
