@@ -74,6 +74,10 @@ class PeriodicEval:
         self.key = f"fid[{self.ex.name}]"
         best = run / "best.json"
         self.best: dict[str, Any] | None = json.loads(best.read_text()) if best.is_file() else None
+        if (
+            self.best is not None and self.key not in self.best
+        ):  # measured with another extractor: not comparable
+            self.best = None
 
     def __call__(self, trainer, history: list[dict]) -> dict[str, Any]:
         """Evaluate now; returns the stats.jsonl record (with any warnings)."""
