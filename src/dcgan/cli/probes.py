@@ -92,23 +92,22 @@ def cmd_probe(a: argparse.Namespace) -> int:
     for name, value in (("--draws", a.draws), ("--trials", a.trials), ("--max-epochs", a.max_epochs)):
         if value < 1:
             raise DcganError(f"{name} must be at least 1, got {value}")
-    device = resolve(a.device, "fp32").device.type
     result = probe(
         a.run,
         PreparedDataset(a.dataset),
         PreparedDataset(a.test),
         a.out,
-        budgets,
-        Cs,
-        a.draws,
-        a.val,
-        a.seed,
-        control,
-        a.trials,
-        a.max_epochs,
-        not a.no_pixels,
-        a.untrained,
-        device,
+        budgets=budgets,
+        Cs=Cs,
+        draws=a.draws,
+        val_size=a.val,
+        seed=a.seed,
+        control=control,
+        trials=a.trials,
+        max_epochs=a.max_epochs,
+        pixels=not a.no_pixels,
+        untrained=a.untrained,
+        device=resolve(a.device, "fp32").device.type,
         log=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     print(table(result), end="")

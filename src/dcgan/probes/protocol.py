@@ -274,12 +274,12 @@ def probe(
     trials: int = 16,
     max_epochs: int = 100,
     pixels: bool = True,
-    random_baseline: bool = False,
+    untrained: bool = False,  # also probe D before training
     device: str = "cpu",
     log: Callable[[str], None] = print,
 ) -> dict:
     """Both protocols for every label budget (labels per class, None = all labels) on D of `run`, the
-    control for the budgets in `control`, and with random_baseline the same probe on D before training;
+    control for the budgets in `control`, and with `untrained` the same probe on D before training;
     writes OUT/probe.json and OUT/table.md and returns the result."""
     from pathlib import Path
 
@@ -309,11 +309,11 @@ def probe(
     log(f"D from {d_file}")
     key = {"D": sha256_file(d_file), "bn_images": train.manifest["images_sha256"], "grid": 4}
     feats = d_features(d, train, test, out, "", key, device, log)
-    if random_baseline:
+    if untrained:
         log(f"untrained D: the same architecture with the paper's initialization (seed {seed})")
-        untrained = build(cfg, seed)[1].to(device)
+        d_untrained = build(cfg, seed)[1].to(device)
         key = {**key, "D": f"untrained, paper init, seed {seed}", "model": cfg.to_dict()}
-        untrained_feats = d_features(untrained, train, test, out, "untrained-", key, device, log)
+        untrained_feats = d_features(d_untrained, train, test, out, "untrained-", key, device, log)
     result = {
         "run": str(run),
         "D": str(d_file),
@@ -332,7 +332,7 @@ def probe(
         log(f"label budget: {'all labels' if per_class is None else f'{per_class} per class'}")
         common = dict(splits=splits, per_class=per_class, draws=draws, seed=seed, device=device, log=log)
         row = {"dcgan_svm": svm_protocol(feats["train"], y_train, feats["test"], y_test, Cs=Cs, **common)}
-        if random_baseline:
+        if untrained:
             log("  untrained D:")
             f_train, f_test = untrained_feats["train"], untrained_feats["test"]
             row["untrained_svm"] = svm_protocol(f_train, y_train, f_test, y_test, Cs=Cs, **common)
