@@ -176,6 +176,21 @@ def test_evaluate_cli_writes_json_and_refuses_bad_input(tiny_run, tiny_extractor
         str(tmp_path / "x.safetensors"),
     )
     assert r.returncode == 2 and "has no labels" in r.stderr
+    labelled = str(tiny_extractor / "train")
+    r = run_cli(
+        "extractor",
+        "train",
+        labelled,
+        "--test",
+        labelled,
+        "--name",
+        "x",
+        "--batch",
+        "1000",
+        "--out",
+        str(tmp_path / "x.safetensors"),
+    )
+    assert r.returncode == 2 and "--batch must be between 2 and the training set's 256 images" in r.stderr
 
 
 def test_cache_dir_follows_the_environment(private_cache):

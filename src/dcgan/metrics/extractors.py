@@ -186,6 +186,10 @@ def train_extractor(
             raise DcganError(f"{what} {str(ds.path)!r} has no labels; prepare it with --labels")
     if (test.image_size, test.channels) != (train.image_size, train.channels):
         raise DcganError("the test set's images differ in size or channels from the training set's")
+    if not 2 <= batch <= len(train):
+        raise DcganError(
+            f"--batch must be between 2 and the training set's {len(train):,} images, got {batch}"
+        )
     classes = int(train.labels.max()) + 1
     cfg = ExtractorConfig(name, train.image_size, train.channels, classes, label_names=train.label_names)
     torch.manual_seed(seed)
