@@ -72,13 +72,7 @@ class PreparedDataset:
 
     def batch(self, indices: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Images at `indices` as a (B, C, H, W) uint8 tensor in channels_last memory, in the given order."""
-        idx = np.asarray(indices, dtype=np.int64)
-        order = np.argsort(
-            idx, kind="stable"
-        )  # read the memmap in file order, then restore the caller's order
-        rows = self.images[idx[order]]
-        rows[order] = rows.copy()
-        return as_nchw(rows)
+        return as_nchw(read_rows(self.images, indices))
 
     def random_batch(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images drawn uniformly with replacement, (n, C, H, W) uint8."""
@@ -92,6 +86,15 @@ class PreparedDataset:
             raise DcganError(
                 f"{str(self.path)!r}: images.npy does not match its manifest's sha256; prepare it again"
             )
+
+
+def read_rows(x: np.ndarray, indices: np.ndarray | torch.Tensor) -> np.ndarray:
+    """x[indices] as an in-memory array, in the given order; a memmap is read front to back."""
+    idx = np.asarray(indices, dtype=np.int64)
+    order = np.argsort(idx, kind="stable")
+    rows = x[idx[order]]
+    rows[order] = rows.copy()
+    return rows
 
 
 def as_nchw(rows: np.ndarray) -> torch.Tensor:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dcgan.data.dataset import read_rows
 from dcgan.errors import DcganError
 from dcgan.models import Discriminator
 from dcgan.probes.svm import SVMProblem
@@ -35,11 +36,7 @@ class Rows:
         return len(self.idx)
 
     def __getitem__(self, s: slice) -> np.ndarray:
-        rows = self.idx[s]
-        order = np.argsort(rows)  # read a memmap front to back, then restore the order
-        out = self.x[rows[order]]
-        out[order] = out.copy()
-        return out
+        return read_rows(self.x, self.idx[s])
 
 
 @dataclass(frozen=True)
