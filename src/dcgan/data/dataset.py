@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,16 @@ def to_unit_range(
     """uint8 images [0, 255] → `dtype` in [-1, 1] on `device` (the transfer moves bytes, not floats)."""
     x = x.to(device, non_blocking=True) if device is not None else x
     return x.to(dtype).div_(127.5).sub_(1.0)
+
+
+def unit_batches(
+    images: np.ndarray | torch.Tensor, batch: int, device: torch.device | str | None = None
+) -> Iterator[torch.Tensor]:
+    """Consecutive batches of uint8 images — (N, H, W, C) array/memmap or (N, C, H, W) tensor — as
+    (B, C, H, W) float32 in [−1, 1] on `device`, read one batch at a time."""
+    for i in range(0, len(images), batch):
+        rows = images[i : i + batch]
+        yield to_unit_range(rows if isinstance(rows, torch.Tensor) else as_nchw(rows), device)
 
 
 @functools.lru_cache(maxsize=2)  # this epoch's and the next: drawing 3M rows costs ~30 ms, not per step

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dcgan.data.dataset import as_nchw, to_unit_range
+from dcgan.data.dataset import to_unit_range, unit_batches
 from dcgan.errors import DcganError
 
 META_KEY = "dcgan_extractor"
@@ -108,16 +108,23 @@ class Extractor:
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Features (N, 128) float64 [and logits (N, K)] of uint8 images, (N, H, W, C) array/memmap or an
         (N, C, H, W) uint8 tensor; read batch by batch."""
-        device = next(self.net.parameters()).device
-        feats, outs = [], []
-        for i in range(0, len(images), batch):
-            rows = images[i : i + batch]
-            x = rows if isinstance(rows, torch.Tensor) else as_nchw(rows)
-            f, y = self.net(to_unit_range(x, device))
-            feats.append(f.double().cpu().numpy())
-            outs.append(y.double().cpu().numpy())
-        f = np.concatenate(feats) if feats else np.empty((0, self.net.num_features))
-        return (f, np.concatenate(outs)) if logits else f
+        return net_outputs(self.net, images, batch, logits)
+
+
+@torch.no_grad()
+def net_outputs(
+    net: nn.Module, images: np.ndarray | torch.Tensor, batch: int, logits: bool
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Run an extractor (images in [−1, 1] → (features, logits), `num_features` wide) over uint8 images;
+    float64 features (N, D) [and logits (N, K)] on the CPU."""
+    device = next(net.parameters()).device
+    feats, outs = [], []
+    for x in unit_batches(images, batch, device):
+        f, y = net(x)
+        feats.append(f.double().cpu().numpy())
+        outs.append(y.double().cpu().numpy())
+    f = np.concatenate(feats) if feats else np.empty((0, net.num_features))
+    return (f, np.concatenate(outs)) if logits else f
 
 
 def save_extractor(net: DomainExtractor, path: str | os.PathLike) -> str:

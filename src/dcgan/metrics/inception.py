@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -164,7 +163,7 @@ class InceptionE(nn.Module):
 
 
 class FIDInceptionV3(nn.Module):
-    """images (B, 3, H, W) in [−1, 1] at any size → (2,048-d pool features, 1,008 logits)."""
+    """images (B, 3 or 1, H, W) in [−1, 1] at any size → (2,048-d pool features, 1,008 logits)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -188,7 +187,9 @@ class FIDInceptionV3(nn.Module):
         self.num_features = 2048
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+        x = F.interpolate(
+            x.expand(-1, 3, -1, -1), size=(299, 299), mode="bilinear", align_corners=False
+        )  # grey → RGB
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = F.max_pool2d(x, 3, 2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
@@ -214,21 +215,11 @@ class InceptionExtractor:
         if channels not in (1, 3):
             raise DcganError(f"Inception takes grey or RGB images; {what} has {channels} channels")
 
-    @torch.no_grad()
     def features(self, images, batch: int = 100, logits: bool = False):
         """Like Extractor.features: uint8 (N, H, W, C) arrays or (N, C, H, W) tensors → float64 (N, 2048)."""
-        from dcgan.data.dataset import as_nchw, to_unit_range
+        from dcgan.metrics.extractors import net_outputs
 
-        device = next(self.net.parameters()).device
-        feats, outs = [], []
-        for i in range(0, len(images), batch):
-            rows = images[i : i + batch]
-            x = to_unit_range(rows if isinstance(rows, torch.Tensor) else as_nchw(rows), device)
-            f, y = self.net(x.expand(-1, 3, -1, -1))  # grey → RGB
-            feats.append(f.double().cpu().numpy())
-            outs.append(y.double().cpu().numpy())
-        f = np.concatenate(feats) if feats else np.empty((0, 2048))
-        return (f, np.concatenate(outs)) if logits else f
+        return net_outputs(self.net, images, batch, logits)
 
 
 def load_inception(

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dcgan.data.dataset import as_nchw, to_unit_range
+from dcgan.data.dataset import unit_batches
 from dcgan.models import Discriminator
 
 
@@ -33,12 +33,11 @@ def reestimate_bn(
         m.reset_running_stats()
     d.train()
     seen = 0
-    for i in range(0, len(images), batch):
-        rows = images[i : i + batch]
+    for x in unit_batches(images, batch, device):
         for m in bns:  # weight this batch by its share of the images so far: a running average, not an EMA
-            m.momentum = len(rows) / (seen + len(rows))
-        d.features(to_unit_range(as_nchw(rows), device))
-        seen += len(rows)
+            m.momentum = len(x) / (seen + len(x))
+        d.features(x)
+        seen += len(x)
     for m, momentum in zip(bns, saved):
         m.momentum = momentum
     d.eval()
@@ -58,8 +57,7 @@ def extract(
     d.eval()
     n = len(images)
     out = np.empty((n, feature_dim(d, grid)), np.float32) if out is None else out
-    for i in range(0, n, batch):
-        x = to_unit_range(as_nchw(images[i : i + batch]), device)
+    for i, x in zip(range(0, n, batch), unit_batches(images, batch, device)):
         pooled = [F.adaptive_max_pool2d(f, grid).flatten(1) for f in d.features(x)]  # (B, C_l·grid²) each
         out[i : i + len(x)] = torch.cat(pooled, 1).float().cpu().numpy()
     return out

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dcgan.config import ModelConfig
-from dcgan.data.dataset import as_nchw, to_unit_range
+from dcgan.data.dataset import as_nchw, to_unit_range, unit_batches
 from dcgan.errors import DcganError
 from dcgan.models import Discriminator
 
@@ -104,10 +104,7 @@ def predict(
     net: Classifier, images: np.ndarray, batch: int = 512, device: str | torch.device = "cpu"
 ) -> np.ndarray:
     """Predicted class (N,) of uint8 images (N, H, W, C); reads a memmap batch by batch."""
-    out = [
-        net(to_unit_range(as_nchw(images[i : i + batch]), device)).argmax(1).cpu().numpy()
-        for i in range(0, len(images), batch)
-    ]
+    out = [net(x).argmax(1).cpu().numpy() for x in unit_batches(images, batch, device)]
     return np.concatenate(out) if out else np.empty(0, np.int64)
 
 
