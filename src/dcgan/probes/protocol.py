@@ -10,9 +10,11 @@ Every method sees the same splits and draws: a draw is a function of (seed, draw
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -95,7 +97,6 @@ def svm_fit_and_score(
     scores = {}
     for model in problem.fit_path(list(Cs)):
         scores[model.C] = {name: model.accuracy(x, y) for name, (x, y) in evals.items()}
-    del problem
     return scores
 
 
@@ -196,9 +197,6 @@ def cached_features(
     """D's features of every image of `dataset`, as a float32 .npy memmap at `path`, reused when the
     key (D's weights, the images, the BN statistics) matches; written under a temp name and renamed.
     `d()` gives D ready to extract (called only when the features are not cached)."""
-    import json
-    from pathlib import Path
-
     from dcgan.fileio import atomic_path, write_json
     from dcgan.probes.features import extract, feature_dim
 
@@ -257,6 +255,60 @@ METHODS = {
 }
 
 
+def check_labelled(train, test, cfg) -> tuple[np.ndarray, np.ndarray, int]:
+    """Both sets labelled and shaped as D's images; returns their labels as 0…K−1 and K."""
+    for name, ds in (("--dataset", train), ("--test", test)):
+        if ds.labels is None:
+            raise DcganError(f"{name} {str(ds.path)!r} has no labels; prepare it with --labels")
+        if (ds.image_size, ds.channels) != (cfg.image_size, cfg.channels):
+            raise DcganError(
+                f"{name} {str(ds.path)!r} holds {ds.image_size}² × {ds.channels} images but D was trained on "
+                f"{cfg.image_size}² × {cfg.channels}; prepare it at that size and channel count"
+            )
+    classes = np.unique(train.labels)
+    if not np.isin(test.labels, classes).all():
+        raise DcganError(
+            f"--test has labels the training set lacks ({sorted(set(test.labels) - set(classes))})"
+        )
+    return np.searchsorted(classes, train.labels), np.searchsorted(classes, test.labels), len(classes)
+
+
+def feature_sets(
+    run: str,
+    d: Discriminator,
+    cfg,
+    train,
+    test,
+    out: Path,
+    untrained: bool,
+    pixels: bool,
+    seed: int,
+    device: str,
+    log,
+) -> tuple[Path, dict[str, dict[str, np.ndarray]]]:
+    """The (train, test) features each SVM row is fitted on, by method: D's (cached in OUT), the untrained
+    D's, raw pixels. Returns D's weights file too."""
+    from dcgan.fileio import sha256_file
+    from dcgan.models import build
+    from dcgan.sampling import weights_file
+
+    d_file = weights_file(run, "D")
+    log(f"D from {d_file}")
+    key = {"D": sha256_file(d_file), "bn_images": train.manifest["images_sha256"], "grid": 4}
+    sets = {"dcgan_svm": d_features(d, train, test, out, "", key, device, log)}
+    if untrained:
+        log(f"untrained D: the same architecture with the paper's initialization (seed {seed})")
+        key = {**key, "D": f"untrained, paper init, seed {seed}", "model": cfg.to_dict()}
+        d0 = build(cfg, seed)[1].to(device)
+        sets["untrained_svm"] = d_features(d0, train, test, out, "untrained-", key, device, log)
+    if pixels:
+        sets["pixels_svm"] = {
+            "train": train.images.reshape(len(train), -1),
+            "test": test.images.reshape(len(test), -1),
+        }
+    return d_file, sets
+
+
 def probe(
     run: str,
     train,
@@ -278,70 +330,42 @@ def probe(
     """Both protocols for every label budget (labels per class, None = all labels) on D of `run`, the
     control for the budgets in `control`, and with `untrained` the same probe on D before training;
     writes OUT/probe.json and OUT/table.md and returns the result."""
-    from pathlib import Path
-
-    from dcgan.fileio import sha256_file, write_bytes, write_json
-    from dcgan.models import build
-    from dcgan.sampling import load_discriminator, weights_file
+    from dcgan.fileio import write_bytes, write_json
+    from dcgan.sampling import load_discriminator
 
     d, cfg = load_discriminator(run, device)
-    for name, ds in (("--dataset", train), ("--test", test)):
-        if ds.labels is None:
-            raise DcganError(f"{name} {str(ds.path)!r} has no labels; prepare it with --labels")
-        if (ds.image_size, ds.channels) != (cfg.image_size, cfg.channels):
-            raise DcganError(
-                f"{name} {str(ds.path)!r} holds {ds.image_size}² × {ds.channels} images but D was trained on "
-                f"{cfg.image_size}² × {cfg.channels}; prepare it at that size and channel count"
-            )
-    classes = np.unique(train.labels)
-    if not np.isin(test.labels, classes).all():
-        raise DcganError(
-            f"--test has labels the training set lacks ({sorted(set(test.labels) - set(classes))})"
-        )
-    y_train, y_test = np.searchsorted(classes, train.labels), np.searchsorted(classes, test.labels)
+    y_train, y_test, n_classes = check_labelled(train, test, cfg)
     splits = split(y_train, val_size, seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    d_file = weights_file(run, "D")
-    log(f"D from {d_file}")
-    key = {"D": sha256_file(d_file), "bn_images": train.manifest["images_sha256"], "grid": 4}
-    feats = d_features(d, train, test, out, "", key, device, log)
-    if untrained:
-        log(f"untrained D: the same architecture with the paper's initialization (seed {seed})")
-        d_untrained = build(cfg, seed)[1].to(device)
-        key = {**key, "D": f"untrained, paper init, seed {seed}", "model": cfg.to_dict()}
-        untrained_feats = d_features(d_untrained, train, test, out, "untrained-", key, device, log)
+
+    d_file, svm_inputs = feature_sets(run, d, cfg, train, test, out, untrained, pixels, seed, device, log)
     result = {
         "run": str(run),
         "D": str(d_file),
         "dataset": str(train.path),
         "test": str(test.path),
-        "classes": len(classes),
-        "features": int(feats["train"].shape[1]),
+        "classes": n_classes,
+        "features": int(svm_inputs["dcgan_svm"]["train"].shape[1]),
         "val_size": val_size,
         "C_grid": list(Cs),
         "seed": seed,
         "budgets": {},
     }
-    flat = (train.images.reshape(len(train), -1), test.images.reshape(len(test), -1))
     for per_class in budgets:
-        name = "all" if per_class is None else str(per_class)
         log(f"label budget: {'all labels' if per_class is None else f'{per_class} per class'}")
         common = dict(splits=splits, per_class=per_class, draws=draws, seed=seed, device=device, log=log)
-        row = {"dcgan_svm": svm_protocol(feats["train"], y_train, feats["test"], y_test, Cs=Cs, **common)}
-        if untrained:
-            log("  untrained D:")
-            f_train, f_test = untrained_feats["train"], untrained_feats["test"]
-            row["untrained_svm"] = svm_protocol(f_train, y_train, f_test, y_test, Cs=Cs, **common)
-        if pixels:
-            log("  pixels:")
-            row["pixels_svm"] = svm_protocol(flat[0], y_train, flat[1], y_test, Cs=Cs, **common)
+        row = {}
+        for method, f in svm_inputs.items():
+            if method != "dcgan_svm":
+                log(f"  {METHODS[method]}:")
+            row[method] = svm_protocol(f["train"], y_train, f["test"], y_test, Cs=Cs, **common)
         if per_class in control:
-            log("  supervised control:")
+            log(f"  {METHODS['control']}:")
             row["control"] = control_protocol(
                 cfg, train, test, y_train, y_test, trials=trials, max_epochs=max_epochs, **common
             )
-        result["budgets"][name] = row
+        result["budgets"]["all" if per_class is None else str(per_class)] = row
         write_json(out / "probe.json", result)  # after every budget: an interrupted probe keeps what it has
     write_bytes(out / "table.md", table(result).encode())
     return result
