@@ -14,6 +14,7 @@ from typing import Any
 
 from dcgan.errors import DcganError
 from dcgan.fileio import write_json
+from dcgan.report.plots import read_stats
 
 DIVERSITY_FLOOR = 0.5  # warn when samples are less than half as spread out as real images
 
@@ -74,12 +75,12 @@ class PeriodicEval:
         self.key = f"fid[{self.ex.name}]"
         best = run / "best.json"
         self.best: dict[str, Any] | None = json.loads(best.read_text()) if best.is_file() else None
-        if (
-            self.best is not None and self.key not in self.best
-        ):  # measured with another extractor: not comparable
-            self.best = None
+        if self.best is not None and self.key not in self.best:
+            self.best = None  # measured with another extractor: not comparable
+        # earlier evaluations of this run (stats.jsonl was truncated to the resumed checkpoint), then each new one
+        self.history = [r for r in read_stats(run / "stats.jsonl") if self.key in r]
 
-    def __call__(self, trainer, history: list[dict]) -> dict[str, Any]:
+    def __call__(self, trainer) -> dict[str, Any]:
         """Evaluate now; returns the stats.jsonl record (with any warnings)."""
         from dcgan.metrics.evaluate import generated_features
         from dcgan.metrics.fid import diversity, fid_from_stats, mean_cov
@@ -102,10 +103,11 @@ class PeriodicEval:
             self.best = {"step": trainer.step, "kimg": rec["kimg"], self.key: value}
             write_json(self.run / "best.json", self.best)
             rec["best"] = True
-        past = [r for r in history if self.key in r]
+        past = [r for r in self.history if r["step"] < trainer.step]  # a rollback abandons later ones
         fids = [r[self.key] for r in past] + [value]
         spreads = [r[f"diversity[{self.ex.name}]"] for r in past] + [spread]
         warnings = collapse_warnings(fids, spreads, self.real_diversity, self.cfg.eval_patience)
         if warnings:
             rec["warnings"] = warnings
+        self.history = [*past, rec]
         return rec

@@ -333,7 +333,7 @@ def _fetcher(ds: PreparedDataset, place: Placement) -> Callable[[np.ndarray], to
 
 def evaluate_now(evaluator: Any, trainer: Trainer, run: Path, tb: Any) -> dict[str, Any]:
     """One periodic evaluation: its record goes to stats.jsonl (and TensorBoard), its warnings to stderr."""
-    rec = evaluator(trainer, read_stats(run / "stats.jsonl"))
+    rec = evaluator(trainer)
     with open(run / "stats.jsonl", "a") as f:
         f.write(json.dumps(rec) + "\n")
     if tb is not None:
