@@ -18,6 +18,7 @@ from dcgan.data.dataset import to_unit_range
 from dcgan.device import Placement
 from dcgan.models import build
 from dcgan.sampling import sample_z, z_for_seeds
+from dcgan.training import cpu_conv
 from dcgan.training.cuda_graph import GraphedStep
 from dcgan.training.losses import d_loss, g_loss
 
@@ -36,6 +37,8 @@ class Trainer:
         # channels_last: the prepared rows are NHWC already, and oneDNN/cuDNN convolutions run faster so.
         self.g = g.to(place.device, memory_format=torch.channels_last)
         self.d = d.to(place.device, memory_format=torch.channels_last)
+        if place.device.type == "cpu" and place.precision == "bf16":
+            cpu_conv.install(self.g), cpu_conv.install(self.d)
         # On CUDA the whole "both" step is captured as one CUDA graph: a DCGAN step at batch 128 is a few
         # milliseconds of many small kernels, so launching them one by one from Python is the bottleneck.
         use_graph = place.device.type == "cuda" and cfg.schedule == "both" and place.precision != "fp16"
