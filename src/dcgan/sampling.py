@@ -163,7 +163,7 @@ def load_generator(
     state, cfg = read_weights(weights_file(path, "G"))
     g = Generator(cfg)
     g.load_state_dict(state)
-    return g.to(device).eval(), cfg
+    return g.to(device, memory_format=torch.channels_last).eval(), cfg
 
 
 def load_discriminator(
@@ -178,7 +178,7 @@ def load_discriminator(
         raise DcganError(
             f"{str(path)!r} does not hold the weights of a discriminator ({str(e).splitlines()[0]})"
         ) from None
-    return d.to(device).eval(), cfg
+    return d.to(device, memory_format=torch.channels_last).eval(), cfg
 
 
 def load_examples_generator(
@@ -208,7 +208,7 @@ def load_examples_generator(
     )
     g = Generator(cfg)
     load_examples_state_dict(g, state)
-    return g.to(device).eval(), cfg
+    return g.to(device, memory_format=torch.channels_last).eval(), cfg
 
 
 # ---------------------------------------------------------------- walks, arithmetic, vectors (PAPER.md §6)

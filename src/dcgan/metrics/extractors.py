@@ -171,7 +171,7 @@ def load_extractor(
     cfg = ExtractorConfig(**json.loads(meta[META_KEY]))
     net = DomainExtractor(cfg)
     net.load_state_dict(state)
-    return Extractor(net.to(device).eval(), cfg, sha256_file(p))
+    return Extractor(net.to(device, memory_format=torch.channels_last).eval(), cfg, sha256_file(p))
 
 
 def train_extractor(
