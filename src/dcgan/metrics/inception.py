@@ -253,4 +253,4 @@ def load_inception(
         raise DcganError(
             f"{str(p)!r} does not hold InceptionV3 FID weights ({str(e).splitlines()[0]})"
         ) from None
-    return InceptionExtractor(net.to(device), digest)
+    return InceptionExtractor(net.to(device, memory_format=torch.channels_last), digest)
