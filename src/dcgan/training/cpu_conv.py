@@ -91,8 +91,7 @@ def install(net: nn.Module) -> int:
             and _square(m.kernel_size, m.stride, m.padding, m.dilation, m.output_padding)
             and m.dilation[0] == 1
         ):
-            m.__class__ = (
-                new  # same attributes and parameters, another forward (as nn.utils.parametrize does)
-            )
+            # same attributes and parameters, another forward (as nn.utils.parametrize swaps classes)
+            m.__class__ = new
             n += 1
     return n

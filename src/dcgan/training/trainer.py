@@ -37,8 +37,9 @@ class Trainer:
         # channels_last: the prepared rows are NHWC already, and oneDNN/cuDNN convolutions run faster so.
         self.g = g.to(place.device, memory_format=torch.channels_last)
         self.d = d.to(place.device, memory_format=torch.channels_last)
-        if place.device.type == "cpu" and place.precision == "bf16":
-            cpu_conv.install(self.g), cpu_conv.install(self.d)
+        if place.device.type == "cpu" and place.precision == "bf16":  # see cpu_conv: 2-3× faster 4×4 layers
+            cpu_conv.install(self.g)
+            cpu_conv.install(self.d)
         # On CUDA the whole "both" step is captured as one CUDA graph: a DCGAN step at batch 128 is a few
         # milliseconds of many small kernels, so launching them one by one from Python is the bottleneck.
         use_graph = place.device.type == "cuda" and cfg.schedule == "both" and place.precision != "fp16"
