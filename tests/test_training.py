@@ -125,10 +125,11 @@ def test_golden_loss_curve(discs, tmp_path):
     }
 
 
-def test_resume_is_bit_identical(discs, tmp_path):
-    train(tiny_cfg(8, ckpt_every=4), discs, tmp_path / "straight", **quiet)
-    train(tiny_cfg(4, ckpt_every=4), discs, tmp_path / "halves", **quiet)  # stops at step 4
-    s = train(tiny_cfg(8, ckpt_every=4), discs, tmp_path / "halves", **quiet)  # the same run, longer: resumes
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16 on CPU also runs cpu_conv's GEMM gradients
+def test_resume_is_bit_identical(discs, tmp_path, precision):
+    train(tiny_cfg(8, ckpt_every=4, precision=precision), discs, tmp_path / "straight", **quiet)
+    train(tiny_cfg(4, ckpt_every=4, precision=precision), discs, tmp_path / "halves", **quiet)  # stops at 4
+    s = train(tiny_cfg(8, ckpt_every=4, precision=precision), discs, tmp_path / "halves", **quiet)  # resumes
     assert s["step"] == 8
     for name in ("G", "D"):
         a = load_file(str(tmp_path / "straight" / "checkpoints" / "step-00000008" / f"{name}.safetensors"))
