@@ -110,15 +110,19 @@ class Meter:
             "lr": trainer.opt_g.param_groups[0]["lr"],
             "time": round(trainer.elapsed, 2),
         }
+        self.write(rec, ("loss_D", "loss_G", "D_x", "D_G_z", "img_per_s"))
+        self.d_rows, self.g_rows, self.t0, self.images = [], [], time.perf_counter(), 0
+        return rec
+
+    def write(self, rec: dict[str, Any], scalars: tuple[str, ...]) -> None:
+        """Append `rec` to stats.jsonl and its `scalars` (those not None) to TensorBoard."""
         with open(self.path, "a") as f:
             f.write(json.dumps(rec) + "\n")
         if self.tb is not None:
-            for key in ("loss_D", "loss_G", "D_x", "D_G_z", "img_per_s"):
-                if rec[key] is not None:
+            for key in scalars:
+                if rec.get(key) is not None:
                     self.tb.add_scalar(key, rec[key], rec["step"])
             self.tb.flush()
-        self.d_rows, self.g_rows, self.t0, self.images = [], [], time.perf_counter(), 0
-        return rec
 
 
 def _tensorboard(folder: Path) -> Any:
@@ -331,14 +335,10 @@ def _fetcher(ds: PreparedDataset, place: Placement) -> Callable[[np.ndarray], to
     return ds.batch
 
 
-def evaluate_now(evaluator: Any, trainer: Trainer, run: Path, tb: Any) -> dict[str, Any]:
+def evaluate_now(evaluator: Any, trainer: Trainer, meter: Meter) -> dict[str, Any]:
     """One periodic evaluation: its record goes to stats.jsonl (and TensorBoard), its warnings to stderr."""
     rec = evaluator(trainer)
-    with open(run / "stats.jsonl", "a") as f:
-        f.write(json.dumps(rec) + "\n")
-    if tb is not None:
-        tb.add_scalar(evaluator.key, rec[evaluator.key], rec["step"])
-        tb.flush()
+    meter.write(rec, (evaluator.key,))
     for w in rec.get("warnings", []):
         tqdm.write(f"warning at step {trainer.step:,}: {w}", file=sys.stderr)
     return rec
@@ -396,7 +396,7 @@ def _loop(
                     checkpoint(trainer, run)
                 if evaluator and trainer.step % cfg.eval_every == 0:
                     meter.flush(trainer, len(ds))
-                    evaluate_now(evaluator, trainer, run, tb)
+                    evaluate_now(evaluator, trainer, meter)
                     meter.t0 = time.perf_counter()  # evaluation time is not training throughput
             except TrainingDiverged as e:
                 last = latest_checkpoint(run)
