@@ -54,13 +54,11 @@ def real_features(
                     return z["features"], z["logits"], {**info, "cached": True}
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # unreadable or foreign: recompute and replace it
-    idx = (
-        np.arange(n)
-        if n == len(dataset)
-        else np.sort(np.random.default_rng(REAL_SEED).choice(len(dataset), n, False))
-    )
+    images = dataset.images
+    if n < len(dataset):
+        images = images[np.sort(np.random.default_rng(REAL_SEED).choice(len(dataset), n, False))]
     t = time.perf_counter()
-    feats, logits = ex.features(dataset.images[idx] if n < len(dataset) else dataset.images, logits=True)
+    feats, logits = ex.features(images, logits=True)
     if log:
         log(f"real: {n:,} images through {ex.name} in {time.perf_counter() - t:.1f} s")
     if cache:

@@ -42,14 +42,14 @@ def collapse_warnings(
     return out
 
 
-def default_extractor(image_size: int, channels: int) -> str:
-    """The shipped extractor that fits these images, or a clear error naming what to do."""
+def default_extractor(image_size: int, channels: int, device: Any = "cpu") -> Any:
+    """The shipped extractor (loaded) that fits these images, or a clear error naming what to do."""
     from dcgan.metrics.extractors import SHIPPED, load_extractor
 
     for name in SHIPPED:
-        cfg = load_extractor(name).cfg
-        if (cfg.image_size, cfg.channels) == (image_size, channels):
-            return name
+        ex = load_extractor(name, device)
+        if (ex.cfg.image_size, ex.cfg.channels) == (image_size, channels):
+            return ex
     raise DcganError(
         f"--eval-every needs a feature extractor for {image_size}² × {channels} images and none is shipped; "
         "train one with `dcgan extractor train DATASET --test TEST --name NAME --out ex.safetensors` "
@@ -67,7 +67,10 @@ class PeriodicEval:
 
         self.cfg, self.run, self.log = cfg, run, log
         m = cfg.model
-        self.ex = load_extractor(cfg.extractor or default_extractor(m.image_size, m.channels), device)
+        if cfg.extractor:
+            self.ex = load_extractor(cfg.extractor, device)
+        else:  # loading each shipped one to read its input size: the match is the one to use
+            self.ex = default_extractor(m.image_size, m.channels, device)
         self.ex.check_images(m.image_size, m.channels, "the model")
         real, _, _ = real_features(dataset, self.ex, cfg.eval_num, log=log)
         self.real_stats = mean_cov(real)
