@@ -4,6 +4,7 @@ generator a command names by its RUN argument."""
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from dcgan.errors import DcganError
@@ -17,6 +18,11 @@ def parser_for(sub: Any, name: str, help: str, example: str) -> argparse.Argumen
         epilog=f"example:\n  {example}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+def log(msg: str) -> None:
+    """Progress lines of long commands: on stderr, so stdout keeps only the results."""
+    print(msg, file=sys.stderr, flush=True)
 
 
 def generator_from_args(a: argparse.Namespace) -> tuple[Any, Any]:

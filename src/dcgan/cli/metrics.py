@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from dcgan.cli.common import generator_from_args, parser_for, run_argument
+from dcgan.cli.common import generator_from_args, log, parser_for, run_argument
 from dcgan.errors import DcganError
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
@@ -25,7 +20,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     device = next(g.parameters()).device
     ex = load_extractor(a.extractor, device, a.inception_weights, a.inception_sha256)
     dataset = PreparedDataset(a.dataset)
-    result = {"run": a.run, **evaluate(g, dataset, ex, a.num, metrics, a.seed, a.bn, not a.no_cache, _log)}
+    result = {"run": a.run, **evaluate(g, dataset, ex, a.num, metrics, a.seed, a.bn, not a.no_cache, log)}
     width = max(len(k) for k in result["metrics"])
     for k, v in result["metrics"].items():
         print(f"{k:<{width}}  {v:.6g}" if abs(v) < 1e4 else f"{k:<{width}}  {v:.1f}")
@@ -75,7 +70,7 @@ def add_evaluate(sub: Any) -> None:
 def cmd_extractor_train(a: argparse.Namespace) -> int:
     from dcgan.data.dataset import PreparedDataset
     from dcgan.device import resolve
-    from dcgan.metrics.extractors import load_extractor, save_extractor, train_extractor
+    from dcgan.metrics.extractors import Extractor, save_extractor, train_extractor
 
     if a.epochs < 1:
         raise DcganError(f"--epochs must be at least 1, got {a.epochs}")
@@ -90,10 +85,10 @@ def cmd_extractor_train(a: argparse.Namespace) -> int:
         a.flip,
         a.seed,
         device,
-        _log,
+        log,
     )
-    save_extractor(net, a.out)
-    print(f"extractor {load_extractor(a.out).name}: test accuracy {acc:.4f} → {a.out}")
+    name = Extractor(net, net.cfg, save_extractor(net, a.out)).name
+    print(f"extractor {name}: test accuracy {acc:.4f} → {a.out}")
     return 0
 
 

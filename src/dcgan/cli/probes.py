@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any
 
-from dcgan.cli.common import generator_from_args, parser_for, run_argument
+from dcgan.cli.common import generator_from_args, log, parser_for, run_argument
 from dcgan.errors import DcganError
 
 
@@ -77,8 +77,6 @@ def _floats(text: str) -> list[float]:
 
 
 def cmd_probe(a: argparse.Namespace) -> int:
-    import sys
-
     from dcgan.data.dataset import PreparedDataset
     from dcgan.device import resolve
     from dcgan.probes.protocol import probe, table
@@ -108,7 +106,7 @@ def cmd_probe(a: argparse.Namespace) -> int:
         pixels=not a.no_pixels,
         untrained=a.untrained,
         device=resolve(a.device, "fp32").device.type,
-        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+        log=log,
     )
     print(table(result), end="")
     print(f"results   {a.out}/probe.json, {a.out}/table.md")
