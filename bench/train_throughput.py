@@ -5,6 +5,8 @@ NCHW, fp32, D-real / D-fake / G steps, glibc malloc); ours is `Trainer.train_ste
 (precision auto, channels_last, tcmalloc when installed). Rounds alternate between the two in fresh
 subprocesses, so machine noise hits both; the median of the rounds is reported.
 
+On CUDA it also times ours with --no-compile.
+
 Run: .venv/bin/python bench/train_throughput.py [--size 64] [--batch 128] [--rounds 3] [--steps 8] [--device cpu]
 """
 
@@ -71,7 +73,7 @@ def run_reference(size: int, batch: int, steps: int, device: str) -> float:
     return timed(step, batch, steps, device)
 
 
-def run_ours(size: int, batch: int, steps: int, device: str) -> float:
+def run_ours(size: int, batch: int, steps: int, device: str, compile: bool = True) -> float:
     from dcgan.config import ModelConfig, train_config
     from dcgan.device import resolve
     from dcgan.training.trainer import Trainer
@@ -79,12 +81,11 @@ def run_ours(size: int, batch: int, steps: int, device: str) -> float:
     model = ModelConfig.pyramid(
         size, 3, width=64, max_width=512, z_dist="normal", kernel_size=4, g_input="convt", d_output="conv"
     )
-    cfg = train_config("examples64", model=model, batch=batch, device=device)
+    cfg = train_config("examples64", model=model, batch=batch, device=device, compile=compile)
     trainer = Trainer(cfg, resolve(device, "auto"))
     trainer.capture((3, size, size))  # as `dcgan train` does: the CUDA graph on GPUs, a no-op elsewhere
-    data = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8).permute(
-        0, 3, 1, 2
-    )  # as the memmap gives it
+    # as `dcgan train` gives it: NHWC rows of the memmap, resident on the GPU when the dataset fits there
+    data = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8).to(device).permute(0, 3, 1, 2)
 
     def step() -> None:
         trainer.train_step(data)
@@ -105,17 +106,23 @@ def timed(step, batch: int, steps: int, device: str) -> float:
     return batch * steps / (time.perf_counter() - t)
 
 
+VARIANTS = ("ref", "ours", "ours_nocompile")
+
+
 def child(args: argparse.Namespace) -> None:
     if args.device == "cuda":
         torch.backends.cudnn.benchmark = True  # as pytorch/examples sets it
-    fn = run_reference if args.variant == "ref" else run_ours
-    print(json.dumps({"img_per_s": fn(args.size, args.batch, args.steps, args.device)}))
+    if args.variant == "ref":
+        v = run_reference(args.size, args.batch, args.steps, args.device)
+    else:
+        v = run_ours(args.size, args.batch, args.steps, args.device, compile=args.variant == "ours")
+    print(json.dumps({"img_per_s": v}))
 
 
 def spawn(args: argparse.Namespace, variant: str) -> float:
     env = dict(os.environ)
     lib = ctypes.util.find_library("tcmalloc_minimal")
-    if variant == "ours" and lib and args.device == "cpu":
+    if variant != "ref" and lib and args.device == "cpu":
         env["LD_PRELOAD"] = lib  # what `dcgan train` does on CPU
     cmd = [
         sys.executable,
@@ -142,15 +149,18 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--child", dest="variant", choices=("ref", "ours"), help=argparse.SUPPRESS)
+    ap.add_argument("--child", dest="variant", choices=VARIANTS, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.variant:
         return child(args)
-    rounds = {"ref": [], "ours": []}
+    # on CUDA, also ours without torch.compile (`dcgan train --no-compile`); elsewhere nothing is compiled
+    variants = VARIANTS if args.device == "cuda" else VARIANTS[:2]
+    rounds: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(args.rounds):
-        for variant in ("ref", "ours"):
+        for variant in variants:
             rounds[variant].append(spawn(args, variant))
-    ref, ours = statistics.median(rounds["ref"]), statistics.median(rounds["ours"])
+    med = {v: statistics.median(r) for v, r in rounds.items()}
+    ref, ours = med["ref"], med["ours"]
     print(
         json.dumps(
             {
@@ -161,6 +171,11 @@ def main() -> None:
                 "reference_img_per_s": round(ref, 1),
                 "ours_img_per_s": round(ours, 1),
                 "ratio": round(ours / ref, 2),
+                **(
+                    {"ratio_no_compile": round(med["ours_nocompile"] / ref, 2)}
+                    if "ours_nocompile" in med
+                    else {}
+                ),
                 "rounds": {k: [round(v, 1) for v in vs] for k, vs in rounds.items()},
             }
         )

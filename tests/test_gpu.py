@@ -1,5 +1,7 @@
 """CUDA paths: training in bf16 and fp16, the GPU-resident dataset, and CPU/GPU agreement. Skipped without a GPU."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -111,3 +113,53 @@ def test_eval_every_during_graphed_cuda_training(ds, tmp_path, monkeypatch):
         if "loss_D" in r
     }
     assert losses == pytest.approx(base_losses, rel=1e-2)  # evaluating did not disturb the graphed step
+
+
+def test_the_fast_cuda_step_trains_like_the_plain_eager_step():
+    """torch.compile + D's real and fake in one split-BN call + the CUDA graph, against the same nets run
+    eagerly, uncompiled, with separate real and fake passes (fp32: only the summation order differs).
+    cuda_layers' forms equal the plain layers exactly: tests/test_cuda_layers.py checks them on CPU."""
+    from dcgan.device import resolve
+    from dcgan.training.trainer import Trainer
+
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    model = ModelConfig.pyramid(32, 3, width=16, z_dim=16, g_input="convt", d_output="conv")
+    plain_cfg = TrainConfig(
+        preset="tiny", model=model, batch=32, precision="fp32", device="cuda", compile=False
+    )
+    plain = Trainer(plain_cfg, resolve("cuda", "fp32"))
+    fast = Trainer(dataclasses.replace(plain_cfg, compile=True), resolve("cuda", "fp32"))
+    plain.split_d = False
+    fast.capture((3, 32, 32))
+    assert fast.compiled and fast.graphed is not None and fast.split_d
+    assert "SpaceToDepthConv2d" in {type(m).__name__ for m in fast.d.modules()}
+    data = torch.randint(0, 256, (32, 32, 32, 3), dtype=torch.uint8, device="cuda").permute(0, 3, 1, 2)
+    for step in range(5):
+        plain.step = fast.step = step
+        a, b = torch.cat(plain.train_step(data)), torch.cat(fast.train_step(data))
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), (step, a, b)
+    for (name, x), y in zip(plain.d.state_dict().items(), fast.d.state_dict().values()):
+        assert torch.allclose(x.float(), y.float(), atol=5 * plain_cfg.lr), name  # BN running stats too
+
+
+def test_the_cli_trains_on_cuda_with_and_without_compile(ds, tmp_path):
+    import subprocess
+    import sys
+
+    for flag in ([], ["--no-compile"]):
+        out = tmp_path / f"run{len(flag)}"
+        cmd = [
+            sys.executable,
+            "-m",
+            "dcgan.cli",
+            "train",
+            str(ds),
+            "--preset",
+            "svhn32",
+            "--out",
+            str(out),
+        ]
+        r = subprocess.run([*cmd, "--kimg", "0.5", "--batch", "64", *flag], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert ("compiling" in r.stdout + r.stderr) == (not flag)
+        assert (out / "generator.safetensors").is_file()

@@ -223,6 +223,8 @@ class TrainConfig:
     fuse_d: bool = (
         False  # real and fake through D in one call (faster on some devices; changes BN statistics)
     )
+    # on CUDA, torch.compile G's and D's training passes (fused BatchNorm + activations); off: plain kernels
+    compile: bool = True
     epochs: float | None = None  # length: epochs or kimg (thousands of images shown); default 5 epochs
     kimg: float | None = None
     seed: int = 0

@@ -52,6 +52,7 @@ MUTABLE_KEYS = {
     "on_nan",
     "device",
     "precision",
+    "compile",
     "eval_every",
     "eval_num",
     "extractor",
@@ -289,6 +290,10 @@ def train(
     if ckpt is not None:
         trainer.load_state_dict(load_checkpoint(ckpt, trainer.g, trainer.d))
         truncate_stats(run / "stats.jsonl", trainer.step)
+    if trainer.compiled:
+        log(
+            "compiling G and D's training step for this GPU (once per start, ~10-30 s; --no-compile skips it)"
+        )
     trainer.capture((cfg.model.channels, cfg.model.image_size, cfg.model.image_size))
     log(describe(cfg))
     log(
