@@ -122,7 +122,7 @@ def add_train(sub: Any) -> None:
     p.add_argument(
         "--no-compile",
         action="store_true",
-        help="on CUDA, run G and D without torch.compile (no start-up compile, ~15%% slower steps)",
+        help="on CUDA, run G and D without torch.compile (no start-up compile; ~20%% fewer images/s)",
     )
     p.add_argument(
         "--precision", choices=PRECISIONS, help="auto (default): bf16 where the hardware runs it natively"

@@ -41,16 +41,15 @@ class Trainer:
         if place.device.type == "cpu" and place.precision == "bf16":  # see cpu_conv: 2-3× faster 4×4 layers
             cpu_conv.install(self.g)
             cpu_conv.install(self.d)
-        cuda = place.device.type == "cuda"
-        if cuda:  # see cuda_layers: the same layers without cuDNN's slow paths at D's and G's ends
-            cuda_layers.install(self.g)
-            cuda_layers.install(self.d)
-        # D's real and fake minibatches in one call with per-half BN statistics: exactly the paper's separate
-        # passes, as convolutions of twice the batch (on CUDA, where batch 128 leaves the GPU partly idle)
-        self.split_d = cuda and not cfg.fuse_d
         # On CUDA the whole "both" step is captured as one CUDA graph: a DCGAN step at batch 128 is a few
         # milliseconds of many small kernels, so launching them one by one from Python is the bottleneck.
-        use_graph = cuda and cfg.schedule == "both" and place.precision != "fp16"
+        use_graph = place.device.type == "cuda" and cfg.schedule == "both" and place.precision != "fp16"
+        if use_graph:  # see cuda_layers: the same layers without cuDNN's slow paths at D's and G's ends
+            cuda_layers.install(self.g)  # (a few more, smaller kernels: a win once launches cost nothing)
+            cuda_layers.install(self.d)
+        # D's real and fake minibatches in one call with per-half BN statistics: exactly the paper's separate
+        # passes, as convolutions of twice the batch (batch 128 leaves the GPU partly idle)
+        self.split_d = use_graph and not cfg.fuse_d
         # Inside the graph, torch.compile fuses each BatchNorm with its activation (and their backward passes);
         # the compiled callables share G's and D's parameters, and only the training step calls them.
         self.compiled = use_graph and cfg.compile
