@@ -234,6 +234,16 @@ def test_a_changed_recipe_or_wrong_dataset_is_refused(discs, tmp_path):
     assert not (tmp_path / "other").exists()
 
 
+def test_a_run_started_before_the_compile_setting_resumes_and_compile_may_change(discs, tmp_path):
+    train(tiny_cfg(2, ckpt_every=1), discs, tmp_path / "run", **quiet)
+    meta = json.loads((tmp_path / "run" / "config.json").read_text())
+    del meta["train"]["compile"]  # config.json as earlier versions wrote it
+    (tmp_path / "run" / "config.json").write_text(json.dumps(meta))
+    assert train(tiny_cfg(3, compile=False), discs, tmp_path / "run", **quiet)["step"] == 3
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["compile"] is False
+    assert TrainConfig.from_dict({"preset": "tiny", "model": TINY.to_dict()}).compile is True
+
+
 @pytest.fixture(scope="module")
 def discs32(tmp_path_factory, discs):
     root = tmp_path_factory.mktemp("discs32")

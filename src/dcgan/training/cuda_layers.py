@@ -6,7 +6,7 @@ layers at DCGAN's two ends (docs/PERFORMANCE.md):
 - D's input convolution has 3 (or 1) input channels: cuDNN pads them to 8 on every call and runs a slow
   kernel. `SpaceToDepthConv2d` computes the same stride-2 convolution as a stride-1 one over the
   space-to-depth input (each 2×2 block of pixels becomes 4·C channels, padded to a multiple of 8, the kernel
-  rearranged to match): the convolution itself is 4× faster (133 → 33 µs forward at batch 256), and the
+  rearranged to match): the convolution itself is 4× faster (~130 → 33 µs forward at batch 256), and the
   rearranging is a few small kernels that torch.compile fuses into the ones producing D's input.
 - G's first layer on a 1×1 z and D's output convolution over its whole 4×4 map are matrix products, which
   cuDNN runs with layout transforms around them. `DenseConvTranspose2d` and `DenseConv2d` compute them with
@@ -63,7 +63,7 @@ class DenseConvTranspose2d(nn.ConvTranspose2d):
         c_in, c_out, kh, kw = self.weight.shape
         y = x.flatten(1) @ self.weight.permute(0, 2, 3, 1).reshape(c_in, kh * kw * c_out)
         y = y.view(len(x), kh, kw, c_out).permute(0, 3, 1, 2)  # (B, C_out, kh, kw), channels_last
-        return y if self.bias is None else y + self.bias[:, None, None]
+        return y if self.bias is None else y + self.bias.to(y.dtype)[:, None, None]
 
 
 class DenseConv2d(nn.Conv2d):
@@ -74,7 +74,7 @@ class DenseConv2d(nn.Conv2d):
             return super().forward(x)
         c_out = self.weight.shape[0]
         y = x.permute(0, 2, 3, 1).reshape(len(x), -1) @ self.weight.permute(0, 2, 3, 1).reshape(c_out, -1).t()
-        y = y if self.bias is None else y + self.bias
+        y = y if self.bias is None else y + self.bias.to(y.dtype)
         return y.view(len(x), c_out, 1, 1)
 
 

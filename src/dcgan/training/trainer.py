@@ -73,7 +73,8 @@ class Trainer:
         self.use_graph = use_graph
 
     def capture(self, image_shape: tuple[int, int, int]) -> None:
-        """Capture the training step as a CUDA graph (after any checkpoint has been loaded)."""
+        """Capture the training step as a CUDA graph (after any checkpoint has been loaded); when compiling,
+        its warm-up steps are where torch.compile runs."""
         if not self.use_graph:
             return
         try:
