@@ -143,23 +143,13 @@ def test_the_fast_cuda_step_trains_like_the_plain_eager_step():
 
 
 def test_the_cli_trains_on_cuda_with_and_without_compile(ds, tmp_path):
-    import subprocess
-    import sys
+    from conftest import run_cli
 
     for flag in ([], ["--no-compile"]):
         out = tmp_path / f"run{len(flag)}"
-        cmd = [
-            sys.executable,
-            "-m",
-            "dcgan.cli",
-            "train",
-            str(ds),
-            "--preset",
-            "svhn32",
-            "--out",
-            str(out),
-        ]
-        r = subprocess.run([*cmd, "--kimg", "0.5", "--batch", "64", *flag], capture_output=True, text=True)
+        r = run_cli(
+            "train", str(ds), "--preset", "svhn32", "--out", str(out), "--kimg", "0.5", "--batch", "64", *flag
+        )
         assert r.returncode == 0, r.stderr[-2000:]
         assert ("compiling" in r.stdout + r.stderr) == (not flag)
         assert (out / "generator.safetensors").is_file()
