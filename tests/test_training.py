@@ -234,6 +234,14 @@ def test_a_changed_recipe_or_wrong_dataset_is_refused(discs, tmp_path):
     assert not (tmp_path / "other").exists()
 
 
+def test_fuse_d_normalizes_real_and_fake_together(discs, tmp_path):
+    train(tiny_cfg(2), discs, tmp_path / "a", **quiet)
+    train(tiny_cfg(2, fuse_d=True), discs, tmp_path / "b", **quiet)
+    plain, fused = stats(tmp_path / "a"), stats(tmp_path / "b")
+    assert all(np.isfinite(r["loss_D"]) for r in fused)
+    assert fused[0]["D_x"] != plain[0]["D_x"]  # one BN batch of real and fake: other statistics, other D(x)
+
+
 def test_a_run_started_before_the_compile_setting_resumes_and_compile_may_change(discs, tmp_path):
     train(tiny_cfg(2, ckpt_every=1), discs, tmp_path / "run", **quiet)
     meta = json.loads((tmp_path / "run" / "config.json").read_text())

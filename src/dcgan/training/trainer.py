@@ -97,10 +97,10 @@ class Trainer:
     def d_update(self, x: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """maximize log D(x) + log(1 - D(G(z))); returns [loss_D, D(x), D(G(z))]."""
         with self.place.autocast():
-            if self.cfg.fuse_d:  # one batch: BN statistics over real and fake together
-                logits_real, logits_fake = self.d_fwd(torch.cat([x, fake])).split(len(x))
-            elif self.split_d:  # one call, each half its own BN statistics: the same as separate calls
-                with cuda_layers.split_batchnorm(self.d, 2):
+            if self.cfg.fuse_d or self.split_d:
+                # one call of both batches: --fuse-d normalizes them together; split_d gives each half its
+                # own BN statistics, the same as separate calls
+                with cuda_layers.split_batchnorm(self.d, 2 if self.split_d else 1):
                     logits_real, logits_fake = self.d_fwd(torch.cat([x, fake])).split(len(x))
             else:  # the paper: real and fake batches through D separately (separate BN statistics)
                 logits_real, logits_fake = self.d_fwd(x), self.d_fwd(fake)
