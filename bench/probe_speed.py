@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dcgan.artifacts import load_discriminator
 from dcgan.config import get_preset
 from dcgan.data.dataset import PreparedDataset
 from dcgan.models import build
 from dcgan.probes.features import extract, feature_dim, reestimate_bn
 from dcgan.probes.protocol import Rows, split
 from dcgan.probes.svm import SVMProblem
-from dcgan.sampling import load_discriminator
 
 
 def peak_rss_gib() -> float:
@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--workdir", help="where the feature memmap goes (default: a temp folder)")
     args = ap.parse_args()
     ds = PreparedDataset(args.dataset)
-    d = load_discriminator(args.run, args.device)[0] if args.run else build(get_preset("imagenet32"), 0)[1]
+    d = load_discriminator(args.run, args.device) if args.run else build(get_preset("imagenet32"), 0)[1]
     d = d.to(args.device)
     images, labels = ds.images[: args.n], ds.labels[: args.n]
     out: dict = {"images": len(images), "features": feature_dim(d), "device": args.device}

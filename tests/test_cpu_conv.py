@@ -8,8 +8,7 @@ import torch.nn.functional as F
 
 from dcgan.config import PRESETS, ModelConfig, TrainConfig
 from dcgan.device import Placement
-from dcgan.models import build
-from dcgan.sampling import sample_z
+from dcgan.models import build, sample_z
 from dcgan.training import cpu_conv
 from dcgan.training.trainer import Trainer
 

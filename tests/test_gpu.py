@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from dcgan.artifacts import load_generator
 from dcgan.config import ModelConfig, TrainConfig
 from dcgan.data.prepare import prepare
-from dcgan.sampling import generate, load_generator
+from dcgan.sampling import generate
 from dcgan.training.loop import train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -42,8 +43,8 @@ def test_training_on_cuda_runs_in_every_precision(ds, tmp_path, precision):
 def test_cuda_and_cpu_generators_agree(ds, tmp_path):
     cfg = TrainConfig(preset="tiny", model=TINY, batch=32, kimg=0.064, precision="fp32", device="cuda")
     train(cfg, ds, tmp_path / "run", progress=False, log=lambda s: None)
-    g_cpu, _ = load_generator(tmp_path / "run", "cpu")
-    g_gpu, _ = load_generator(tmp_path / "run", "cuda")
+    g_cpu = load_generator(tmp_path / "run", "cpu")
+    g_gpu = load_generator(tmp_path / "run", "cuda")
     torch.backends.cudnn.allow_tf32 = False
     assert torch.allclose(generate(g_cpu, range(8)), generate(g_gpu, range(8)), atol=1e-4)
 

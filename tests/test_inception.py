@@ -57,7 +57,7 @@ def test_weights_are_checked_by_sha256_and_features_come_out(weights, tmp_path):
     assert ex.name == f"inception-{digest[:4]}"
     grey, rgb = rng_images(3, 16, 16, 1), rng_images(3, 16, 16, 3)
     assert ex.features(grey).shape == (3, 2048)
-    f, logits = ex.features(rgb, batch=2, logits=True)
+    f, logits = ex.outputs(rgb, batch=2)
     x = torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 127.5 - 1
     with torch.no_grad():
         assert np.allclose(f, net.eval()(x)[0].double().numpy(), atol=1e-4) and logits.shape == (3, 1008)

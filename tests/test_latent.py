@@ -5,17 +5,17 @@ import pytest
 import torch
 from PIL import Image, ImageSequence
 
+from dcgan.artifacts import load_generator, save_weights
 from dcgan.config import ModelConfig
 from dcgan.errors import DcganError
+from dcgan.images import make_grid, upscale
 from dcgan.report import latent
-from dcgan.report.grid import make_grid, upscale
 from dcgan.sampling import (
     along,
     arithmetic_latents,
     direction,
     interpolation_mode,
     lerp,
-    load_generator,
     slerp,
     walk_latents,
     z_for_seeds,
@@ -68,7 +68,8 @@ def test_arithmetic_centre_is_y_and_the_noise_stays_in_bounds():
 
 
 def test_the_figures_centre_cell_is_g_of_y_exactly(tiny_run):
-    g, cfg = load_generator(tiny_run)
+    g = load_generator(tiny_run)
+    cfg = g.cfg
     a, b, c = (z_for_seeds(cfg, s) for s in ([1, 2, 3], [4, 5, 6], [7, 8, 9]))
     figure, _ = latent.arithmetic(g, a, b, c, noise=0.25)
     g_y = upscale(latent.images(g, (a.mean(0) - b.mean(0) + c.mean(0))[None]))[0]  # (64, 64, 3)
@@ -160,11 +161,10 @@ def test_sheet_arithmetic_vector_and_walk_through_the_cli(tiny_run, tmp_path):
 
 def test_spatial_z_paints_larger_images_with_a_convolutional_g(tmp_path, tiny_run):
     from dcgan.models import build
-    from dcgan.training.checkpoint import save_module
 
     cfg = ModelConfig.pyramid(16, z_dim=8, kernel_size=4, g_input="convt", z_dist="normal")
     g, _ = build(cfg, seed=0)
-    save_module(g, tmp_path / "g.safetensors", cfg)
+    save_weights(g, tmp_path / "g.safetensors", cfg)
     r = run_cli(
         "sample",
         str(tmp_path / "g.safetensors"),

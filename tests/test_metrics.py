@@ -12,12 +12,12 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from dcgan.artifacts import load_generator
 from dcgan.data.dataset import PreparedDataset
 from dcgan.metrics import fid as M
 from dcgan.metrics.evaluate import cache_dir, evaluate, real_features
 from dcgan.metrics.extractors import accuracy, load_extractor
-from dcgan.sampling import load_generator
-from dcgan.training.evaluation import collapse_warnings
+from dcgan.metrics.periodic import collapse_warnings
 
 from conftest import run_cli
 from test_protocol import prepare_coloured
@@ -114,7 +114,7 @@ def tiny_extractor(tmp_path_factory):
 
 
 def test_evaluate_is_reproducible_and_caches_the_real_side(tiny_run, tiny_extractor, private_cache):
-    g, _ = load_generator(tiny_run)
+    g = load_generator(tiny_run)
     ex = load_extractor(tiny_extractor / "ex.safetensors")
     ds = PreparedDataset(tiny_extractor / "train")
     first = evaluate(g, ds, ex, num=60, seed=3)
@@ -209,22 +209,22 @@ def test_collapse_warnings_name_the_rising_fid_and_the_lost_diversity():
 
 
 def test_training_with_eval_every_keeps_the_best_generator(tiny_run, tiny_extractor, private_cache, tmp_path):
+    from dcgan.api import train
     from dcgan.config import ModelConfig, TrainConfig
     from dcgan.errors import DcganError
     from dcgan.metrics.evaluate import generated_features
-    from dcgan.training.loop import train
 
     ds = tiny_run.parent / "ds"
     model = ModelConfig.from_dict(json.loads((tiny_run / "config.json").read_text())["train"]["model"])
     base = dict(preset="tiny", model=model, batch=8, kimg=0.048, precision="fp32", device="cpu")
     with pytest.raises(DcganError, match="none is shipped"):  # 16² RGB: no shipped extractor fits
-        train(TrainConfig(**base, eval_every=2), ds, tmp_path / "no", progress=False, log=lambda s: None)
+        train(ds, tmp_path / "no", TrainConfig(**base, eval_every=2), log=lambda s: None)
     run = tmp_path / "run"
     cfg = TrainConfig(
         **base, ckpt_every=3, log_every=2, eval_every=2, eval_num=24,
         extractor=str(tiny_extractor / "ex.safetensors"), eval_patience=1,
     )  # fmt: skip
-    summary = train(cfg, ds, run, progress=False, log=lambda s: None)
+    summary = train(ds, run, cfg, log=lambda s: None)
     rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     ex = load_extractor(tiny_extractor / "ex.safetensors")
     key = f"fid[{ex.name}]"
@@ -235,6 +235,6 @@ def test_training_with_eval_every_keeps_the_best_generator(tiny_run, tiny_extrac
     assert summary["best"]["step"] == best["step"] and best.get("best")
     # best.safetensors is the generator that scored that FID
     real, _, _ = real_features(PreparedDataset(ds), ex, 24)
-    fake, _ = generated_features(load_generator(run / "best.safetensors")[0], ex, 24)
+    fake, _ = generated_features(load_generator(run / "best.safetensors"), ex, 24)
     assert M.fid(real, fake) == pytest.approx(best[key], rel=1e-4)
     assert (run / "loss.png").stat().st_size > 0

@@ -4,9 +4,10 @@ import pytest
 import torch
 from torch import nn
 
+from dcgan.artifacts import load_examples_state_dict
 from dcgan.config import PRESETS, ModelConfig, get_preset
 from dcgan.errors import DcganError
-from dcgan.models import Discriminator, Generator, build, load_examples_state_dict
+from dcgan.models import Discriminator, Generator, build
 
 
 def n_params(m: nn.Module) -> int:

@@ -5,17 +5,12 @@ import pytest
 import torch
 from PIL import Image
 
+from dcgan.artifacts import load_examples_generator, load_generator
 from dcgan.config import ModelConfig
 from dcgan.errors import DcganError
-from dcgan.sampling import (
-    generate,
-    load_examples_generator,
-    load_generator,
-    parse_seeds,
-    run_generator,
-    to_uint8,
-    z_for_seeds,
-)
+from dcgan.images import to_uint8
+from dcgan.models import run_generator, z_for_seeds
+from dcgan.sampling import generate, parse_seeds
 
 from conftest import run_cli
 from test_models import ExamplesG, _randomize
@@ -36,7 +31,8 @@ def test_parse_seeds():
 
 
 def test_image_k_of_seed_s_is_the_same_at_any_batch_size(run):
-    g, cfg = load_generator(run)
+    g = load_generator(run)
+    cfg = g.cfg
     assert cfg == TINY and not g.training
     together = generate(g, [5, 6, 7, 8, 9], batch=5)
     alone = generate(g, [7], batch=1)
@@ -46,7 +42,7 @@ def test_image_k_of_seed_s_is_the_same_at_any_batch_size(run):
 
 
 def test_batch_statistics_differ_and_leave_running_stats_alone(run):
-    g, _ = load_generator(run)
+    g = load_generator(run)
     before = {k: v.clone() for k, v in g.state_dict().items()}
     z = z_for_seeds(TINY, range(8))
     assert not torch.allclose(run_generator(g, z, bn="batch"), run_generator(g, z, bn="running"))
@@ -54,9 +50,9 @@ def test_batch_statistics_differ_and_leave_running_stats_alone(run):
 
 
 def test_runs_checkpoints_and_files_load_the_same_generator(run):
-    from_run, _ = load_generator(run)
-    from_ckpt, _ = load_generator(run / "checkpoints" / "step-00000005")
-    from_file, _ = load_generator(run / "generator.safetensors")
+    from_run = load_generator(run)
+    from_ckpt = load_generator(run / "checkpoints" / "step-00000005")
+    from_file = load_generator(run / "generator.safetensors")
     z = z_for_seeds(TINY, [1])
     assert torch.equal(from_run(z), from_ckpt(z)) and torch.equal(from_run(z), from_file(z))
 
@@ -72,7 +68,8 @@ def test_load_errors(tmp_path):
 def test_pytorch_examples_generator_loads_with_its_shapes(tmp_path):
     ref = _randomize(ExamplesG(nz=50, ngf=16, nc=1))
     torch.save(ref.state_dict(), tmp_path / "netG_epoch_24.pth")
-    g, cfg = load_examples_generator(tmp_path / "netG_epoch_24.pth")
+    g = load_examples_generator(tmp_path / "netG_epoch_24.pth")
+    cfg = g.cfg
     assert (cfg.z_dim, cfg.channels, cfg.g_base) == (50, 1, 128)
     z = torch.randn(2, 50)
     with torch.no_grad():
@@ -100,7 +97,7 @@ def test_sample_cli_grid_and_files(run, tmp_path):
     files = sorted(p.name for p in (tmp_path / "d").iterdir())
     assert files == [f"seed{s:06d}.png" for s in range(6)]
     one = np.asarray(Image.open(tmp_path / "d" / "seed000003.png"))
-    g, _ = load_generator(run)
+    g = load_generator(run)
     assert (one == to_uint8(generate(g, [3]))[0]).all()
     r = run_cli("sample", str(run), "--seeds", "9-1", "--grid", str(tmp_path / "x.png"))
     assert r.returncode == 2 and "runs backwards" in r.stderr

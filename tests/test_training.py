@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from dcgan.artifacts import latest_checkpoint, list_checkpoints
 from dcgan.config import PRESETS, ModelConfig, TrainConfig
 from dcgan.data.dataset import batch_indices
 from dcgan.data.prepare import prepare
@@ -19,8 +20,9 @@ from dcgan.errors import DcganError
 from dcgan.models import build
 from dcgan.training import checkpoint as ckpt_mod
 from dcgan.training import trainer as trainer_mod
-from dcgan.training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
-from dcgan.training.loop import TrainingDiverged, train
+from dcgan.training.checkpoint import load_checkpoint
+from dcgan.training.loop import train
+from dcgan.training.trainer import TrainingDiverged
 
 from conftest import run_cli
 
@@ -194,11 +196,11 @@ def test_nan_rollback_continues_with_fresh_data(discs, tmp_path, nan_at_step_6):
     rows = stats(tmp_path / "run")
     assert [r["step"] for r in rows] == list(range(1, 11))  # the diverged steps were dropped
     state = torch.load(latest_checkpoint(tmp_path / "run") / "state.pt", weights_only=True)
-    assert state["restarts"] == 1
+    assert state["rollbacks"] == 1
 
 
 def test_failed_save_is_clear_and_keeps_the_previous_checkpoint(discs, tmp_path, monkeypatch):
-    real = ckpt_mod.save_module
+    real = ckpt_mod.save_weights
     calls = {"n": 0}
 
     def disk_full(*a, **kw):
@@ -207,7 +209,7 @@ def test_failed_save_is_clear_and_keeps_the_previous_checkpoint(discs, tmp_path,
             raise OSError(28, "No space left on device")
         return real(*a, **kw)
 
-    monkeypatch.setattr(ckpt_mod, "save_module", disk_full)
+    monkeypatch.setattr(ckpt_mod, "save_weights", disk_full)
     with pytest.raises(DcganError, match="No space left on device.*step-00000002 is intact"):
         train(tiny_cfg(6, ckpt_every=2), discs, tmp_path / "run", **quiet)
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step-00000002"]

@@ -202,6 +202,7 @@ def get_preset(name: str) -> ModelConfig:
 
 
 SCHEDULES = ("both", "alternate")
+DEFAULT_EPOCHS = 5  # a run's length when neither epochs nor kimg is given
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 ON_NAN = ("stop", "rollback")
@@ -225,7 +226,7 @@ class TrainConfig:
     )
     # on CUDA, torch.compile G's and D's training passes (fused BatchNorm + activations); off: plain kernels
     compile: bool = True
-    epochs: float | None = None  # length: epochs or kimg (thousands of images shown); default 5 epochs
+    epochs: float | None = None  # length: epochs or kimg (thousands of images shown); default DEFAULT_EPOCHS
     kimg: float | None = None
     seed: int = 0
     precision: str = "auto"
@@ -279,7 +280,7 @@ class TrainConfig:
         """Images to show in the whole run."""
         if self.kimg is not None:
             return round(self.kimg * 1000)
-        return round((self.epochs if self.epochs is not None else 5) * dataset_size)
+        return round((self.epochs if self.epochs is not None else DEFAULT_EPOCHS) * dataset_size)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -11,9 +11,16 @@ Following the original code, no layer carries a bias: BN's shift plays that role
 
 Both nets keep their layers in one flat `main` nn.Sequential, in the same order as pytorch/examples, so a
 state dict saved by that script loads into the `examples64` preset unchanged.
+
+The z prior lives here too: G is defined by the distribution it was trained on, and training, sampling and
+every probe draw z from these functions. Image k of seed s is the same at any batch size: every seed has its
+own generator.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -22,6 +29,7 @@ from dcgan.config import ModelConfig
 from dcgan.errors import DcganError
 
 LEAK = 0.2
+BN_MODES = ("running", "batch")
 
 
 def _padding(kernel_size: int, stride: int) -> tuple[int, int]:
@@ -133,14 +141,60 @@ def build(cfg: ModelConfig, seed: int | None = None) -> tuple[Generator, Discrim
     return g, d
 
 
-def load_examples_state_dict(net: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Load a pytorch/examples `netG_epoch_N.pth` / `netD_epoch_N.pth` state dict (DataParallel prefix ok)."""
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+# ---------------------------------------------------------------- the z prior, and G run on it
+
+
+def sample_z(
+    cfg: ModelConfig, n: int, generator: torch.Generator | None = None, device: str | torch.device = "cpu"
+) -> torch.Tensor:
+    """n latent vectors (n, z_dim) from the config's prior: U(-1, 1) or N(0, 1)."""
+    if cfg.z_dist == "uniform":
+        return torch.rand(n, cfg.z_dim, generator=generator, device=device).mul_(2).sub_(1)
+    return torch.randn(n, cfg.z_dim, generator=generator, device=device)
+
+
+def z_for_seeds(cfg: ModelConfig, seeds: Iterable[int]) -> torch.Tensor:
+    """(len(seeds), z_dim) on CPU; row k depends on seeds[k] alone."""
+    return torch.cat([sample_z(cfg, 1, torch.Generator().manual_seed(int(s))) for s in seeds])
+
+
+def z_for_seeds_spatial(cfg: ModelConfig, seeds: Iterable[int], k: int) -> torch.Tensor:
+    """(len(seeds), z_dim, k, k): a k×k field of independent z per seed, for convolutional large images."""
+    if k < 1:
+        raise DcganError(f"--spatial must be at least 1, got {k}")
+    fields = [sample_z(cfg, k * k, torch.Generator().manual_seed(int(s))) for s in seeds]  # (k·k, z_dim) each
+    return torch.stack([f.T.reshape(cfg.z_dim, k, k) for f in fields])
+
+
+@contextlib.contextmanager
+def batch_stats(net: nn.Module) -> Iterator[None]:
+    """Run BN layers on the batch's own statistics without touching their running averages."""
+    saved = {k: v.clone() for k, v in net.state_dict().items() if "running" in k or "num_batches" in k}
+    was_training = net.training
+    net.train()
     try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
-        raise DcganError(
-            f"the state dict does not fit this {type(net).__name__} ({first}); pytorch/examples weights "
-            "load into the examples64 preset with the same --ngf/--ndf/--nz/--nc they were trained with"
-        ) from None
+        yield
+    finally:
+        net.load_state_dict(saved, strict=False)
+        net.train(was_training)
+
+
+@torch.no_grad()
+def run_generator(g: Generator, z: torch.Tensor, bn: str = "running", batch: int = 256) -> torch.Tensor:
+    """z (N, z_dim) → images (N, C, H, W) float32 in [-1, 1] on CPU, `batch` at a time.
+
+    bn="running": eval-mode BatchNorm, so an image depends on its own z alone; bn="batch": each call's own
+    statistics, as the original code and pytorch/examples generate (the running averages stay untouched)."""
+    if bn not in BN_MODES:
+        raise DcganError(f"--bn must be one of {', '.join(BN_MODES)}, got {bn!r}")
+    device = next(g.parameters()).device
+    out = []
+    ctx = batch_stats(g) if bn == "batch" else contextlib.nullcontext()
+    was_training = g.training
+    with ctx:
+        if bn == "running":
+            g.eval()
+        for i in range(0, len(z), batch):
+            out.append(g(z[i : i + batch].to(device)).float().cpu())
+    g.train(was_training)
+    return torch.cat(out)

@@ -1,5 +1,6 @@
-"""Seeds → z → images. Image k of seed s is the same at any batch size: every seed has its own generator.
+"""Seeds → z → images, and the latent algebra of PAPER.md §6: walks, arithmetic, attribute vectors.
 
+Image k of seed s is the same at any batch size: every seed has its own generator (models.z_for_seeds).
 BatchNorm statistics when generating: `running` (eval mode; what makes a seed's image independent of the
 other seeds in the batch — the default) or `batch` (each call's own statistics, as the original code and
 pytorch/examples generate; an image then depends on which seeds are generated together).
@@ -7,23 +8,15 @@ pytorch/examples generate; an image then depends on which seeds are generated to
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import re
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterable
 
 import numpy as np
 import torch
-from torch import nn
 
-from dcgan.config import ModelConfig, get_preset
+from dcgan.config import ModelConfig
 from dcgan.errors import DcganError
-from dcgan.models import Discriminator, Generator, load_examples_state_dict
-
-BN_MODES = ("running", "batch")
-CONFIG_KEY = "dcgan_model_config"  # safetensors metadata key holding the ModelConfig JSON
+from dcgan.models import Generator, run_generator, z_for_seeds, z_for_seeds_spatial
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -42,59 +35,6 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def sample_z(
-    cfg: ModelConfig, n: int, generator: torch.Generator | None = None, device: str | torch.device = "cpu"
-) -> torch.Tensor:
-    """n latent vectors (n, z_dim) from the config's prior: U(-1, 1) or N(0, 1)."""
-    if cfg.z_dist == "uniform":
-        return torch.rand(n, cfg.z_dim, generator=generator, device=device).mul_(2).sub_(1)
-    return torch.randn(n, cfg.z_dim, generator=generator, device=device)
-
-
-def z_for_seeds(cfg: ModelConfig, seeds: Iterable[int]) -> torch.Tensor:
-    """(len(seeds), z_dim) on CPU; row k depends on seeds[k] alone."""
-    return torch.cat([sample_z(cfg, 1, torch.Generator().manual_seed(int(s))) for s in seeds])
-
-
-def z_for_seeds_spatial(cfg: ModelConfig, seeds: Iterable[int], k: int) -> torch.Tensor:
-    """(len(seeds), z_dim, k, k): a k×k field of independent z per seed, for convolutional large images."""
-    if k < 1:
-        raise DcganError(f"--spatial must be at least 1, got {k}")
-    fields = [sample_z(cfg, k * k, torch.Generator().manual_seed(int(s))) for s in seeds]  # (k·k, z_dim) each
-    return torch.stack([f.T.reshape(cfg.z_dim, k, k) for f in fields])
-
-
-@contextlib.contextmanager
-def batch_stats(net: nn.Module) -> Iterator[None]:
-    """Run BN layers on the batch's own statistics without touching their running averages."""
-    saved = {k: v.clone() for k, v in net.state_dict().items() if "running" in k or "num_batches" in k}
-    was_training = net.training
-    net.train()
-    try:
-        yield
-    finally:
-        net.load_state_dict(saved, strict=False)
-        net.train(was_training)
-
-
-@torch.no_grad()
-def run_generator(g: Generator, z: torch.Tensor, bn: str = "running", batch: int = 256) -> torch.Tensor:
-    """z (N, z_dim) → images (N, C, H, W) float32 in [-1, 1] on CPU, `batch` at a time."""
-    if bn not in BN_MODES:
-        raise DcganError(f"--bn must be one of {', '.join(BN_MODES)}, got {bn!r}")
-    device = next(g.parameters()).device
-    out = []
-    ctx = batch_stats(g) if bn == "batch" else contextlib.nullcontext()
-    was_training = g.training
-    with ctx:
-        if bn == "running":
-            g.eval()
-        for i in range(0, len(z), batch):
-            out.append(g(z[i : i + batch].to(device)).float().cpu())
-    g.train(was_training)
-    return torch.cat(out)
-
-
 def generate(
     g: Generator, seeds: Iterable[int], bn: str = "running", batch: int = 256, spatial: int = 1
 ) -> torch.Tensor:
@@ -102,113 +42,6 @@ def generate(
     spatial > 1 feeds a spatial×spatial field of z per seed to a convolutional G: larger images."""
     z = z_for_seeds(g.cfg, seeds) if spatial == 1 else z_for_seeds_spatial(g.cfg, seeds, spatial)
     return run_generator(g, z, bn, batch)
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(N, C, H, W) in [-1, 1] → (N, H, W, C) uint8."""
-    return (
-        x.add(1)
-        .mul(127.5)
-        .round()
-        .clamp(0, 255)
-        .to(torch.uint8)
-        .permute(0, 2, 3, 1)
-        .contiguous()
-        .cpu()
-        .numpy()
-    )
-
-
-def weights_file(path: str | os.PathLike, net: str = "G") -> Path:
-    """The .safetensors of G or D that `path` names: a run folder (the export for G, else the latest
-    checkpoint), a checkpoint folder, or the file itself."""
-    p = Path(path)
-    if p.is_dir():
-        candidates = ([p / "generator.safetensors"] if net == "G" else []) + [p / f"{net}.safetensors"]
-        found = next((c for c in candidates if c.is_file()), None)
-        if found is None:
-            from dcgan.training.checkpoint import latest_checkpoint
-
-            ckpt = latest_checkpoint(p)
-            found = ckpt / f"{net}.safetensors" if ckpt else None
-        if found is None:
-            held = (
-                "generator.safetensors or checkpoint" if net == "G" else "checkpoint (D lives in checkpoints)"
-            )
-            raise DcganError(f"{str(p)!r} holds no {held}; train first or give a .safetensors")
-        p = found
-    if not p.is_file():
-        raise DcganError(
-            f"{str(p)!r} does not exist; give a run folder, a checkpoint folder or a .safetensors file"
-        )
-    if p.suffix == ".pth":
-        raise DcganError(f"{str(p)!r} looks like a pytorch/examples checkpoint; pass it with --from-examples")
-    return p
-
-
-def read_weights(p: Path) -> tuple[dict[str, torch.Tensor], ModelConfig]:
-    """(state dict, model config) of a .safetensors file written by dcgan."""
-    from dcgan.fileio import read_safetensors
-
-    state, meta = read_safetensors(p)
-    if CONFIG_KEY not in meta:
-        raise DcganError(f"{str(p)!r} carries no {CONFIG_KEY} metadata; it was not written by dcgan")
-    return state, ModelConfig.from_dict(json.loads(meta[CONFIG_KEY]))
-
-
-def load_generator(
-    path: str | os.PathLike, device: str | torch.device = "cpu"
-) -> tuple[Generator, ModelConfig]:
-    """G in eval mode from a run folder, a checkpoint folder, or a generator .safetensors (config inside)."""
-    state, cfg = read_weights(weights_file(path, "G"))
-    g = Generator(cfg)
-    g.load_state_dict(state)
-    return g.to(device, memory_format=torch.channels_last).eval(), cfg
-
-
-def load_discriminator(
-    path: str | os.PathLike, device: str | torch.device = "cpu"
-) -> tuple[Discriminator, ModelConfig]:
-    """D in eval mode from a run folder (latest checkpoint), a checkpoint folder, or a D.safetensors."""
-    state, cfg = read_weights(weights_file(path, "D"))
-    d = Discriminator(cfg)
-    try:
-        d.load_state_dict(state)
-    except RuntimeError as e:
-        raise DcganError(
-            f"{str(path)!r} does not hold the weights of a discriminator ({str(e).splitlines()[0]})"
-        ) from None
-    return d.to(device, memory_format=torch.channels_last).eval(), cfg
-
-
-def load_examples_generator(
-    path: str | os.PathLike, device: str | torch.device = "cpu"
-) -> tuple[Generator, ModelConfig]:
-    """A pytorch/examples `netG_epoch_N.pth`; nz, ngf and nc are read off the weight shapes."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError) as e:
-        raise DcganError(f"{str(path)!r} is not a readable PyTorch state dict ({e})") from None
-    state = {k.removeprefix("module."): v for k, v in state.items()} if isinstance(state, dict) else {}
-    if "main.0.weight" not in state or "main.12.weight" not in state:
-        raise DcganError(
-            f"{str(path)!r} is not a pytorch/examples netG state dict (no main.0/main.12 weights)"
-        )
-    nz, ngf8 = state["main.0.weight"].shape[:2]
-    ngf, nc = state["main.12.weight"].shape[:2]
-    base = get_preset("examples64")
-    cfg = ModelConfig(
-        **{
-            **base.to_dict(),
-            "z_dim": nz,
-            "channels": nc,
-            "g_base": ngf8,
-            "g_layers": ((2, ngf * 4), (2, ngf * 2), (2, ngf), (2, nc)),
-        }
-    )
-    g = Generator(cfg)
-    load_examples_state_dict(g, state)
-    return g.to(device, memory_format=torch.channels_last).eval(), cfg
 
 
 # ---------------------------------------------------------------- walks, arithmetic, vectors (PAPER.md §6)

@@ -45,10 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def console_main() -> int:
+    """The `dcgan` executable (and `python -m dcgan.cli`): `dcgan train` on CPU first re-executes this
+    process under tcmalloc when it is installed (~1.3× faster steps). Only a fresh process may do that."""
+    argv = sys.argv[1:]
     args = build_parser().parse_args(argv)
     if args.command == "train" and args.device in (None, "auto", "cpu"):
-        train.preload_tcmalloc(sys.argv[1:] if argv is None else list(argv))
+        train.preload_tcmalloc(argv)
+    return main(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command in this process, e.g. main(["sample", "runs/fm", "--grid", "g.png"]); returns the exit
+    code (0 success, 2 a user error, printed as one line on stderr). Safe to call from a notebook."""
+    args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
     except DcganError as e:

@@ -2,6 +2,6 @@
 
 import sys
 
-from dcgan.cli import main
+from dcgan.cli import console_main
 
-sys.exit(main())
+sys.exit(console_main())

@@ -25,19 +25,17 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def generator_from_args(a: argparse.Namespace) -> tuple[Any, Any]:
-    """(G, ModelConfig) from the command's RUN argument (or --from-examples), on --device."""
-    from dcgan.device import resolve
-    from dcgan.sampling import load_examples_generator, load_generator
+def generator_from_args(a: argparse.Namespace) -> Any:
+    """G (its ModelConfig in `.cfg`) from the command's RUN argument (or --from-examples), on --device."""
+    from dcgan import api
 
-    device = resolve(a.device, "fp32").device
     if getattr(a, "from_examples", None):
-        return load_examples_generator(a.from_examples, device)
+        return api.load_examples_generator(a.from_examples, a.device)
     if not a.run:
         raise DcganError(
             "give a run folder, a checkpoint or a generator .safetensors (or --from-examples PTH)"
         )
-    return load_generator(a.run, device)
+    return api.load_generator(a.run, a.device)
 
 
 def run_argument(p: argparse.ArgumentParser) -> None:

@@ -91,7 +91,7 @@ def cmd_info(a: argparse.Namespace) -> int:
     import numpy as np
 
     from dcgan.data.dataset import PreparedDataset
-    from dcgan.report.grid import save_grid
+    from dcgan.images import save_grid
 
     ds = PreparedDataset(a.dataset)
     m = ds.manifest

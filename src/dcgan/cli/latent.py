@@ -13,15 +13,15 @@ from dcgan.errors import DcganError
 
 
 def cmd_interpolate(a: argparse.Namespace) -> int:
-    from dcgan.report import latent
-    from dcgan.report.grid import save_gif, save_png
-    from dcgan.sampling import interpolation_mode, z_from_spec
+    from dcgan import api
+    from dcgan.images import save_gif, save_png
+    from dcgan.sampling import interpolation_mode
 
     if not a.grid and not a.gif:
         raise DcganError("say where the walk goes: --grid out.png and/or --gif out.gif")
-    g, cfg = generator_from_args(a)
-    grid, frames = latent.interpolation(g, z_from_spec(cfg, a.seeds), a.steps, a.mode)
-    mode = interpolation_mode(cfg, a.mode)
+    g = generator_from_args(a)
+    grid, frames = api.interpolate(g, a.seeds, steps=a.steps, mode=a.mode)
+    mode = interpolation_mode(g.cfg, a.mode)
     if a.grid:
         save_png(grid, a.grid)
         print(f"grid      {a.grid} (a row per segment, {a.steps} steps, {mode})")
@@ -54,13 +54,12 @@ def add_interpolate(sub: Any) -> None:
 
 
 def cmd_sheet(a: argparse.Namespace) -> int:
-    from dcgan.report import latent
-    from dcgan.report.grid import save_png
-    from dcgan.sampling import parse_seeds
+    from dcgan import api
+    from dcgan.images import save_png
 
-    g, _ = generator_from_args(a)
-    seeds = parse_seeds(a.seeds)
-    save_png(latent.sheet(g, seeds, a.cols), a.out)
+    g = generator_from_args(a)
+    seeds = api.seeds(a.seeds)
+    save_png(api.sheet(g, seeds, cols=a.cols), a.out)
     print(f"sheet     {a.out} ({len(seeds)} images labelled with their seeds)")
     return 0
 
@@ -82,20 +81,18 @@ def add_sheet(sub: Any) -> None:
 def cmd_arithmetic(a: argparse.Namespace) -> int:
     import numpy as np
 
-    from dcgan.report import latent
-    from dcgan.report.grid import save_png
-    from dcgan.sampling import z_from_spec
+    from dcgan import api
+    from dcgan.images import save_png
 
-    g, cfg = generator_from_args(a)
-    za, zb, zc = (z_from_spec(cfg, spec) for spec in (a.a, a.b, a.c))
-    figure, zs = latent.arithmetic(g, za, zb, zc, a.noise, a.seed)
+    g = generator_from_args(a)
+    figure, zs = api.arithmetic(g, a.a, a.b, a.c, noise=a.noise, seed=a.seed)
     save_png(figure, a.out)
     npy = os.path.splitext(a.out)[0] + ".npy"
     np.save(npy, zs.numpy())
     print(
         f"figure    {a.out} (exemplars | Y = A − B + C at the centre, ±{a.noise} around | pixel-space A − B + C)"
     )
-    print(f"latents   {npy} (9 × {cfg.z_dim}; row 4 is Y)")
+    print(f"latents   {npy} (9 × {g.cfg.z_dim}; row 4 is Y)")
     return 0
 
 
@@ -126,14 +123,14 @@ def add_arithmetic(sub: Any) -> None:
 def cmd_vector(a: argparse.Namespace) -> int:
     import numpy as np
 
+    from dcgan import api
     from dcgan.fileio import atomic_path
-    from dcgan.sampling import direction, z_from_spec
 
-    _, cfg = generator_from_args(a)
-    v = direction(z_from_spec(cfg, a.from_), z_from_spec(cfg, a.to))
+    g = generator_from_args(a)
+    v = api.vector(g, a.from_, a.to)
     with atomic_path(a.out) as tmp, open(tmp, "wb") as f:
         np.save(f, v.numpy())
-    print(f"vector    {a.out} ({cfg.z_dim} values, norm {v.norm():.3f})")
+    print(f"vector    {a.out} ({g.cfg.z_dim} values, norm {v.norm():.3f})")
     return 0
 
 
@@ -152,13 +149,11 @@ def add_vector(sub: Any) -> None:
 
 
 def cmd_walk(a: argparse.Namespace) -> int:
-    from dcgan.report import latent
-    from dcgan.report.grid import save_png
-    from dcgan.sampling import along, load_vector, z_from_spec
+    from dcgan import api
+    from dcgan.images import save_png
 
-    g, cfg = generator_from_args(a)
-    rows = along(z_from_spec(cfg, a.seeds), load_vector(a.vector), a.steps, a.scale)
-    save_png(latent.along_vector(g, rows), a.out)
+    g = generator_from_args(a)
+    save_png(api.walk(g, a.vector, a.seeds, steps=a.steps, scale=a.scale), a.out)
     print(f"grid      {a.out} (a row per seed: z + t·v, t from −{a.scale:g} to +{a.scale:g})")
     return 0
 

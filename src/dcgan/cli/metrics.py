@@ -6,21 +6,21 @@ import argparse
 from typing import Any
 
 from dcgan.cli.common import generator_from_args, log, parser_for, run_argument
-from dcgan.errors import DcganError
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    from dcgan.data.dataset import PreparedDataset
+    from dcgan import api
     from dcgan.fileio import write_json
-    from dcgan.metrics.evaluate import evaluate, parse_metrics
-    from dcgan.metrics.extractors import load_extractor
+    from dcgan.metrics.evaluate import parse_metrics
 
     metrics = parse_metrics(a.metrics)
-    g, _ = generator_from_args(a)
-    device = next(g.parameters()).device
-    ex = load_extractor(a.extractor, device, a.inception_weights, a.inception_sha256)
-    dataset = PreparedDataset(a.dataset)
-    result = {"run": a.run, **evaluate(g, dataset, ex, a.num, metrics, a.seed, a.bn, not a.no_cache, log)}
+    g = generator_from_args(a)
+    inception = {"inception_weights": a.inception_weights, "inception_sha256": a.inception_sha256}
+    ex = api.extractor(a.extractor, next(g.parameters()).device, **inception)
+    result = api.evaluate(
+        g, a.dataset, ex, num=a.num, metrics=metrics, seed=a.seed, bn=a.bn, cache=not a.no_cache, log=log
+    )
+    result["run"] = a.run  # G was loaded here (for --device and --from-examples): name what it came from
     width = max(len(k) for k in result["metrics"])
     for k, v in result["metrics"].items():
         print(f"{k:<{width}}  {v:.6g}" if abs(v) < 1e4 else f"{k:<{width}}  {v:.1f}")
@@ -68,27 +68,11 @@ def add_evaluate(sub: Any) -> None:
 
 
 def cmd_extractor_train(a: argparse.Namespace) -> int:
-    from dcgan.data.dataset import PreparedDataset
-    from dcgan.device import resolve
-    from dcgan.metrics.extractors import Extractor, save_extractor, train_extractor
+    from dcgan import api
 
-    if a.epochs < 1:
-        raise DcganError(f"--epochs must be at least 1, got {a.epochs}")
-    device = resolve(a.device, "fp32").device
-    net, acc = train_extractor(
-        PreparedDataset(a.dataset),
-        PreparedDataset(a.test),
-        a.name,
-        a.epochs,
-        a.batch,
-        a.lr,
-        a.flip,
-        a.seed,
-        device,
-        log,
-    )
-    name = Extractor(net, net.cfg, save_extractor(net, a.out)).name
-    print(f"extractor {name}: test accuracy {acc:.4f} → {a.out}")
+    recipe = {"epochs": a.epochs, "batch": a.batch, "lr": a.lr, "flip": a.flip, "seed": a.seed}
+    ex = api.train_extractor(a.dataset, a.test, a.name, a.out, device=a.device, log=log, **recipe)
+    print(f"extractor {ex.name}: test accuracy {ex.trained_on['test_accuracy']:.4f} → {a.out}")
     return 0
 
 

@@ -12,16 +12,12 @@ from dcgan.errors import DcganError
 
 
 def cmd_memorization(a: argparse.Namespace) -> int:
-    from dcgan.data.dataset import PreparedDataset
+    from dcgan import api
     from dcgan.fileio import write_json
-    from dcgan.probes.memorization import memorization
-    from dcgan.report.grid import save_png
+    from dcgan.images import save_png
 
-    g, _ = generator_from_args(a)
-    train = PreparedDataset(a.dataset)
-    heldout = PreparedDataset(a.heldout) if a.heldout else None
-    device = next(g.parameters()).device
-    summary, figure = memorization(g, train, heldout, a.num, a.k, a.panels, device)
+    g = generator_from_args(a)
+    summary, figure = api.memorization(g, a.dataset, a.heldout, num=a.num, k=a.k, panels=a.panels)
     os.makedirs(a.out, exist_ok=True)
     save_png(figure, os.path.join(a.out, "nearest.png"))
     write_json(os.path.join(a.out, "memorization.json"), summary)
@@ -77,9 +73,8 @@ def _floats(text: str) -> list[float]:
 
 
 def cmd_probe(a: argparse.Namespace) -> int:
-    from dcgan.data.dataset import PreparedDataset
-    from dcgan.device import resolve
-    from dcgan.probes.protocol import probe, table
+    from dcgan import api
+    from dcgan.probes.protocol import table
 
     budgets, Cs = _budgets(a.labels_per_class), _floats(a.C)
     control = [] if a.control is None else budgets if a.control == "same" else _budgets(a.control)
@@ -87,13 +82,10 @@ def cmd_probe(a: argparse.Namespace) -> int:
         raise DcganError(
             f"--control {a.control}: each budget must also be in --labels-per-class {a.labels_per_class}"
         )
-    for name, value in (("--draws", a.draws), ("--trials", a.trials), ("--max-epochs", a.max_epochs)):
-        if value < 1:
-            raise DcganError(f"{name} must be at least 1, got {value}")
-    result = probe(
+    result = api.probe(
         a.run,
-        PreparedDataset(a.dataset),
-        PreparedDataset(a.test),
+        a.dataset,
+        a.test,
         a.out,
         budgets=budgets,
         Cs=Cs,
@@ -105,7 +97,7 @@ def cmd_probe(a: argparse.Namespace) -> int:
         max_epochs=a.max_epochs,
         pixels=not a.no_pixels,
         untrained=a.untrained,
-        device=resolve(a.device, "fp32").device.type,
+        device=a.device,
         log=log,
     )
     print(table(result), end="")

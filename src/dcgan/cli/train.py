@@ -34,8 +34,8 @@ def _silent(_: str) -> None:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
+    from dcgan import api
     from dcgan.config import train_config
-    from dcgan.training.loop import train
 
     if a.dry_run:
         a.kimg, a.epochs, a.log_every = None, None, 1
@@ -64,10 +64,10 @@ def cmd_train(a: argparse.Namespace) -> int:
     )
     if a.dry_run:  # two steps at whatever batch the preset and flags give
         cfg = dataclasses.replace(cfg, kimg=2 * cfg.batch / 1000)
-    s = train(
-        cfg,
+    s = api.train(
         a.dataset,
         a.out,
+        cfg,
         max_minutes=a.max_minutes,
         progress=not a.quiet,
         log=_silent if a.quiet else print,
@@ -88,7 +88,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def add_train(sub: Any) -> None:
-    from dcgan.config import DEVICES, ON_NAN, PRECISIONS, PRESETS, SCHEDULES
+    from dcgan.config import DEFAULT_EPOCHS, DEVICES, ON_NAN, PRECISIONS, PRESETS, SCHEDULES
 
     p = parser_for(
         sub,
@@ -102,7 +102,7 @@ def add_train(sub: Any) -> None:
         "--preset", default="paper64", choices=list(PRESETS), help="network and recipe (default paper64)"
     )
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=float, help="passes over the dataset (default 5)")
+    length.add_argument("--epochs", type=float, help=f"passes over the dataset (default {DEFAULT_EPOCHS})")
     length.add_argument("--kimg", type=float, help="thousands of images to show instead of --epochs")
     p.add_argument(
         "--max-minutes", type=float, help="stop (with a checkpoint) after this much time; rerun to go on"
@@ -160,14 +160,14 @@ def add_train(sub: Any) -> None:
 
 
 def cmd_sample(a: argparse.Namespace) -> int:
-    from dcgan.report.grid import save_grid, save_png
-    from dcgan.sampling import generate, parse_seeds, to_uint8
+    from dcgan import api
+    from dcgan.images import save_grid, save_png
 
     if not a.grid and not a.outdir:
         raise DcganError("say where the images go: --grid out.png or --outdir DIR")
-    seeds = parse_seeds(a.seeds)
-    g, _ = generator_from_args(a)
-    images = to_uint8(generate(g, seeds, bn=a.bn, batch=a.batch, spatial=a.spatial))
+    seeds = api.seeds(a.seeds)
+    g = generator_from_args(a)
+    images = api.sample(g, seeds, bn=a.bn, batch=a.batch, spatial=a.spatial)
     if a.grid:
         save_grid(images, a.grid)
         print(f"grid      {a.grid} ({len(seeds)} images, seeds {a.seeds}, BN {a.bn})")

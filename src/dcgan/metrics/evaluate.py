@@ -20,8 +20,11 @@ import numpy as np
 import torch
 
 from dcgan.errors import DcganError
+from dcgan.fileio import write_bytes
+from dcgan.images import to_uint8
 from dcgan.metrics import fid as M
-from dcgan.metrics.extractors import Extractor
+from dcgan.metrics.interface import FeatureExtractor
+from dcgan.sampling import generate
 
 METRICS = ("fid", "kid", "pr", "score")
 CACHE_FORMAT = 1
@@ -33,7 +36,7 @@ def cache_dir() -> Path:
 
 
 def real_features(
-    dataset, ex: Extractor, num: int, cache: bool = True, log=None
+    dataset, ex: FeatureExtractor, num: int, cache: bool = True, log=None
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Features and logits of min(num, N) real images (a seeded subset when num < N), cached on disk."""
     n = min(num, len(dataset))
@@ -58,12 +61,10 @@ def real_features(
     if n < len(dataset):
         images = images[np.sort(np.random.default_rng(REAL_SEED).choice(len(dataset), n, False))]
     t = time.perf_counter()
-    feats, logits = ex.features(images, logits=True)
+    feats, logits = ex.outputs(images)
     if log:
         log(f"real: {n:,} images through {ex.name} in {time.perf_counter() - t:.1f} s")
     if cache:
-        from dcgan.fileio import write_bytes
-
         buf = io.BytesIO()
         np.savez(buf, features=feats, logits=logits, key=json.dumps(key, sort_keys=True))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,16 +74,14 @@ def real_features(
 
 @torch.no_grad()
 def generated_features(
-    g, ex: Extractor, num: int, seed: int = 0, batch: int = 500, bn: str = "running"
+    g, ex: FeatureExtractor, num: int, seed: int = 0, batch: int = 500, bn: str = "running"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features and logits of images of seeds seed … seed+num−1, quantized to uint8 as a saved PNG would be."""
-    from dcgan.sampling import generate, to_uint8
-
     feats, logits = [], []
     for i in range(0, num, batch):
         seeds = range(seed + i, seed + min(i + batch, num))
         images = torch.from_numpy(to_uint8(generate(g, list(seeds), bn=bn, batch=batch)))  # (B, H, W, C)
-        f, y = ex.features(images.permute(0, 3, 1, 2), logits=True)
+        f, y = ex.outputs(images.permute(0, 3, 1, 2))
         feats.append(f)
         logits.append(y)
     return np.concatenate(feats), np.concatenate(logits)
@@ -122,7 +121,7 @@ def parse_metrics(text: str) -> list[str]:
 def evaluate(
     g,
     dataset,
-    ex: Extractor,
+    ex: FeatureExtractor,
     num: int = 10_000,
     metrics: list[str] | tuple[str, ...] = METRICS,
     seed: int = 0,

@@ -10,9 +10,11 @@ in different feature spaces never mix.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +22,15 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save_file
 from torch import nn
 
-from dcgan.data.dataset import to_unit_range, unit_batches
+from dcgan.data.dataset import PreparedDataset
 from dcgan.errors import DcganError
+from dcgan.fileio import atomic_path, read_safetensors, sha256_file
+from dcgan.metrics.inception import load_inception
+from dcgan.metrics.interface import FeatureExtractor, Images, net_outputs
+from dcgan.training.classifier import check_recipe, fit_classifier
 
 META_KEY = "dcgan_extractor"
 SHIPPED = {"fmnist": Path(__file__).parent / "weights" / "fmnist-32.safetensors"}
@@ -78,10 +85,14 @@ class DomainExtractor(nn.Module):
         f = self.body(x)
         return f, self.head(self.dropout(f))
 
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, K) class logits: what the classifier is trained on."""
+        return self(x)[1]
+
 
 @dataclass
 class Extractor:
-    """A loaded extractor: the net (eval mode), its config, and its name for metric labels."""
+    """A loaded domain extractor (a FeatureExtractor): the net (eval mode), its config and weights hash."""
 
     net: DomainExtractor
     cfg: ExtractorConfig
@@ -95,6 +106,14 @@ class Extractor:
     def trained_on(self) -> dict[str, Any]:
         return self.cfg.trained_on
 
+    @property
+    def image_size(self) -> int:
+        return self.cfg.image_size
+
+    @property
+    def num_features(self) -> int:
+        return self.net.num_features
+
     def check_images(self, size: int, channels: int, what: str) -> None:
         if (size, channels) != (self.cfg.image_size, self.cfg.channels):
             raise DcganError(
@@ -102,37 +121,17 @@ class Extractor:
                 f"has {size}² × {channels}; use an extractor trained on such images (`dcgan extractor train`)"
             )
 
-    @torch.no_grad()
-    def features(
-        self, images: np.ndarray | torch.Tensor, batch: int = 500, logits: bool = False
-    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """Features (N, 128) float64 [and logits (N, K)] of uint8 images, (N, H, W, C) array/memmap or an
-        (N, C, H, W) uint8 tensor; read batch by batch."""
-        return net_outputs(self.net, images, batch, logits)
+    def features(self, images: Images, batch: int = 500) -> np.ndarray:
+        """Features (N, 128) float64 of uint8 images, (N, H, W, C) array/memmap or an (N, C, H, W) tensor."""
+        return net_outputs(self.net, images, batch)[0]
 
-
-@torch.no_grad()
-def net_outputs(
-    net: nn.Module, images: np.ndarray | torch.Tensor, batch: int, logits: bool
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Run an extractor (images in [−1, 1] → (features, logits), `num_features` wide) over uint8 images;
-    float64 features (N, D) [and logits (N, K)] on the CPU."""
-    device = next(net.parameters()).device
-    feats, outs = [], []
-    for x in unit_batches(images, batch, device):
-        f, y = net(x)
-        feats.append(f.double().cpu().numpy())
-        outs.append(y.double().cpu().numpy())
-    f = np.concatenate(feats) if feats else np.empty((0, net.num_features))
-    return (f, np.concatenate(outs)) if logits else f
+    def outputs(self, images: Images, batch: int = 500) -> tuple[np.ndarray, np.ndarray]:
+        """Features (N, 128) and class logits (N, K), float64."""
+        return net_outputs(self.net, images, batch)
 
 
 def save_extractor(net: DomainExtractor, path: str | os.PathLike) -> str:
     """Weights + config as safetensors (atomically); returns the file's sha256."""
-    from safetensors.torch import save_file
-
-    from dcgan.fileio import atomic_path, sha256_file
-
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(asdict(net.cfg))})
@@ -144,14 +143,10 @@ def load_extractor(
     device: str | torch.device = "cpu",
     inception_weights: str | os.PathLike | None = None,
     inception_sha256: str | None = None,
-) -> Any:
+) -> FeatureExtractor:
     """An extractor from a .safetensors written by `dcgan extractor train`, a shipped one by name (e.g.
     "fmnist"), or "inception" (the FID InceptionV3, from the local weights file `inception_weights`)."""
-    from dcgan.fileio import read_safetensors, sha256_file
-
     if str(path) == "inception":
-        from dcgan.metrics.inception import load_inception
-
         if inception_weights is None:
             raise DcganError(
                 "--extractor inception needs --inception-weights PATH (pytorch-fid's "
@@ -175,8 +170,8 @@ def load_extractor(
 
 
 def train_extractor(
-    train,
-    test,
+    train: PreparedDataset,
+    test: PreparedDataset,
     name: str,
     epochs: int = 12,
     batch: int = 128,
@@ -184,7 +179,7 @@ def train_extractor(
     flip: bool = False,
     seed: int = 0,
     device: str | torch.device = "cpu",
-    log=print,
+    log: Callable[[str], None] = print,
 ) -> tuple[DomainExtractor, float]:
     """Train on a labelled PreparedDataset (AdamW, one-cycle schedule, random 2-pixel shifts [+ flips]);
     returns the net in eval mode and its accuracy on `test`."""
@@ -193,36 +188,26 @@ def train_extractor(
             raise DcganError(f"{what} {str(ds.path)!r} has no labels; prepare it with --labels")
     if (test.image_size, test.channels) != (train.image_size, train.channels):
         raise DcganError("the test set's images differ in size or channels from the training set's")
-    if not 2 <= batch <= len(train):
-        raise DcganError(
-            f"--batch must be between 2 and the training set's {len(train):,} images, got {batch}"
-        )
+    check_recipe(len(train), epochs, batch, drop_last=True)
     classes = int(train.labels.max()) + 1
     cfg = ExtractorConfig(name, train.image_size, train.channels, classes, label_names=train.label_names)
     torch.manual_seed(seed)
     net = DomainExtractor(cfg).to(device)
-    steps = epochs * (len(train) // batch)
     opt = torch.optim.AdamW(net.parameters(), lr, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=max(steps, 1))
-    labels = torch.as_tensor(train.labels, dtype=torch.long)
-    g = torch.Generator().manual_seed(seed)
-    t0 = time.perf_counter()
-    for epoch in range(epochs):
-        net.train()
-        order = torch.randperm(len(train), generator=g)
-        for i in range(0, len(order) - batch + 1, batch):
-            idx = order[i : i + batch].sort().values
-            x = to_unit_range(train.batch(idx.numpy()), device)
-            x = _augment(x, g, flip)
-            loss = F.cross_entropy(net(x)[1], labels[idx].to(device))  # minimize −log p(y | x)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * (len(train) // batch))
+    t0, acc = time.perf_counter(), 0.0
+
+    def after_epoch(epoch: int, loss: float) -> None:
+        nonlocal acc
         acc = accuracy(Extractor(net.eval(), cfg, ""), test)
         log(
-            f"epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}, test accuracy {acc:.4f} ({time.perf_counter() - t0:.0f} s)"
+            f"epoch {epoch + 1}/{epochs}: loss {loss:.3f}, test accuracy {acc:.4f} ({time.perf_counter() - t0:.0f} s)"
         )
+
+    fit_classifier(
+        net, train.images, train.labels, epochs=epochs, batch=batch, opt=opt, seed=seed, device=device,
+        logits=net.logits, sched=sched, augment=functools.partial(_augment, flip=flip), drop_last=True, on_epoch=after_epoch,
+    )  # fmt: skip
     cfg.trained_on = {
         "dataset": str(train.path),
         "images_sha256": train.manifest["images_sha256"],
@@ -247,7 +232,7 @@ def _augment(x: torch.Tensor, g: torch.Generator, flip: bool) -> torch.Tensor:
     return x.contiguous()
 
 
-def accuracy(ex: Extractor, ds) -> float:
+def accuracy(ex: FeatureExtractor, ds: PreparedDataset) -> float:
     """Share of `ds`'s labelled images the extractor's classifier gets right."""
-    _, logits = ex.features(ds.images, logits=True)
+    _, logits = ex.outputs(ds.images)
     return float((logits.argmax(1) == ds.labels).mean())

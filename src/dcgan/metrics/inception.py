@@ -15,11 +15,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from dcgan.errors import DcganError
+from dcgan.fileio import sha256_file
+from dcgan.metrics.interface import Images, net_outputs
 
 FID_WEIGHTS_SHA256_PREFIX = "6726825d"
 
@@ -201,7 +204,10 @@ class FIDInceptionV3(nn.Module):
 
 
 class InceptionExtractor:
-    """FIDInceptionV3 with the interface of metrics.extractors.Extractor."""
+    """FIDInceptionV3 as a FeatureExtractor (metrics/interface.py): any image size (resized to 299²)."""
+
+    image_size = None
+    num_features = 2048
 
     def __init__(self, net: FIDInceptionV3, sha256: str) -> None:
         self.net, self.sha256 = net.eval(), sha256
@@ -215,19 +221,19 @@ class InceptionExtractor:
         if channels not in (1, 3):
             raise DcganError(f"Inception takes grey or RGB images; {what} has {channels} channels")
 
-    def features(self, images, batch: int = 100, logits: bool = False):
-        """Like Extractor.features: uint8 (N, H, W, C) arrays or (N, C, H, W) tensors → float64 (N, 2048)."""
-        from dcgan.metrics.extractors import net_outputs
+    def features(self, images: Images, batch: int = 100) -> np.ndarray:
+        """uint8 (N, H, W, C) arrays or (N, C, H, W) tensors → float64 (N, 2048)."""
+        return net_outputs(self.net, images, batch)[0]
 
-        return net_outputs(self.net, images, batch, logits)
+    def outputs(self, images: Images, batch: int = 100) -> tuple[np.ndarray, np.ndarray]:
+        """Features (N, 2048) and the 1,008 logits, float64."""
+        return net_outputs(self.net, images, batch)
 
 
 def load_inception(
     path: str | os.PathLike, sha256: str | None = None, device: str | torch.device = "cpu"
 ) -> InceptionExtractor:
     """The FID Inception from a local weights file, refused unless its sha256 is the expected one."""
-    from dcgan.fileio import sha256_file
-
     p = Path(path)
     if not p.is_file():
         raise DcganError(

@@ -13,9 +13,9 @@ import torch
 
 from dcgan.data.dataset import PreparedDataset
 from dcgan.errors import DcganError
+from dcgan.images import make_grid, to_uint8, upscale
 from dcgan.models import Generator
-from dcgan.report.grid import make_grid, upscale
-from dcgan.sampling import generate, to_uint8
+from dcgan.sampling import generate
 
 
 def _flat(images: np.ndarray, device: torch.device) -> torch.Tensor:

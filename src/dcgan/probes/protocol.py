@@ -18,9 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dcgan.artifacts import load_discriminator, weights_file
 from dcgan.data.dataset import read_rows
 from dcgan.errors import DcganError
-from dcgan.models import Discriminator
+from dcgan.fileio import atomic_path, sha256_file, write_bytes, write_json
+from dcgan.models import Discriminator, build
+from dcgan.probes.features import extract, feature_dim, reestimate_bn
+from dcgan.probes.supervised import hyper_of, predict, search, train_classifier
 from dcgan.probes.svm import SVMProblem
 
 SELECT_DRAWS = 10  # draws over which C (and the control's hyperparameters) are chosen, as in the paper
@@ -166,8 +170,6 @@ def control_protocol(
 ) -> dict:
     """The supervised CNN: random search on the first draw (or the whole pool) against the validation
     split, then the best hyperparameters trained on every draw and scored on the test set."""
-    from dcgan.probes.supervised import hyper_of, predict, search, train_classifier
-
     t0 = time.perf_counter()
     val = (Rows(train.images, splits.val), y_train[splits.val])
     n_draws = 1 if per_class is None else draws
@@ -197,9 +199,6 @@ def cached_features(
     """D's features of every image of `dataset`, as a float32 .npy memmap at `path`, reused when the
     key (D's weights, the images, the BN statistics) matches; written under a temp name and renamed.
     `d()` gives D ready to extract (called only when the features are not cached)."""
-    from dcgan.fileio import atomic_path, write_json
-    from dcgan.probes.features import extract, feature_dim
-
     path, meta = Path(path), Path(path).with_suffix(".json")
     if path.is_file() and meta.is_file() and json.loads(meta.read_text()) == key:
         log(f"  features: reusing {path}")
@@ -223,8 +222,6 @@ def d_features(
 ) -> dict[str, np.ndarray]:
     """D's features of the training and test sets, cached in OUT/{prefix}features-{train,test}.npy; BN
     statistics are re-estimated on the training images first, once, and only when features are computed."""
-    from dcgan.probes.features import reestimate_bn
-
     bn_done = []
 
     def ready() -> Discriminator:
@@ -288,10 +285,6 @@ def feature_sets(
 ) -> tuple[Path, dict[str, dict[str, np.ndarray]]]:
     """The (train, test) features each SVM row is fitted on, by method: D's (cached in OUT), the untrained
     D's, raw pixels. Returns D's weights file too."""
-    from dcgan.fileio import sha256_file
-    from dcgan.models import build
-    from dcgan.sampling import weights_file
-
     d_file = weights_file(run, "D")
     log(f"D from {d_file}")
     key = {"D": sha256_file(d_file), "bn_images": train.manifest["images_sha256"], "grid": 4}
@@ -307,6 +300,31 @@ def feature_sets(
             "test": test.images.reshape(len(test), -1),
         }
     return d_file, sets
+
+
+CHECKED = ("budgets", "Cs", "draws", "control", "trials", "max_epochs")
+
+
+def check_options(
+    budgets: Sequence[int | None] = (100,),
+    Cs: Sequence[float] = (1e-5, 1e-4, 1e-3, 1e-2),
+    draws: int = 10,
+    control: Sequence[int | None] = (),
+    trials: int = 16,
+    max_epochs: int = 100,
+) -> None:
+    """probe()'s numbers, checked before any work (a zero would give NaNs or an empty table)."""
+    if not budgets or any(b is not None and b < 1 for b in budgets):
+        raise DcganError(
+            f"label budgets are positive numbers of labels per class or None (all), got {list(budgets)}"
+        )
+    if not Cs or any(not c > 0 for c in Cs):
+        raise DcganError(f"--C takes positive numbers (e.g. 1e-4,1e-3,1e-2); got {list(Cs)}")
+    if not set(control) <= set(budgets):
+        raise DcganError(f"every control budget {list(control)} must also be a label budget {list(budgets)}")
+    for name, value in (("--draws", draws), ("--trials", trials), ("--max-epochs", max_epochs)):
+        if value < 1:
+            raise DcganError(f"{name} must be at least 1, got {value}")
 
 
 def probe(
@@ -330,10 +348,9 @@ def probe(
     """Both protocols for every label budget (labels per class, None = all labels) on D of `run`, the
     control for the budgets in `control`, and with `untrained` the same probe on D before training;
     writes OUT/probe.json and OUT/table.md and returns the result."""
-    from dcgan.fileio import write_bytes, write_json
-    from dcgan.sampling import load_discriminator
-
-    d, cfg = load_discriminator(run, device)
+    check_options(budgets, Cs, draws, control, trials, max_epochs)
+    d = load_discriminator(run, device)
+    cfg = d.cfg
     y_train, y_test, n_classes = check_labelled(train, test, cfg)
     splits = split(y_train, val_size, seed)
     out = Path(out_dir)

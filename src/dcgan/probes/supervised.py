@@ -14,13 +14,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dcgan.config import ModelConfig
-from dcgan.data.dataset import as_nchw, to_unit_range, unit_batches
+from dcgan.data.dataset import unit_batches
 from dcgan.errors import DcganError
 from dcgan.models import Discriminator
+from dcgan.training.classifier import fit_classifier
 
 
 class Classifier(nn.Module):
@@ -82,20 +82,9 @@ def train_classifier(
     opt = torch.optim.AdamW(
         net.parameters(), hyper.lr, betas=(hyper.beta1, 0.999), weight_decay=hyper.weight_decay
     )
-    x_all = to_unit_range(as_nchw(images), device)  # (N, C, H, W): a labelled set fits in memory
-    y_all = torch.as_tensor(labels, dtype=torch.long, device=device)
-    g = torch.Generator().manual_seed(seed)
-    net.train()
-    for _ in range(hyper.epochs):
-        order = torch.randperm(len(x_all), generator=g).to(device)
-        for i in range(0, len(order), hyper.batch):
-            idx = order[i : i + hyper.batch]
-            if len(idx) < 2:  # BatchNorm cannot train on a single image
-                continue
-            loss = F.cross_entropy(net(x_all[idx]), y_all[idx])  # minimize −log p(y | x)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    fit_classifier(
+        net, images, labels, epochs=hyper.epochs, batch=hyper.batch, opt=opt, seed=seed, device=device
+    )
     return net.eval()
 
 

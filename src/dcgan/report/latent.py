@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dcgan.models import Generator
-from dcgan.report.grid import hstack, labelled_grid, make_grid, upscale
-from dcgan.sampling import arithmetic_latents, generate, run_generator, to_uint8, walk_latents
+from dcgan.images import hstack, labelled_grid, make_grid, to_uint8, upscale
+from dcgan.models import Generator, run_generator
+from dcgan.sampling import arithmetic_latents, generate, walk_latents
 
 
 def images(g: Generator, z: torch.Tensor) -> np.ndarray:

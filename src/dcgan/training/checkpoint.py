@@ -1,4 +1,4 @@
-"""Checkpoints that restore everything, and the small generator export.
+"""Checkpoints that restore everything (the folder layout and the weights files are artifacts.py's).
 
 RUN/checkpoints/step-00001000/
     G.safetensors, D.safetensors   weights and BN buffers (the model config in the metadata)
@@ -10,57 +10,33 @@ checkpoints as they were, and the next start removes the leftover.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
+from dcgan.artifacts import CHECKPOINTS, latest_checkpoint, list_checkpoints, save_weights, step_name
 from dcgan.config import ModelConfig
 from dcgan.errors import DcganError
 from dcgan.fileio import atomic_path, fsync_dir
-from dcgan.sampling import CONFIG_KEY
-
-STEP_DIR = re.compile(r"^step-(\d{8})$")
-
-
-def save_module(net: nn.Module, path: Path, cfg: ModelConfig) -> None:
-    """Weights and buffers of `net` as safetensors, with the model config in the metadata."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={CONFIG_KEY: json.dumps(cfg.to_dict())})
-
-
-def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first."""
-    root = Path(run_dir) / "checkpoints"
-    if not root.is_dir():
-        return []
-    return sorted((p for p in root.iterdir() if p.is_dir() and STEP_DIR.match(p.name)), key=lambda p: p.name)
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    found = list_checkpoints(run_dir)
-    return found[-1] if found else None
 
 
 def save_checkpoint(
     run_dir: Path, step: int, g: nn.Module, d: nn.Module, state: dict[str, Any], cfg: ModelConfig, keep: int
 ) -> Path:
     """Write checkpoint `step` atomically, then delete all but the newest `keep`."""
-    root = Path(run_dir) / "checkpoints"
-    final = root / f"step-{step:08d}"
-    tmp = root / f".step-{step:08d}.partial"
+    root = Path(run_dir) / CHECKPOINTS
+    final = root / step_name(step)
+    tmp = root / f".{step_name(step)}.partial"
     try:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        save_module(g, tmp / "G.safetensors", cfg)
-        save_module(d, tmp / "D.safetensors", cfg)
+        save_weights(g, tmp / "G.safetensors", cfg)
+        save_weights(d, tmp / "D.safetensors", cfg)
         with atomic_path(tmp / "state.pt") as f:
             torch.save(state, f)
         if final.exists():  # the same step saved again (e.g. after a rollback)
@@ -82,7 +58,7 @@ def save_checkpoint(
 
 def clear_partials(run_dir: Path) -> None:
     """Remove checkpoints left half-written by a crash."""
-    root = Path(run_dir) / "checkpoints"
+    root = Path(run_dir) / CHECKPOINTS
     for p in root.glob(".step-*.partial") if root.is_dir() else []:
         shutil.rmtree(p, ignore_errors=True)
 

@@ -1,12 +1,15 @@
 """G, D, their optimizers and the update step (PAPER.md §3): everything a checkpoint holds.
 
-Adam(2e-4, β1 0.5), BCE on logits, non-saturating G, real and fake through D separately. z for step k comes
-from a generator seeded by (seed, restarts, k), so the same step draws the same z after a resume.
+Adam(2e-4, β1 0.5), BCE on logits, non-saturating G, real and fake through D separately. Everything random
+is a function of the seed, the number of NaN rollbacks and the trainer's own counters: the rows of step k
+come from the data-order stream at the images seen so far, its z from the z stream at k. So the same step
+draws the same minibatch and the same z after a resume.
 """
 
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 import numpy as np
@@ -14,23 +17,34 @@ import torch
 
 import dcgan
 from dcgan.config import TrainConfig
-from dcgan.data.dataset import to_unit_range
+from dcgan.data.dataset import batch_indices, to_unit_range
 from dcgan.device import Placement
 from dcgan.errors import DcganError
-from dcgan.models import build
-from dcgan.sampling import sample_z, z_for_seeds
+from dcgan.models import build, sample_z, z_for_seeds
 from dcgan.training import cpu_conv, cuda_layers
 from dcgan.training.cuda_graph import GraphedStep
 from dcgan.training.losses import d_loss, g_loss
 
+# The two random streams of training, as the last part of step_seed's key: the data order (one per rollback:
+# a permutation per epoch, see batch_indices) and z (one per step).
+DATA_STREAM = 0
+Z_STREAM = 1
+
 
 def step_seed(*parts: int) -> int:
-    """A well-mixed 63-bit seed from integers (seed, restarts, step, stream)."""
+    """A well-mixed 63-bit seed from integers, e.g. (seed, rollbacks, step, Z_STREAM)."""
     return int(np.random.SeedSequence(list(parts)).generate_state(1, np.uint64)[0] >> 1)
 
 
+class TrainingDiverged(DcganError):
+    """A loss or weight became NaN/Inf."""
+
+
 class Trainer:
-    """G, D, their optimizers and counters: the whole state a checkpoint holds."""
+    """G, D, their optimizers and counters: the whole state a checkpoint holds.
+
+    `train_step` advances the counters: `step` (updates done), `images_seen` (real images shown) and
+    `elapsed` (seconds spent in steps); `rollbacks` counts NaN rollbacks, each of which starts fresh streams."""
 
     def __init__(self, cfg: TrainConfig, place: Placement) -> None:
         self.cfg, self.place = cfg, place
@@ -66,7 +80,7 @@ class Trainer:
         fp16 = place.precision == "fp16"
         self.scaler_g = torch.amp.GradScaler(place.device.type, enabled=fp16)
         self.scaler_d = torch.amp.GradScaler(place.device.type, enabled=fp16)
-        self.step = self.images_seen = self.restarts = 0
+        self.step = self.images_seen = self.rollbacks = 0
         self.elapsed = 0.0
         self.fixed_z = z_for_seeds(cfg.model, range(64))  # the same z as `dcgan sample --seeds 0-63`
         self.graphed: GraphedStep | None = None
@@ -91,8 +105,15 @@ class Trainer:
             ) from e
 
     def z(self, step: int) -> torch.Tensor:
-        gen = torch.Generator(self.place.device).manual_seed(step_seed(self.cfg.seed, self.restarts, step, 1))
+        """The minibatch of z for `step`: (batch, z_dim) on the device."""
+        seed = step_seed(self.cfg.seed, self.rollbacks, step, Z_STREAM)
+        gen = torch.Generator(self.place.device).manual_seed(seed)
         return sample_z(self.cfg.model, self.cfg.batch, gen, self.place.device)
+
+    def rows(self, n_data: int) -> np.ndarray:
+        """Dataset rows of the next step's minibatch: a function of the seed and the images seen so far."""
+        stream = step_seed(self.cfg.seed, self.rollbacks, DATA_STREAM)
+        return batch_indices(n_data, self.images_seen, self.cfg.batch, stream)
 
     def d_update(self, x: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """maximize log D(x) + log(1 - D(G(z))); returns [loss_D, D(x), D(G(z))]."""
@@ -133,11 +154,20 @@ class Trainer:
         return self.d_update(x, fake.detach()), self.g_update(fake)
 
     def train_step(self, x_u8: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """One minibatch (B, C, H, W) uint8; returns (D stats or None, G stats or None)."""
-        if self.graphed is not None:
-            return self.graphed(x_u8, self.z(self.step))
-        x = to_unit_range(x_u8, self.place.device)
+        """One update on a minibatch (B, C, H, W) uint8 and this step's z; advances the counters.
+        Returns (D stats [loss_D, D(x), D(G(z))] or None, G stats [loss_G] or None), on the device."""
+        t0 = time.perf_counter()
         z = self.z(self.step)
+        if self.graphed is not None:
+            stats = self.graphed(x_u8, z)
+        else:
+            stats = self._update(to_unit_range(x_u8, self.place.device), z)
+        self.step += 1
+        self.images_seen += len(x_u8)
+        self.elapsed += time.perf_counter() - t0
+        return stats
+
+    def _update(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if self.cfg.schedule == "both":
             return self.update_both(x, z)
         if self.step % 2 == 0:  # the original code: even updates train G, odd ones D
@@ -148,12 +178,18 @@ class Trainer:
             fake = self.g(z)
         return self.d_update(x, fake), None
 
+    def check_weights(self) -> None:
+        """Raise TrainingDiverged when a weight of G or D is NaN/Inf (one device sync, not one per tensor)."""
+        params = (*self.g.parameters(), *self.d.parameters())
+        if not torch.stack([torch.isfinite(p).all() for p in params]).all():
+            raise TrainingDiverged(f"a weight became NaN/Inf by step {self.step}")
+
     def state_dict(self) -> dict[str, Any]:
         np_state = np.random.get_state()
         return {
             "step": self.step,
             "images_seen": self.images_seen,
-            "restarts": self.restarts,
+            "rollbacks": self.rollbacks,
             "elapsed": self.elapsed,
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
@@ -170,12 +206,10 @@ class Trainer:
         }
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
-        self.step, self.images_seen, self.restarts, self.elapsed = (
-            s["step"],
-            s["images_seen"],
-            s["restarts"],
-            s["elapsed"],
-        )
+        self.step, self.images_seen, self.elapsed = s["step"], s["images_seen"], s["elapsed"]
+        self.rollbacks = (
+            s["rollbacks"] if "rollbacks" in s else s["restarts"]
+        )  # older checkpoints: "restarts"
         self.opt_g.load_state_dict(s["opt_g"])
         self.opt_d.load_state_dict(s["opt_d"])
         self.scaler_g.load_state_dict(s["scaler_g"])

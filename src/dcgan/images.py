@@ -1,4 +1,8 @@
-"""Image grids: many (H, W, C) uint8 images tiled into one PNG, written atomically."""
+"""Pictures as uint8 arrays: G's output converted, tiled into grids, written as PNG and GIF atomically.
+
+Every stage that shows images (training's sample grids, the probes' panels, the report's figures, the CLI)
+uses these; images are (N, H, W, C) uint8 with C in 1, 3.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,25 @@ import math
 import os
 
 import numpy as np
+import torch
 from PIL import Image
 
 from dcgan.fileio import atomic_path
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) in [-1, 1] → (N, H, W, C) uint8."""
+    return (
+        x.add(1)
+        .mul(127.5)
+        .round()
+        .clamp(0, 255)
+        .to(torch.uint8)
+        .permute(0, 2, 3, 1)
+        .contiguous()
+        .cpu()
+        .numpy()
+    )
 
 
 def make_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2, pad_value: int = 255) -> np.ndarray:

@@ -12,9 +12,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from dcgan.artifacts import save_weights
+from dcgan.config import TrainConfig
+from dcgan.data.dataset import PreparedDataset
 from dcgan.errors import DcganError
 from dcgan.fileio import write_json
-from dcgan.report.plots import read_stats
+from dcgan.metrics.evaluate import generated_features, real_features
+from dcgan.metrics.extractors import SHIPPED, load_extractor
+from dcgan.metrics.fid import diversity, fid_from_stats, mean_cov
+from dcgan.metrics.interface import FeatureExtractor
+from dcgan.training.stats import STATS_FILE, read_stats
+from dcgan.training.trainer import Trainer
 
 DIVERSITY_FLOOR = 0.5  # warn when samples are less than half as spread out as real images
 
@@ -42,10 +52,8 @@ def collapse_warnings(
     return out
 
 
-def default_extractor(image_size: int, channels: int, device: Any = "cpu") -> Any:
+def default_extractor(image_size: int, channels: int, device: str | torch.device = "cpu") -> FeatureExtractor:
     """The shipped extractor (loaded) that fits these images, or a clear error naming what to do."""
-    from dcgan.metrics.extractors import SHIPPED, load_extractor
-
     for name in SHIPPED:
         ex = load_extractor(name, device)
         if (ex.cfg.image_size, ex.cfg.channels) == (image_size, channels):
@@ -58,13 +66,17 @@ def default_extractor(image_size: int, channels: int, device: Any = "cpu") -> An
 
 
 class PeriodicEval:
-    """Evaluates G every cfg.eval_every steps against the training images."""
+    """Evaluates G every cfg.eval_every steps against the training images (training.loop.Evaluator).
+    `functools.partial(PeriodicEval, cfg)` is the loop's `make_evaluator`."""
 
-    def __init__(self, cfg, dataset, run: Path, device, log: Callable[[str], None]) -> None:
-        from dcgan.metrics.evaluate import real_features
-        from dcgan.metrics.extractors import load_extractor
-        from dcgan.metrics.fid import diversity, mean_cov
-
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        dataset: PreparedDataset,
+        run: Path,
+        device: str | torch.device,
+        log: Callable[[str], None],
+    ) -> None:
         self.cfg, self.run, self.log = cfg, run, log
         m = cfg.model
         if cfg.extractor:
@@ -81,14 +93,10 @@ class PeriodicEval:
         if self.best is not None and self.key not in self.best:
             self.best = None  # measured with another extractor: not comparable
         # earlier evaluations of this run (stats.jsonl was truncated to the resumed checkpoint), then each new one
-        self.history = [r for r in read_stats(run / "stats.jsonl") if self.key in r]
+        self.history = [r for r in read_stats(run / STATS_FILE) if self.key in r]
 
-    def __call__(self, trainer) -> dict[str, Any]:
+    def __call__(self, trainer: Trainer) -> dict[str, Any]:
         """Evaluate now; returns the stats.jsonl record (with any warnings)."""
-        from dcgan.metrics.evaluate import generated_features
-        from dcgan.metrics.fid import diversity, fid_from_stats, mean_cov
-        from dcgan.training.checkpoint import save_module
-
         fake, _ = generated_features(trainer.g, self.ex, self.cfg.eval_num, seed=0)
         value = fid_from_stats(*self.real_stats, *mean_cov(fake))
         spread = diversity(fake)
@@ -102,7 +110,7 @@ class PeriodicEval:
             "eval_samples": self.cfg.eval_num,
         }
         if self.best is None or value < self.best[self.key] or self.best.get("step", 0) > trainer.step:
-            save_module(trainer.g, self.run / "best.safetensors", self.cfg.model)
+            save_weights(trainer.g, self.run / "best.safetensors", self.cfg.model)
             self.best = {"step": trainer.step, "kimg": rec["kimg"], self.key: value}
             write_json(self.run / "best.json", self.best)
             rec["best"] = True

@@ -1,0 +1,360 @@
+"""The whole pipeline as Python functions — what `import dcgan` exposes and what every CLI command calls.
+
+Arguments are the same everywhere: a generator is a run folder, a checkpoint folder, a .safetensors or a
+loaded `Generator`; a dataset is a prepared folder or a `PreparedDataset`; seeds are "0-63", "3,17,42", an
+int or any iterable of ints; latents are seeds, a .npy of (k, z_dim) or a tensor. Pictures come back as
+uint8 arrays (N, H, W, C) or (H, W, C), ready for `save_grid` / `save_png`. A user's mistake raises
+`DcganError` (a ValueError) whose message says what to do.
+
+    >>> import dcgan
+    >>> train = dcgan.prepare("fashion.npz", "data/fm", size=32, fit="pad")
+    >>> dcgan.train(train, "runs/fm", preset="fmnist32", kimg=50)
+    >>> dcgan.save_grid(dcgan.sample("runs/fm", "0-63"), "grid.png")
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dcgan import artifacts, sampling
+from dcgan.config import TrainConfig, train_config
+from dcgan.data import prepare as data_prepare
+from dcgan.data.dataset import PreparedDataset
+from dcgan.data.download import prepare_fashion_mnist
+from dcgan.data.transforms import parse_color
+from dcgan.device import resolve
+from dcgan.errors import DcganError
+from dcgan.fileio import write_json
+from dcgan.images import to_uint8
+from dcgan.metrics import evaluate as metrics_evaluate
+from dcgan.metrics.extractors import Extractor, load_extractor, save_extractor
+from dcgan.metrics.extractors import train_extractor as fit_extractor
+from dcgan.metrics.interface import FeatureExtractor
+from dcgan.metrics.periodic import PeriodicEval
+from dcgan.models import Generator
+from dcgan.probes import memorization as probes_memorization
+from dcgan.probes import protocol
+from dcgan.report import latent
+from dcgan.training import loop
+
+PathLike = str | os.PathLike
+GeneratorLike = Generator | PathLike
+DatasetLike = PreparedDataset | PathLike
+Seeds = str | int | Iterable[int]
+Latents = Seeds | torch.Tensor | np.ndarray
+
+
+# ---------------------------------------------------------------- arguments: a path or an object
+
+
+def dataset(data: DatasetLike) -> PreparedDataset:
+    """A prepared dataset from its folder (or the object itself).
+
+    >>> ds = dcgan.dataset("data/fashion-mnist/train"); len(ds), ds.image_size, ds.channels
+    """
+    return data if isinstance(data, PreparedDataset) else PreparedDataset(data)
+
+
+def load_generator(g: GeneratorLike, device: str | torch.device = "auto") -> Generator:
+    """G in eval mode (its ModelConfig in `.cfg`) from a run folder, checkpoint folder or .safetensors;
+    a Generator is returned as it is. device "auto": CUDA, else MPS, else CPU.
+
+    >>> g = dcgan.load_generator("runs/fmnist32"); g.cfg.z_dim
+    """
+    if isinstance(g, Generator):
+        return g
+    return artifacts.load_generator(g, resolve(str(device), "fp32").device)
+
+
+def load_discriminator(d: PathLike, device: str | torch.device = "auto") -> Any:
+    """D in eval mode from a run folder (its latest checkpoint), a checkpoint folder or a D.safetensors.
+
+    >>> d = dcgan.load_discriminator("runs/fmnist32"); [f.shape for f in d.features(x)]
+    """
+    return artifacts.load_discriminator(d, resolve(str(device), "fp32").device)
+
+
+def load_examples_generator(path: PathLike, device: str | torch.device = "auto") -> Generator:
+    """G from a pytorch/examples `netG_epoch_N.pth` (sizes read off the weights).
+
+    >>> g = dcgan.load_examples_generator("netG_epoch_24.pth")
+    """
+    return artifacts.load_examples_generator(path, resolve(str(device), "fp32").device)
+
+
+def seeds(s: Seeds) -> list[int]:
+    """Seeds as a list: "0-63", "3,17,42", 7 or any iterable of non-negative ints.
+
+    >>> dcgan.seeds("0-3,9")
+    [0, 1, 2, 3, 9]
+    """
+    if isinstance(s, str):
+        return sampling.parse_seeds(s)
+    out = [s] if isinstance(s, (int, np.integer)) else list(s)
+    if not out or not all(isinstance(v, (int, np.integer)) and v >= 0 for v in out):
+        raise DcganError(f"expected seeds as non-negative integers (or '0-63', '3,17,42'), got {s!r}")
+    return [int(v) for v in out]
+
+
+def latents(g: Generator, z: Latents) -> torch.Tensor:
+    """(k, z_dim) latents of G's prior from seeds, a .npy path of latents or an array/tensor of them."""
+    if isinstance(z, str) and z.endswith(".npy"):
+        return sampling.z_from_spec(g.cfg, z)
+    if isinstance(z, (torch.Tensor, np.ndarray)):
+        t = torch.as_tensor(z, dtype=torch.float32)
+        t = t.reshape(1, -1) if t.ndim == 1 else t
+        if t.ndim != 2 or t.shape[1] != g.cfg.z_dim:
+            raise DcganError(
+                f"latents of shape {tuple(t.shape)}; this generator's z has {g.cfg.z_dim} values"
+            )
+        return t
+    return sampling.z_for_seeds(g.cfg, seeds(z))
+
+
+def extractor(
+    ex: FeatureExtractor | str, device: str | torch.device = "auto", **inception: Any
+) -> FeatureExtractor:
+    """A feature extractor for the metrics: a shipped name ("fmnist"), a .safetensors from
+    `train_extractor`, "inception" (with inception_weights=PATH), or a loaded one as it is."""
+    if not isinstance(ex, (str, os.PathLike)):
+        return ex
+    return load_extractor(ex, resolve(str(device), "fp32").device, **inception)
+
+
+def train_extractor(
+    data: DatasetLike,
+    test: DatasetLike,
+    name: str,
+    out: PathLike,
+    *,
+    device: str | torch.device = "auto",
+    log: Callable[[str], None] = print,
+    **recipe: Any,
+) -> Extractor:
+    """Train a domain feature extractor (a small classifier) on a labelled dataset, save it to `out` and
+    return it loaded; metrics in its space are labelled NAME-HASH. Recipe: epochs, batch, lr, flip, seed.
+
+    >>> ex = dcgan.train_extractor("data/fm/train", "data/fm/test", "fmnist", "fmnist.safetensors")
+    """
+    dev = resolve(str(device), "fp32").device
+    net, _ = fit_extractor(dataset(data), dataset(test), name, device=dev, log=log, **recipe)
+    return Extractor(net, net.cfg, save_extractor(net, out))
+
+
+# ---------------------------------------------------------------- data
+
+
+def prepare(
+    source: PathLike,
+    out: PathLike,
+    *,
+    size: int,
+    background: str | tuple[int, int, int] = (0, 0, 0),
+    progress: bool = False,
+    **options: Any,
+) -> PreparedDataset:
+    """Turn images (folder, zip, LSUN LMDB, CIFAR, SVHN, IDX, .npy/.npz) into a dataset folder and open
+    it. Options as `dcgan prepare`: channels, fit ("crop" | "pad" | "stretch"), filter, max_images, split,
+    class_folders, strict, force, workers.
+
+    >>> ds = dcgan.prepare("~/photos", "data/photos64", size=64, fit="crop")
+    """
+    color = parse_color(background) if isinstance(background, str) else background
+    data_prepare.prepare(source, out, size=size, background=color, progress=progress, **options)
+    return PreparedDataset(out)
+
+
+def fashion_mnist(out: PathLike, *, progress: bool = False, **options: Any) -> dict[str, PreparedDataset]:
+    """Fashion-MNIST 32² as OUT/train and OUT/test (from Debian's dataset-fashion-mnist when installed).
+
+    >>> fm = dcgan.fashion_mnist("data/fashion-mnist"); len(fm["train"])
+    60000
+    """
+    prepare_fashion_mnist(out, progress=progress, **options)
+    return {split: PreparedDataset(Path(out) / split) for split in ("train", "test")}
+
+
+# ---------------------------------------------------------------- training
+
+
+def train(
+    data: DatasetLike,
+    out: PathLike,
+    cfg: TrainConfig | None = None,
+    *,
+    preset: str = "paper64",
+    max_minutes: float | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Train (or resume: the same call again continues) a DCGAN; returns where everything is and how it
+    ended (`status`: finished | time-limit | interrupted). Either a full TrainConfig, or a preset with
+    overrides of its fields (epochs or kimg, batch, lr, seed, precision, device, eval_every, …).
+
+    >>> dcgan.train("data/fashion-mnist/train", "runs/fm", preset="fmnist32", epochs=10, eval_every=500)
+    """
+    if cfg is not None and (overrides or preset != "paper64"):
+        raise DcganError(
+            "give either cfg or preset/overrides, not both (dataclasses.replace(cfg, …) edits one)"
+        )
+    cfg = cfg or train_config(preset, **overrides)
+    path = data.path if isinstance(data, PreparedDataset) else data
+    make = functools.partial(PeriodicEval, cfg) if cfg.eval_every else None
+    return loop.train(
+        cfg, path, out, make_evaluator=make, max_minutes=max_minutes, progress=progress, log=log
+    )
+
+
+# ---------------------------------------------------------------- sampling and the latent space (§6)
+
+
+def sample(
+    g: GeneratorLike, which: Seeds = "0-63", *, bn: str = "running", batch: int = 256, spatial: int = 1
+) -> np.ndarray:
+    """Images (N, H, W, C) uint8 of G for seeds; image k of seed s is the same at any batch size with
+    bn="running". spatial=K feeds a K×K field of z per seed (larger images from a convolutional G).
+
+    >>> dcgan.save_grid(dcgan.sample("runs/fmnist32", "0-63"), "grid.png")
+    """
+    return to_uint8(sampling.generate(load_generator(g), seeds(which), bn=bn, batch=batch, spatial=spatial))
+
+
+def interpolate(
+    g: GeneratorLike, points: Latents, *, steps: int = 8, mode: str = "auto"
+) -> tuple[np.ndarray, np.ndarray]:
+    """A walk through the points (the paper walks through 9): (grid with one row per segment, the frames
+    of a looping GIF). mode "auto": linear for uniform z, spherical for Gaussian z.
+
+    >>> grid, frames = dcgan.interpolate("runs/fmnist32", "3,17,42", steps=8)
+    >>> dcgan.save_png(grid, "walk.png"); dcgan.save_gif(frames, "walk.gif")
+    """
+    g = load_generator(g)
+    return latent.interpolation(g, latents(g, points), steps, mode)
+
+
+def sheet(g: GeneratorLike, which: Seeds = "0-99", *, cols: int = 10) -> np.ndarray:
+    """A contact sheet (H, W, 3) uint8: every seed's image captioned with its seed, to pick exemplars."""
+    return latent.sheet(load_generator(g), seeds(which), cols)
+
+
+def arithmetic(
+    g: GeneratorLike, a: Latents, b: Latents, c: Latents, *, noise: float = 0.25, seed: int = 0
+) -> tuple[np.ndarray, torch.Tensor]:
+    """The paper's vector arithmetic Y = mean(A) − mean(B) + mean(C): (figure, the 9 latents with Y at
+    index 4 and Y + U(−noise, noise) around it).
+
+    >>> fig, z = dcgan.arithmetic("runs/faces", a="12,40,77", b="5,9,31", c="2,8,63")
+    """
+    g = load_generator(g)
+    return latent.arithmetic(g, latents(g, a), latents(g, b), latents(g, c), noise, seed)
+
+
+def vector(g: GeneratorLike, start: Latents, end: Latents) -> torch.Tensor:
+    """An attribute or turn vector (z_dim,): mean(z of `end`) − mean(z of `start`).
+
+    >>> turn = dcgan.vector("runs/fmnist32", start="3,14,15", end="9,26,53")
+    """
+    g = load_generator(g)
+    return sampling.direction(latents(g, start), latents(g, end))
+
+
+def walk(
+    g: GeneratorLike,
+    v: torch.Tensor | np.ndarray | PathLike,
+    which: Latents = "0-5",
+    *,
+    steps: int = 7,
+    scale: float = 2.0,
+) -> np.ndarray:
+    """A grid with one row per starting point: z + t·v for t from −scale to +scale.
+
+    >>> dcgan.save_png(dcgan.walk("runs/fmnist32", turn, "0-5"), "turn.png")
+    """
+    g = load_generator(g)
+    z = latents(g, which)
+    v = (
+        sampling.load_vector(str(v))
+        if isinstance(v, (str, os.PathLike))
+        else torch.as_tensor(v, dtype=torch.float32)
+    )
+    return latent.along_vector(g, sampling.along(z, v, steps, scale))
+
+
+# ---------------------------------------------------------------- probes (§5) and metrics
+
+
+def memorization(
+    g: GeneratorLike,
+    data: DatasetLike,
+    heldout: DatasetLike | None = None,
+    *,
+    num: int = 10_000,
+    k: int = 5,
+    panels: int = 8,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Nearest training images of samples of seeds 0…num−1 (and the original code's nnd against held-out
+    images): (summary, a panel image whose rows are a sample and its k nearest training images)."""
+    g = load_generator(g)
+    train_set = dataset(data)
+    held = dataset(heldout) if heldout is not None else None
+    return probes_memorization.memorization(g, train_set, held, num, k, panels, next(g.parameters()).device)
+
+
+def probe(
+    run: PathLike,
+    data: DatasetLike,
+    test: DatasetLike,
+    out: PathLike,
+    *,
+    device: str = "auto",
+    log: Callable[[str], None] = print,
+    **options: Any,
+) -> dict[str, Any]:
+    """D's features + L2-SVM against a supervised control and raw pixels (paper §5); writes
+    OUT/probe.json, OUT/table.md and the cached features. Options as `dcgan probe`: budgets (labels per
+    class, None = all), Cs, draws, val_size, seed, control, trials, max_epochs, pixels, untrained.
+
+    >>> r = dcgan.probe("runs/fmnist32", "data/fm/train", "data/fm/test", "runs/fmnist32/probe", budgets=[100])
+    """
+    protocol.check_options(**{k: v for k, v in options.items() if k in protocol.CHECKED})
+    dev = resolve(device, "fp32").device.type
+    return protocol.probe(str(run), dataset(data), dataset(test), str(out), device=dev, log=log, **options)
+
+
+def evaluate(
+    g: GeneratorLike,
+    data: DatasetLike,
+    ex: FeatureExtractor | str = "fmnist",
+    *,
+    num: int = 10_000,
+    metrics: Sequence[str] | str = metrics_evaluate.METRICS,
+    seed: int = 0,
+    bn: str = "running",
+    cache: bool = True,
+    out: PathLike | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """FID, KID, precision/recall and a classifier score of G against real images, in a named feature
+    space (every number is labelled with the extractor's NAME-HASH); with `out`, also written as JSON.
+
+    >>> r = dcgan.evaluate("runs/fmnist32", "data/fm/train", "fmnist", num=10_000); r["metrics"]
+    """
+    run = None if isinstance(g, Generator) else str(g)
+    g = load_generator(g)
+    chosen = metrics_evaluate.parse_metrics(metrics) if isinstance(metrics, str) else list(metrics)
+    fx = extractor(ex, next(g.parameters()).device)
+    result = {
+        "run": run,
+        **metrics_evaluate.evaluate(g, dataset(data), fx, num, chosen, seed, bn, cache, log),
+    }
+    if out is not None:
+        write_json(out, result)
+    return result

@@ -1,0 +1,156 @@
+"""The model files on disk: one owner for their layout, their writer and every reader.
+
+RUN/
+    config.json                      the run's TrainConfig and dataset (written by training)
+    generator.safetensors            G's export: weights + BN buffers, the ModelConfig in the metadata
+    checkpoints/step-00001000/       one checkpoint (see training/checkpoint.py for state.pt)
+        G.safetensors, D.safetensors
+    best.safetensors                 with --eval-every: G of the lowest FID so far
+
+A weights file is safetensors (nothing in it can run code) whose metadata holds the ModelConfig as JSON, so
+loading needs no flags. pytorch/examples `netG_epoch_N.pth` files are imported by reading their shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from dcgan.config import ModelConfig, get_preset
+from dcgan.errors import DcganError
+from dcgan.fileio import atomic_path, read_safetensors
+from dcgan.models import Discriminator, Generator
+
+CONFIG_KEY = "dcgan_model_config"  # safetensors metadata key holding the ModelConfig JSON
+GENERATOR_FILE = "generator.safetensors"
+CHECKPOINTS = "checkpoints"
+STEP_DIR = re.compile(r"^step-(\d{8})$")
+
+
+def step_name(step: int) -> str:
+    """'step-00001000': the folder of a checkpoint and the file stem of a sample grid."""
+    return f"step-{step:08d}"
+
+
+def save_weights(net: nn.Module, path: str | os.PathLike, cfg: ModelConfig) -> None:
+    """Weights and buffers of `net` as safetensors, atomically, with the model config in the metadata."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={CONFIG_KEY: json.dumps(cfg.to_dict())})
+
+
+def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], ModelConfig]:
+    """(state dict, model config) of a .safetensors file written by dcgan."""
+    state, meta = read_safetensors(path)
+    if CONFIG_KEY not in meta:
+        raise DcganError(f"{str(path)!r} carries no {CONFIG_KEY} metadata; it was not written by dcgan")
+    return state, ModelConfig.from_dict(json.loads(meta[CONFIG_KEY]))
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.iterdir() if p.is_dir() and STEP_DIR.match(p.name)), key=lambda p: p.name)
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def weights_file(path: str | os.PathLike, net: str = "G") -> Path:
+    """The .safetensors of G or D that `path` names: a run folder (the export for G, else the latest
+    checkpoint), a checkpoint folder, or the file itself."""
+    p = Path(path)
+    if p.is_dir():
+        candidates = ([p / GENERATOR_FILE] if net == "G" else []) + [p / f"{net}.safetensors"]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            ckpt = latest_checkpoint(p)
+            found = ckpt / f"{net}.safetensors" if ckpt else None
+        if found is None:
+            held = f"{GENERATOR_FILE} or checkpoint" if net == "G" else "checkpoint (D lives in checkpoints)"
+            raise DcganError(f"{str(p)!r} holds no {held}; train first or give a .safetensors")
+        p = found
+    if not p.is_file():
+        raise DcganError(
+            f"{str(p)!r} does not exist; give a run folder, a checkpoint folder or a .safetensors file"
+        )
+    if p.suffix == ".pth":
+        raise DcganError(f"{str(p)!r} looks like a pytorch/examples checkpoint; pass it with --from-examples")
+    return p
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
+    """G in eval mode (its config in `.cfg`) from a run folder, a checkpoint folder or a generator
+    .safetensors."""
+    state, cfg = read_weights(weights_file(path, "G"))
+    g = Generator(cfg)
+    g.load_state_dict(state)
+    return g.to(device, memory_format=torch.channels_last).eval()
+
+
+def load_discriminator(path: str | os.PathLike, device: str | torch.device = "cpu") -> Discriminator:
+    """D in eval mode (its config in `.cfg`) from a run folder (latest checkpoint), a checkpoint folder or
+    a D.safetensors."""
+    state, cfg = read_weights(weights_file(path, "D"))
+    d = Discriminator(cfg)
+    try:
+        d.load_state_dict(state)
+    except RuntimeError as e:
+        raise DcganError(
+            f"{str(path)!r} does not hold the weights of a discriminator ({str(e).splitlines()[0]})"
+        ) from None
+    return d.to(device, memory_format=torch.channels_last).eval()
+
+
+# ---------------------------------------------------------------- pytorch/examples dcgan files
+
+
+def load_examples_state_dict(net: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load a pytorch/examples `netG_epoch_N.pth` / `netD_epoch_N.pth` state dict (DataParallel prefix ok)."""
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
+        raise DcganError(
+            f"the state dict does not fit this {type(net).__name__} ({first}); pytorch/examples weights "
+            "load into the examples64 preset with the same --ngf/--ndf/--nz/--nc they were trained with"
+        ) from None
+
+
+def load_examples_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
+    """G from a pytorch/examples `netG_epoch_N.pth`; nz, ngf and nc are read off the weight shapes."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError) as e:
+        raise DcganError(f"{str(path)!r} is not a readable PyTorch state dict ({e})") from None
+    state = {k.removeprefix("module."): v for k, v in state.items()} if isinstance(state, dict) else {}
+    if "main.0.weight" not in state or "main.12.weight" not in state:
+        raise DcganError(
+            f"{str(path)!r} is not a pytorch/examples netG state dict (no main.0/main.12 weights)"
+        )
+    nz, ngf8 = state["main.0.weight"].shape[:2]
+    ngf, nc = state["main.12.weight"].shape[:2]
+    base = get_preset("examples64")
+    cfg = ModelConfig(
+        **{
+            **base.to_dict(),
+            "z_dim": nz,
+            "channels": nc,
+            "g_base": ngf8,
+            "g_layers": ((2, ngf * 4), (2, ngf * 2), (2, ngf), (2, nc)),
+        }
+    )
+    g = Generator(cfg)
+    load_examples_state_dict(g, state)
+    return g.to(device, memory_format=torch.channels_last).eval()

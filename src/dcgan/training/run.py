@@ -1,0 +1,202 @@
+"""The run folder around the loop: is this the same run (config.json), what it prints at the start, where
+the minibatch rows come from, the grids and checkpoints it leaves, and stopping cleanly on a signal.
+
+RUN/config.json holds the resolved TrainConfig and the dataset's identity. Running the same command again
+resumes; settings in MUTABLE_KEYS (how long, how often, where) may change between invocations, the rest
+may not.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import dcgan
+from dcgan.artifacts import GENERATOR_FILE, latest_checkpoint, save_weights, step_name
+from dcgan.config import DEFAULT_EPOCHS, PRESETS, ModelConfig, TrainConfig, config_diff, train_config
+from dcgan.data.dataset import PreparedDataset
+from dcgan.device import Placement
+from dcgan.errors import DcganError
+from dcgan.fileio import write_json
+from dcgan.images import save_grid, to_uint8
+from dcgan.models import run_generator
+from dcgan.training.checkpoint import load_checkpoint, save_checkpoint
+from dcgan.training.stats import STATS_FILE, plot_losses, truncate_stats
+from dcgan.training.trainer import Trainer, TrainingDiverged
+
+# Keys that may change between invocations of one run: how long, how often, where. The rest is the run.
+MUTABLE_KEYS = {
+    "epochs",
+    "kimg",
+    "sample_every",
+    "ckpt_every",
+    "log_every",
+    "keep",
+    "on_nan",
+    "device",
+    "precision",
+    "compile",
+    "eval_every",
+    "eval_num",
+    "extractor",
+    "eval_patience",
+}
+MAX_ROLLBACKS = 3
+
+
+def check_dataset_fits(model: ModelConfig, ds: PreparedDataset, preset: str) -> None:
+    """The network's image size and channels must be the dataset's; say how to prepare it if not."""
+    want = (model.image_size, model.channels)
+    have = (ds.image_size, ds.channels)
+    if have != want:
+        fits = [name for name, c in PRESETS.items() if (c.image_size, c.channels) == have]
+        raise DcganError(
+            f"the dataset {str(ds.path)!r} holds {have[0]}×{have[0]}×{have[1]} images but preset {preset} needs "
+            f"{want[0]}×{want[0]}×{want[1]}; prepare it with --size {want[0]} --channels {want[1]}"
+            + (f", or use --preset {' / '.join(fits)}" if fits else "")
+        )
+
+
+def init_run(run: Path, cfg: TrainConfig, ds: PreparedDataset) -> list[str]:
+    """Create RUN/config.json, or check that an existing run is the same run; returns the changed settings."""
+    meta = {
+        "train": cfg.to_dict(),
+        "dataset": {
+            "path": str(ds.path.resolve()),
+            "images": len(ds),
+            "images_sha256": ds.manifest["images_sha256"],
+        },
+        "dcgan_version": dcgan.__version__,
+    }
+    path = run / "config.json"
+    if not path.is_file():
+        run.mkdir(parents=True, exist_ok=True)
+        write_json(path, meta)
+        return []
+    old = json.loads(path.read_text())
+    if old["dataset"]["images_sha256"] != meta["dataset"]["images_sha256"]:
+        raise DcganError(
+            f"{str(run)!r} was trained on another dataset ({old['dataset']['path']}); use a new --out"
+        )
+    fixed = config_diff(
+        {k: v for k, v in old["train"].items() if k not in MUTABLE_KEYS},
+        {k: v for k, v in meta["train"].items() if k not in MUTABLE_KEYS},
+    )
+    if fixed:
+        raise DcganError(
+            f"{str(run)!r} was started with other settings ({'; '.join(fixed)}); "
+            "run the original command to resume, or use a new --out"
+        )
+    changed = config_diff(old["train"], meta["train"])
+    write_json(path, meta)
+    return changed
+
+
+def describe(cfg: TrainConfig) -> str:
+    """The resolved config (all of it is in RUN/config.json) and its differences from the preset's."""
+    m = cfg.model
+    length = (
+        f"kimg {cfg.kimg:g}"
+        if cfg.kimg is not None
+        else f"epochs {cfg.epochs if cfg.epochs is not None else DEFAULT_EPOCHS:g}"
+    )
+    lines = [
+        f"model     {cfg.preset}: {m.image_size}×{m.image_size}×{m.channels}, z {m.z_dim} {m.z_dist}, {m.kernel_size}×"
+        f"{m.kernel_size} kernels, G {m.g_base}→{'→'.join(str(c) for _, c in m.g_layers)}, "
+        f"D {'→'.join(str(c) for _, c in m.d_layers)}→1",
+        f"recipe    batch {cfg.batch}, Adam lr {cfg.lr:g} betas ({cfg.beta1:g}, {cfg.beta2:g}), schedule {cfg.schedule}, "
+        f"{length}, seed {cfg.seed}, precision {cfg.precision}, device {cfg.device}",
+    ]
+    if cfg.preset in PRESETS:
+        diff = config_diff(train_config(cfg.preset).to_dict(), cfg.to_dict())
+        lines.append(f"vs preset {'; '.join(diff) or 'no changes'}")
+    return "\n".join(lines)
+
+
+def row_reader(ds: PreparedDataset, place: Placement) -> Callable[[np.ndarray], torch.Tensor]:
+    """rows → (B, C, H, W) uint8. On CUDA the whole dataset moves to the GPU when it takes < 1/4 of free memory."""
+    if place.device.type == "cuda" and ds.images.nbytes < torch.cuda.mem_get_info(place.device)[0] // 4:
+        resident = torch.from_numpy(np.array(ds.images)).to(place.device)  # (N, H, W, C); a writable copy
+        return lambda idx: resident[torch.from_numpy(idx).to(place.device, non_blocking=True)].permute(
+            0, 3, 1, 2
+        )
+    return ds.batch
+
+
+def save_samples(trainer: Trainer, run: Path) -> Path:
+    """RUN/samples/step-N.png (and latest.png): G(fixed z) with batch statistics, as the original code
+    (running statistics left untouched)."""
+    x = run_generator(
+        trainer.g, trainer.fixed_z.to(trainer.place.device), bn="batch", batch=len(trainer.fixed_z)
+    )
+    images = to_uint8(x)
+    path = run / "samples" / f"{step_name(trainer.step)}.png"
+    path.parent.mkdir(exist_ok=True)
+    save_grid(images, path, ncols=8)
+    save_grid(images, run / "samples" / "latest.png", ncols=8)
+    return path
+
+
+def save_run(trainer: Trainer, run: Path) -> Path:
+    """The full checkpoint, the generator export and the refreshed loss plot."""
+    path = save_checkpoint(
+        run, trainer.step, trainer.g, trainer.d, trainer.state_dict(), trainer.cfg.model, trainer.cfg.keep
+    )
+    save_weights(trainer.g, run / GENERATOR_FILE, trainer.cfg.model)
+    plot_losses(run / STATS_FILE, run / "loss.png")
+    return path
+
+
+def resume(trainer: Trainer, run: Path) -> Path | None:
+    """Load the run's latest checkpoint into the trainer (and drop the stats written after it)."""
+    ckpt = latest_checkpoint(run)
+    if ckpt is not None:
+        trainer.load_state_dict(load_checkpoint(ckpt, trainer.g, trainer.d))
+        truncate_stats(run / STATS_FILE, trainer.step)
+    return ckpt
+
+
+def rollback(trainer: Trainer, run: Path, rollbacks: int, err: TrainingDiverged) -> None:
+    """After a NaN (--on-nan rollback): reload the last checkpoint and continue with fresh random streams."""
+    ckpt = latest_checkpoint(run)
+    if ckpt is None or rollbacks > MAX_ROLLBACKS:
+        why = "no checkpoint to roll back to" if ckpt is None else f"{MAX_ROLLBACKS} rollbacks did not help"
+        raise TrainingDiverged(f"{err} ({why}); lower --lr or use --precision fp32") from None
+    resume(trainer, run)
+    trainer.rollbacks += rollbacks
+
+
+def stop_on_nan(err: TrainingDiverged, run: Path) -> TrainingDiverged:
+    """The error to stop with (--on-nan stop): what happened, what is left, what to try."""
+    last = latest_checkpoint(run)
+    kept = f"the last good checkpoint {last.name} is untouched" if last else "no checkpoint yet"
+    return TrainingDiverged(f"{err}; {kept} — lower --lr, try --precision fp32, or pass --on-nan rollback")
+
+
+@contextmanager
+def graceful_signals() -> Iterator[dict[str, int]]:
+    """SIGINT/SIGTERM set a flag the loop checks between steps (a second Ctrl-C interrupts at once)."""
+    caught: dict[str, int] = {}
+
+    def handler(signum: int, frame: Any) -> None:
+        caught["signal"] = signum
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for s in old:
+            signal.signal(s, handler)
+    except ValueError:  # not the main thread: no handlers, Ctrl-C behaves as usual
+        old = {}
+    try:
+        yield caught
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

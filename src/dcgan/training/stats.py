@@ -1,0 +1,178 @@
+"""RUN/stats.jsonl: one JSON record per line — a loss record every --log-every steps, an evaluation record
+every --eval-every steps — mirrored to TensorBoard when it is installed, and drawn as RUN/loss.png.
+
+The writer (training) and every reader (the loss figure, the periodic evaluation's history, the report)
+use this module.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dcgan.fileio import atomic_path, write_bytes
+from dcgan.training.trainer import Trainer, TrainingDiverged
+
+STATS_FILE = "stats.jsonl"
+LOSS_SCALARS = ("loss_D", "loss_G", "D_x", "D_G_z", "img_per_s")
+
+
+class Meter:
+    """Per-step statistics kept on the device until a flush turns them into one record (one sync)."""
+
+    def __init__(self) -> None:
+        self.d_rows: list[tuple[int, torch.Tensor]] = []
+        self.g_rows: list[tuple[int, torch.Tensor]] = []
+        self.restart_clock()
+
+    def restart_clock(self) -> None:
+        """Throughput counts from now (after an evaluation, whose time is not training's)."""
+        self.t0, self.images = time.perf_counter(), 0
+
+    def add(self, step: int, d: torch.Tensor | None, g: torch.Tensor | None, images: int) -> None:
+        """Stats of update number `step` (1-based): D's [loss, D(x), D(G(z))] and G's [loss], either None."""
+        if d is not None:
+            self.d_rows.append((step, d))
+        if g is not None:
+            self.g_rows.append((step, g))
+        self.images += images
+
+    def flush(self, trainer: Trainer, n_data: int) -> dict[str, Any] | None:
+        """The record of the steps since the last flush (None if there were none); raises TrainingDiverged
+        naming the first step whose loss, or any weight, is not finite."""
+        if not self.d_rows and not self.g_rows:
+            return None
+        d = torch.stack([r for _, r in self.d_rows]).cpu() if self.d_rows else torch.zeros(0, 3)
+        g = torch.stack([r for _, r in self.g_rows]).cpu() if self.g_rows else torch.zeros(0, 1)
+        for rows, values, name in ((self.d_rows, d, "loss_D"), (self.g_rows, g, "loss_G")):
+            bad = (~torch.isfinite(values)).any(1).nonzero()
+            if len(bad):
+                raise TrainingDiverged(
+                    f"{name} became {values[bad[0, 0], 0].item()} at step {rows[bad[0, 0]][0]}"
+                )
+        trainer.check_weights()
+        d_mean = d.mean(0).tolist() if self.d_rows else [None] * 3  # `alternate` can log a G-only interval
+        rec = {
+            "step": trainer.step,
+            "epoch": round(trainer.images_seen / n_data, 4),
+            "kimg": trainer.images_seen / 1000,
+            "images_seen": trainer.images_seen,
+            "loss_D": d_mean[0],
+            "loss_G": g[:, 0].mean().item() if self.g_rows else None,
+            "D_x": d_mean[1],
+            "D_G_z": d_mean[2],
+            "img_per_s": round(self.images / (time.perf_counter() - self.t0), 1),
+            "lr": trainer.opt_g.param_groups[0]["lr"],
+            "time": round(trainer.elapsed, 2),
+        }
+        self.d_rows, self.g_rows = [], []
+        self.restart_clock()
+        return rec
+
+
+class StatsWriter:
+    """Appends records to RUN/stats.jsonl and their scalars to RUN/tensorboard (with the [tb] extra)."""
+
+    def __init__(self, run: Path) -> None:
+        self.path = run / STATS_FILE
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            self.tb = None
+        else:
+            self.tb = SummaryWriter(str(run / "tensorboard"))
+
+    def write(self, rec: dict[str, Any], scalars: tuple[str, ...] = LOSS_SCALARS) -> None:
+        """Append `rec` to stats.jsonl and its `scalars` (those not None) to TensorBoard."""
+        with open(self.path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        if self.tb is not None:
+            for key in scalars:
+                if rec.get(key) is not None:
+                    self.tb.add_scalar(key, rec[key], rec["step"])
+            self.tb.flush()
+
+    def __enter__(self) -> StatsWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def read_stats(path: str | os.PathLike) -> list[dict]:
+    """The records of a stats.jsonl; a torn last line (a crash mid-write) is ignored."""
+    rows = []
+    p = Path(path)
+    if not p.is_file():
+        return rows
+    for line in p.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def truncate_stats(path: str | os.PathLike, step: int) -> None:
+    """Drop records after `step` (written after the checkpoint a resume or a rollback starts from)."""
+    rows = read_stats(path)
+    if rows and rows[-1]["step"] > step:
+        write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows if r["step"] <= step).encode())
+
+
+def plot_losses(stats_path: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Losses (top) and D's mean outputs against thousands of images shown; with --eval-every, FID below."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    records = read_stats(stats_path)
+    rows = [r for r in records if "loss_D" in r or "loss_G" in r]
+    evals = [r for r in records if any(k.startswith("fid[") for k in r)]
+    if not rows:
+        return
+    kimg = [r["kimg"] for r in rows]
+
+    def col(key: str) -> list[float]:  # a missing value (None) is a gap in the curve
+        return [math.nan if r.get(key) is None else r[key] for r in rows]
+
+    fig, axes = plt.subplots(3 if evals else 2, 1, figsize=(8, 8.5 if evals else 6), sharex=True)
+    a, b = axes[0], axes[1]
+    a.plot(kimg, col("loss_D"), label="loss D")
+    a.plot(kimg, col("loss_G"), label="loss G")
+    a.set_ylabel("BCE loss")
+    a.legend()
+    a.grid(alpha=0.3)
+    b.plot(kimg, col("D_x"), label="D(x)")
+    b.plot(kimg, col("D_G_z"), label="D(G(z))")
+    b.set_ylim(0, 1)
+    b.set_ylabel("mean D output")
+    b.legend()
+    b.grid(alpha=0.3)
+    if evals:
+        c = axes[2]
+        key = next(k for k in evals[-1] if k.startswith("fid["))
+        points = [(r["kimg"], r[key]) for r in evals if key in r]
+        c.plot(*zip(*points), "o-", label=key)
+        best = min(points, key=lambda p: p[1])
+        c.plot(*best, "*", markersize=14, label=f"best {best[1]:.2f}")
+        c.set_yscale("log")
+        c.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())  # 40, not 4×10¹
+        c.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
+        c.set_ylabel("FID (log)")
+        c.legend()
+        c.grid(alpha=0.3, which="both")
+    axes[-1].set_xlabel("thousands of images shown")
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
