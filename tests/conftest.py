@@ -2,70 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
-import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-
-def rng_images(n: int, h: int, w: int, c: int | None = None, seed: int = 0) -> np.ndarray:
-    shape = (n, h, w) if c is None else (n, h, w, c)
-    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
-
-
-def write_idx(path: Path, arr: np.ndarray, gz: bool = False) -> Path:
-    """An unsigned-byte IDX file as MNIST ships them."""
-    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
-    data = header + np.ascontiguousarray(arr, np.uint8).tobytes()
-    if gz:
-        path = path.with_name(path.name + ".gz")
-        path.write_bytes(gzip.compress(data))
-    else:
-        path.write_bytes(data)
-    return path
-
-
-def write_cifar10(root: Path, n_per_batch: int = 4) -> Path:
-    """A CIFAR-10 python folder: data_batch_1..5, test_batch, batches.meta (protocol-2 pickles, bytes keys)."""
-    root.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {
-            b"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
-            b"labels": [int(x) for x in rng.integers(0, 10, n_per_batch)],
-        }
-        (root / name).write_bytes(pickle.dumps(batch, protocol=2))
-    meta = {
-        b"label_names": [
-            n.encode()
-            for n in [
-                "airplane",
-                "automobile",
-                "bird",
-                "cat",
-                "deer",
-                "dog",
-                "frog",
-                "horse",
-                "ship",
-                "truck",
-            ]
-        ]
-    }
-    (root / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
-    return root
-
-
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run the real `dcgan` entry point in a subprocess."""
-    return subprocess.run(
-        [sys.executable, "-m", "dcgan.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=240
-    )
+from helpers import run_cli
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ from dcgan.config import PRESETS, ModelConfig, get_preset
 from dcgan.errors import DcganError
 from dcgan.models import Discriminator, Generator, build
 
+from helpers import ExamplesD, ExamplesG, randomize
+
 
 def n_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
@@ -106,67 +108,9 @@ def test_build_with_a_seed_is_reproducible():
     assert not torch.equal(g1.main[0].weight, g3.main[0].weight)
 
 
-# pytorch/examples dcgan/main.py, written out here so their state dicts are built under their key names.
-class ExamplesG(nn.Module):
-    def __init__(self, nz=100, ngf=64, nc=3):
-        super().__init__()
-        self.main = nn.Sequential(
-            nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False),
-            nn.BatchNorm2d(ngf * 8),
-            nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ngf * 4),
-            nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ngf * 2),
-            nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ngf),
-            nn.ReLU(True),
-            nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),
-            nn.Tanh(),
-        )
-
-    def forward(self, z):
-        return self.main(z)
-
-
-class ExamplesD(nn.Module):
-    def __init__(self, ndf=64, nc=3):
-        super().__init__()
-        self.main = nn.Sequential(
-            nn.Conv2d(nc, ndf, 4, 2, 1, bias=False),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ndf * 2),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ndf * 4),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ndf * 8),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x):
-        return self.main(x).view(-1, 1).squeeze(1)
-
-
-def _randomize(net: nn.Module) -> nn.Module:
-    torch.manual_seed(0)
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):  # non-trivial running stats, so eval mode is checked too
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-            m.weight.data.uniform_(0.5, 1.5)
-    return net.eval()
-
-
 def test_pytorch_examples_state_dicts_load_and_give_the_same_outputs():
     cfg = get_preset("examples64")
-    ref_g, ref_d = _randomize(ExamplesG()), _randomize(ExamplesD())
+    ref_g, ref_d = randomize(ExamplesG()), randomize(ExamplesD())
     g, d = Generator(cfg).eval(), Discriminator(cfg).eval()
     load_examples_state_dict(g, ref_g.state_dict())
     # a checkpoint saved from nn.DataParallel carries a `module.` prefix

@@ -12,8 +12,7 @@ from dcgan.images import to_uint8
 from dcgan.models import run_generator, z_for_seeds
 from dcgan.sampling import generate, parse_seeds
 
-from conftest import run_cli
-from test_models import ExamplesG, _randomize
+from helpers import ExamplesG, randomize, run_cli
 
 TINY = ModelConfig.pyramid(16, channels=3, width=8, z_dim=8)  # what the `tiny_run` fixture trains
 
@@ -66,7 +65,7 @@ def test_load_errors(tmp_path):
 
 
 def test_pytorch_examples_generator_loads_with_its_shapes(tmp_path):
-    ref = _randomize(ExamplesG(nz=50, ngf=16, nc=1))
+    ref = randomize(ExamplesG(nz=50, ngf=16, nc=1))
     torch.save(ref.state_dict(), tmp_path / "netG_epoch_24.pth")
     g = load_examples_generator(tmp_path / "netG_epoch_24.pth")
     cfg = g.cfg

@@ -17,7 +17,7 @@ from dcgan.data.arrays import parse_idx, safe_unpickle
 from dcgan.data.sources import open_source
 from dcgan.errors import DcganError
 
-from conftest import rng_images, write_cifar10, write_idx
+from helpers import rng_images, write_cifar10, write_idx
 
 
 def items(src):

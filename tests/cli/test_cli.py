@@ -8,7 +8,7 @@ from PIL import Image
 
 from dcgan.cli import build_parser
 
-from conftest import run_cli, write_idx
+from helpers import run_cli, write_idx
 
 
 def test_prepare_then_info_with_a_grid(image_folder, tmp_path):

@@ -19,8 +19,7 @@ from dcgan.metrics.evaluate import cache_dir, evaluate, real_features
 from dcgan.metrics.extractors import accuracy, load_extractor
 from dcgan.metrics.periodic import collapse_warnings
 
-from conftest import run_cli
-from test_protocol import prepare_coloured
+from helpers import prepare_coloured, run_cli
 
 
 class Passthrough(nn.Module):

@@ -12,17 +12,7 @@ from dcgan.errors import DcganError
 from dcgan.probes.protocol import Rows, draw, mean_ci, split
 from dcgan.probes.supervised import Classifier, Hyper, predict, sample_hyper, train_classifier
 
-from conftest import run_cli
-
-COLOURS = np.array([[220, 30, 30], [30, 220, 30], [30, 30, 220], [220, 220, 30]])
-
-
-def coloured(n: int, seed: int, size: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """n noisy images whose class (0…3) is their dominant colour: linearly separable."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 4
-    noise = rng.normal(0, 40, (n, size, size, 3))
-    return np.clip(COLOURS[y][:, None, None, :] + noise, 0, 255).astype(np.uint8), y
+from helpers import coloured, prepare_coloured, run_cli
 
 
 def test_split_and_draws_are_disjoint_balanced_and_reproducible():
@@ -64,13 +54,6 @@ def test_the_control_is_ds_body_with_a_linear_head_and_learns():
     assert (predict(net, xv) == yv).mean() >= 0.9
     draws = [sample_hyper(random.Random(1), max_epochs=20) for _ in range(3)]
     assert all(1e-4 <= h.lr <= 3e-3 and 10 <= h.epochs <= 20 and 0 <= h.dropout <= 0.6 for h in draws)
-
-
-def prepare_coloured(root, name: str, n: int, seed: int) -> None:
-    """root/name: a prepared labelled dataset of `coloured` images, made through the CLI."""
-    x, y = coloured(n, seed)
-    np.savez(root / f"{name}.npz", images=x, labels=y)
-    assert run_cli("prepare", str(root / f"{name}.npz"), str(root / name), "--size", "16").returncode == 0
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from dcgan.models import build
 from dcgan.probes.features import extract, feature_dim, reestimate_bn
 from dcgan.probes.svm import SVMProblem, fit_svm, objective, spectrum
 
-from conftest import rng_images
+from helpers import rng_images
 
 
 @pytest.mark.parametrize(("preset", "dim"), [("imagenet32", 28_672), ("svhn32", 7_168)])

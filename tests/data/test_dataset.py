@@ -10,7 +10,7 @@ from dcgan.data.dataset import PreparedDataset, to_unit_range
 from dcgan.data.prepare import prepare
 from dcgan.errors import DcganError
 
-from conftest import rng_images
+from helpers import rng_images
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from dcgan.training.checkpoint import load_checkpoint
 from dcgan.training.loop import train
 from dcgan.training.trainer import TrainingDiverged
 
-from conftest import run_cli
+from helpers import run_cli
 
 TINY = ModelConfig.pyramid(16, channels=1, width=8, z_dim=8)
 quiet = {"progress": False, "log": lambda s: None}

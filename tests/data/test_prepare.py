@@ -12,7 +12,7 @@ from dcgan.data.prepare import _shrink_npy, prepare
 from dcgan.errors import DcganError
 from dcgan.fileio import sha256_file
 
-from conftest import rng_images, write_idx
+from helpers import rng_images, write_idx
 
 
 def test_folder_round_trip_with_labels_and_a_skipped_file(image_folder, tmp_path):

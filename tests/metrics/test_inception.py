@@ -11,7 +11,7 @@ from dcgan.errors import DcganError
 from dcgan.metrics.extractors import load_extractor
 from dcgan.metrics.inception import BasicConv2d, FIDInceptionV3, _avg_pool, load_inception
 
-from conftest import rng_images, run_cli
+from helpers import rng_images, run_cli
 
 
 @pytest.fixture(scope="module")

@@ -144,7 +144,7 @@ def test_the_fast_cuda_step_trains_like_the_plain_eager_step():
 
 
 def test_the_cli_trains_on_cuda_with_and_without_compile(ds, tmp_path):
-    from conftest import run_cli
+    from helpers import run_cli
 
     for flag in ([], ["--no-compile"]):
         out = tmp_path / f"run{len(flag)}"

@@ -22,7 +22,7 @@ from dcgan.sampling import (
     z_from_spec,
 )
 
-from conftest import run_cli
+from helpers import run_cli
 
 UNIFORM = ModelConfig.pyramid(16, z_dim=8)
 NORMAL = ModelConfig.pyramid(16, z_dim=8, z_dist="normal")

@@ -11,7 +11,7 @@ from dcgan.data.prepare import prepare
 from dcgan.errors import DcganError
 from dcgan.probes.memorization import nearest
 
-from conftest import rng_images, run_cli
+from helpers import rng_images, run_cli
 
 
 def brute(q: np.ndarray, b: np.ndarray) -> np.ndarray:

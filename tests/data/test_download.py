@@ -13,7 +13,7 @@ from dcgan.data import download
 from dcgan.data.dataset import PreparedDataset
 from dcgan.errors import DcganError
 
-from conftest import run_cli
+from helpers import run_cli
 
 needs_debian = pytest.mark.skipif(
     not download.DEBIAN_DIR.is_dir(), reason="needs Debian's dataset-fashion-mnist (make test installs it)"
