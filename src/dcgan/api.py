@@ -38,7 +38,7 @@ from dcgan.metrics.extractors import Extractor, load_extractor, save_extractor
 from dcgan.metrics.extractors import train_extractor as fit_extractor
 from dcgan.metrics.interface import FeatureExtractor
 from dcgan.metrics.periodic import PeriodicEval
-from dcgan.models import Generator
+from dcgan.models import Discriminator, Generator
 from dcgan.probes import memorization as probes_memorization
 from dcgan.probes import protocol
 from dcgan.report import latent
@@ -52,6 +52,18 @@ Latents = Seeds | torch.Tensor | np.ndarray
 
 
 # ---------------------------------------------------------------- arguments: a path or an object
+
+
+def _device(device: str | torch.device) -> torch.device:
+    """A torch.device from "auto" (CUDA, else MPS, else CPU), "cpu", "cuda", "cuda:1", "mps" or itself."""
+    if isinstance(device, torch.device):
+        return device
+    try:
+        return resolve(device, "fp32").device
+    except RuntimeError:  # torch.device's own parse error
+        raise DcganError(
+            f"expected a device such as auto, cpu, cuda, cuda:1 or mps, got {device!r}"
+        ) from None
 
 
 def dataset(data: DatasetLike) -> PreparedDataset:
@@ -70,15 +82,15 @@ def load_generator(g: GeneratorLike, device: str | torch.device = "auto") -> Gen
     """
     if isinstance(g, Generator):
         return g
-    return artifacts.load_generator(g, resolve(str(device), "fp32").device)
+    return artifacts.load_generator(g, _device(device))
 
 
-def load_discriminator(d: PathLike, device: str | torch.device = "auto") -> Any:
+def load_discriminator(d: PathLike, device: str | torch.device = "auto") -> Discriminator:
     """D in eval mode from a run folder (its latest checkpoint), a checkpoint folder or a D.safetensors.
 
     >>> d = dcgan.load_discriminator("runs/fmnist32"); [f.shape for f in d.features(x)]
     """
-    return artifacts.load_discriminator(d, resolve(str(device), "fp32").device)
+    return artifacts.load_discriminator(d, _device(device))
 
 
 def load_examples_generator(path: PathLike, device: str | torch.device = "auto") -> Generator:
@@ -86,7 +98,7 @@ def load_examples_generator(path: PathLike, device: str | torch.device = "auto")
 
     >>> g = dcgan.load_examples_generator("netG_epoch_24.pth")
     """
-    return artifacts.load_examples_generator(path, resolve(str(device), "fp32").device)
+    return artifacts.load_examples_generator(path, _device(device))
 
 
 def seeds(s: Seeds) -> list[int]:
@@ -105,8 +117,8 @@ def seeds(s: Seeds) -> list[int]:
 
 def latents(g: Generator, z: Latents) -> torch.Tensor:
     """(k, z_dim) latents of G's prior from seeds, a .npy path of latents or an array/tensor of them."""
-    if isinstance(z, str) and z.endswith(".npy"):
-        return sampling.z_from_spec(g.cfg, z)
+    if isinstance(z, (str, os.PathLike)) and str(z).endswith(".npy"):
+        return sampling.z_from_spec(g.cfg, str(z))
     if isinstance(z, (torch.Tensor, np.ndarray)):
         t = torch.as_tensor(z, dtype=torch.float32)
         t = t.reshape(1, -1) if t.ndim == 1 else t
@@ -125,7 +137,7 @@ def extractor(
     `train_extractor`, "inception" (with inception_weights=PATH), or a loaded one as it is."""
     if not isinstance(ex, (str, os.PathLike)):
         return ex
-    return load_extractor(ex, resolve(str(device), "fp32").device, **inception)
+    return load_extractor(ex, _device(device), **inception)
 
 
 def train_extractor(
@@ -143,7 +155,7 @@ def train_extractor(
 
     >>> ex = dcgan.train_extractor("data/fm/train", "data/fm/test", "fmnist", "fmnist.safetensors")
     """
-    dev = resolve(str(device), "fp32").device
+    dev = _device(device)
     net, _ = fit_extractor(dataset(data), dataset(test), name, device=dev, log=log, **recipe)
     return Extractor(net, net.cfg, save_extractor(net, out))
 
@@ -325,7 +337,7 @@ def probe(
     >>> r = dcgan.probe("runs/fmnist32", "data/fm/train", "data/fm/test", "runs/fmnist32/probe", budgets=[100])
     """
     protocol.check_options(**{k: v for k, v in options.items() if k in protocol.CHECKED})
-    dev = resolve(device, "fp32").device.type
+    dev = _device(device).type
     return protocol.probe(str(run), dataset(data), dataset(test), str(out), device=dev, log=log, **options)
 
 

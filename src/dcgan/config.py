@@ -63,9 +63,8 @@ class ModelConfig:
     d_layers: Layers = ((2, 128), (2, 256), (2, 512), (2, 1024))
     kernel_size: int = 5
     g_input: str = "linear"  # "linear": z @ W then reshape (paper); "convt": 4×4 transposed conv of a 1×1 z
-    d_output: str = (
-        "linear"  # "linear": flatten → 1 unit (paper); "conv": a 4×4 conv to 1×1 (pytorch/examples)
-    )
+    # "linear": flatten → 1 unit (paper); "conv": a 4×4 conv to 1×1 (pytorch/examples)
+    d_output: str = "linear"
 
     def __post_init__(self) -> None:
         size = self.image_size
@@ -221,9 +220,8 @@ class TrainConfig:
     # "both": D then G on every minibatch (pytorch/examples); "alternate": each minibatch updates D or G
     # (the original Theano code).
     schedule: str = "both"
-    fuse_d: bool = (
-        False  # real and fake through D in one call (faster on some devices; changes BN statistics)
-    )
+    # real and fake through D in one call (faster on some devices; changes BN statistics)
+    fuse_d: bool = False
     # on CUDA, torch.compile G's and D's training passes (fused BatchNorm + activations); off: plain kernels
     compile: bool = True
     epochs: float | None = None  # length: epochs or kimg (thousands of images shown); default DEFAULT_EPOCHS

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from dcgan.data.sources import Item, Source
+from dcgan.data.items import Item, Source
 from dcgan.errors import DcganError
 
 

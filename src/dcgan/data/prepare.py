@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 import dcgan
-from dcgan.data.sources import Item, Source, Unreadable, open_source
+from dcgan.data.items import Item, Source, Unreadable
+from dcgan.data.sources import open_source
 from dcgan.data.transforms import ImageSpec, process_array, process_encoded
 from dcgan.errors import DcganError
 from dcgan.fileio import fsync_dir, fsync_file, sha256_file, write_json

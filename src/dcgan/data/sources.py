@@ -12,48 +12,19 @@ from __future__ import annotations
 
 import os
 import zipfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from dcgan.data.arrays import cifar_files, read_array_file, read_cifar, read_idx, read_svhn
+from dcgan.data.items import Item, Raw, Source, Unreadable
 from dcgan.errors import DcganError
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
-@dataclass(frozen=True)
-class Unreadable:
-    """Stands in for an item whose bytes could not be read; prepare records `reason` as the skip reason."""
-
-    reason: str
-
-
-Raw = np.ndarray | bytes | str | Unreadable
-Item = tuple[Raw, int | None, str]
-
-
-@dataclass
-class Source:
-    """An opened source: how many items it holds (at most), their labels' names, and the items themselves."""
-
-    reader: str
-    path: Path
-    count: int
-    items: Callable[[], Iterator[Item]]
-    label_names: list[str] | None = None
-    encoded: bool = False  # items need decoding: worth a process pool
-    grey: bool = False  # the source is single-channel: prepare defaults to 1 channel
-    split: str | None = None
-    ignored: int = 0  # files that are not images (by extension), left out
-
-
 def open_source(path: str | os.PathLike, split: str | None = None, class_folders: bool = False) -> Source:
     """Detect the source type of `path` and open it."""
-    from dcgan.data.arrays import cifar_files, read_array_file, read_cifar, read_idx, read_svhn
-
     p = Path(path)
     if not p.exists():
         raise DcganError(f"source {str(p)!r} does not exist; give a folder of images or a dataset file")

@@ -204,10 +204,18 @@ def train_extractor(
             f"epoch {epoch + 1}/{epochs}: loss {loss:.3f}, test accuracy {acc:.4f} ({time.perf_counter() - t0:.0f} s)"
         )
 
+    recipe = {"epochs": epochs, "batch": batch, "opt": opt, "seed": seed, "device": device, "sched": sched}
+    augment = functools.partial(_augment, flip=flip)
     fit_classifier(
-        net, train.images, train.labels, epochs=epochs, batch=batch, opt=opt, seed=seed, device=device,
-        logits=net.logits, sched=sched, augment=functools.partial(_augment, flip=flip), drop_last=True, on_epoch=after_epoch,
-    )  # fmt: skip
+        net,
+        train.images,
+        train.labels,
+        logits=net.logits,
+        augment=augment,
+        drop_last=True,
+        on_epoch=after_epoch,
+        **recipe,
+    )
     cfg.trained_on = {
         "dataset": str(train.path),
         "images_sha256": train.manifest["images_sha256"],

@@ -190,9 +190,8 @@ class FIDInceptionV3(nn.Module):
         self.num_features = 2048
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = F.interpolate(
-            x.expand(-1, 3, -1, -1), size=(299, 299), mode="bilinear", align_corners=False
-        )  # grey → RGB
+        x = x.expand(-1, 3, -1, -1)  # grey → RGB
+        x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = F.max_pool2d(x, 3, 2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))

@@ -20,9 +20,8 @@ from dcgan.sampling import generate
 
 def _flat(images: np.ndarray, device: torch.device) -> torch.Tensor:
     """(N, H, W, C) uint8 → (N, H·W·C) float32 in [0, 1] on `device`."""
-    return (
-        torch.from_numpy(np.array(images)).to(device).flatten(1).float().div_(255)
-    )  # a copy: memmaps are read-only
+    # np.array copies: memmaps are read-only
+    return torch.from_numpy(np.array(images)).to(device).flatten(1).float().div_(255)
 
 
 @torch.no_grad()

@@ -66,9 +66,8 @@ class LinearSVM:
 def _rows(x: torch.Tensor | np.ndarray, start: int, chunk: int, device: torch.device) -> torch.Tensor:
     """Rows [start, start+chunk) of x as float32 on device (x: tensor, array or memmap)."""
     block = x[start : start + chunk]
-    block = (
-        torch.from_numpy(np.array(block, np.float32)) if isinstance(block, np.ndarray) else block
-    )  # a copy
+    if isinstance(block, np.ndarray):  # a copy: a memmap's rows become a float32 tensor
+        block = torch.from_numpy(np.array(block, np.float32))
     return block.to(device=device, dtype=torch.float32)
 
 
@@ -213,10 +212,8 @@ class SVMProblem:
         rho = inside.float().mean(0).clamp_min(1e-3)  # (K,)
         tail = (1 + 2 * C * rho[None] * zv[:, k:].pow(2).sum(0)[:, None]).rsqrt()  # (r−k, K)
         v_dense, v_tail = v[:, :k].contiguous(), v[:, k:].contiguous()
-        vt_dense, vt_tail = (
-            v_dense.T.contiguous(),
-            v_tail.T.contiguous(),
-        )  # Vᵀ·t over contiguous rows: ~6× faster
+        # Vᵀ·t over contiguous rows: ~6× faster
+        vt_dense, vt_tail = v_dense.T.contiguous(), v_tail.T.contiguous()
 
         def apply(
             t: torch.Tensor, beta: torch.Tensor, inverse: bool = False
@@ -247,10 +244,8 @@ class SVMProblem:
                 w, b = precondition(u, beta)
                 loss, gw, gb = self.loss_and_grad(w, b if fit_bias else torch.zeros_like(b), C)
                 gu, gbeta = precondition(gw, gb if fit_bias else torch.zeros_like(gb))
-                u.grad, beta.grad = (
-                    gu / n,
-                    (gbeta / n if fit_bias else None),
-                )  # objective / N: float32 resolves it
+                # the objective / N: float32 resolves it
+                u.grad, beta.grad = gu / n, (gbeta / n if fit_bias else None)
             evals[0] += 1
             return loss / n
 
@@ -268,9 +263,8 @@ class SVMProblem:
             line_search_fn="strong_wolfe",
         )
         opt.step(closure)
-        converged = (
-            opt.state[u]["n_iter"] < max_iter
-        )  # it stopped on a tolerance, not on the iteration budget
+        # it stopped on a tolerance, not on the iteration budget
+        converged = opt.state[u]["n_iter"] < max_iter
         with torch.no_grad():
             w, b = precondition(u, beta)
         return w.detach(), (b if fit_bias else torch.zeros_like(b)).detach(), evals[0], converged

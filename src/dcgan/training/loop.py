@@ -7,7 +7,6 @@ command continues exactly where it stopped: resuming is running the same command
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -18,7 +17,7 @@ from typing import Any, Protocol
 import torch
 from tqdm import tqdm
 
-from dcgan.artifacts import GENERATOR_FILE, latest_checkpoint, step_name
+from dcgan.artifacts import latest_checkpoint, step_name
 from dcgan.config import TrainConfig
 from dcgan.data.dataset import PreparedDataset
 from dcgan.device import resolve
@@ -36,8 +35,9 @@ from dcgan.training.run import (
     save_run,
     save_samples,
     stop_on_nan,
+    summary,
 )
-from dcgan.training.stats import STATS_FILE, Meter, StatsWriter
+from dcgan.training.stats import Meter, StatsWriter
 from dcgan.training.trainer import Trainer, TrainingDiverged
 
 
@@ -93,7 +93,7 @@ def train(
     if trainer.step == 0:
         save_samples(trainer, run)  # what the untrained G makes, for comparison
     evaluator = (
-        make_evaluator(ds, run, trainer.place.device, log) if cfg.eval_every and make_evaluator else None
+        make_evaluator(ds, run, trainer.place.device, log) if make_evaluator and cfg.eval_every else None
     )
     status, rollbacks = "finished", 0
     bar = progress_bar(progress, total=total_steps, initial=trainer.step, unit="step", desc="train")
@@ -150,22 +150,3 @@ def evaluate_now(evaluator: Evaluator, trainer: Trainer, writer: StatsWriter) ->
     writer.write(rec, (evaluator.key,))
     for w in rec.get("warnings", []):
         tqdm.write(f"warning at step {trainer.step:,}: {w}", file=sys.stderr)
-
-
-def summary(run: Path, trainer: Trainer, status: str, signum: int | None) -> dict[str, Any]:
-    """What train() returns: how it ended and where everything is."""
-    out = {
-        "status": status,
-        "signal": signum,
-        "step": trainer.step,
-        "kimg": trainer.images_seen / 1000,
-        "minutes": round(trainer.elapsed / 60, 2),
-        "run": str(run),
-        "samples": str(run / "samples" / "latest.png"),
-        "loss_plot": str(run / "loss.png"),
-        "stats": str(run / STATS_FILE),
-        "generator": str(run / GENERATOR_FILE),
-    }
-    if (run / "best.json").is_file():
-        out["best"] = {"path": str(run / "best.safetensors"), **json.loads((run / "best.json").read_text())}
-    return out

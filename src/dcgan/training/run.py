@@ -200,3 +200,22 @@ def graceful_signals() -> Iterator[dict[str, int]]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def summary(run: Path, trainer: Trainer, status: str, signum: int | None) -> dict[str, Any]:
+    """What train() returns: how it ended and where everything is."""
+    out = {
+        "status": status,
+        "signal": signum,
+        "step": trainer.step,
+        "kimg": trainer.images_seen / 1000,
+        "minutes": round(trainer.elapsed / 60, 2),
+        "run": str(run),
+        "samples": str(run / "samples" / "latest.png"),
+        "loss_plot": str(run / "loss.png"),
+        "stats": str(run / STATS_FILE),
+        "generator": str(run / GENERATOR_FILE),
+    }
+    if (run / "best.json").is_file():
+        out["best"] = {"path": str(run / "best.safetensors"), **json.loads((run / "best.json").read_text())}
+    return out

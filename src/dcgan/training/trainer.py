@@ -207,9 +207,8 @@ class Trainer:
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
         self.step, self.images_seen, self.elapsed = s["step"], s["images_seen"], s["elapsed"]
-        self.rollbacks = (
-            s["rollbacks"] if "rollbacks" in s else s["restarts"]
-        )  # older checkpoints: "restarts"
+        # checkpoints written before the counter was named for what it counts call it "restarts"
+        self.rollbacks = s["rollbacks"] if "rollbacks" in s else s["restarts"]
         self.opt_g.load_state_dict(s["opt_g"])
         self.opt_d.load_state_dict(s["opt_d"])
         self.scaler_g.load_state_dict(s["scaler_g"])
