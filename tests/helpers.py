@@ -1,22 +1,99 @@
-"""Helpers the tests share: small real files in every format the readers take, the `dcgan` command in a
-subprocess, pytorch/examples' networks written out, labelled toy datasets. Fixtures live in conftest.py."""
+"""Helpers the tests share: small real files in every format the readers take and the damage done to them,
+the `dcgan` command in a subprocess, pytorch/examples' networks written out, labelled toy datasets. Fixtures
+live in conftest.py."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gzip
 import pickle
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
+from hypothesis import strategies as st
 from torch import nn
 
 
 def rng_images(n: int, h: int, w: int, c: int | None = None, seed: int = 0) -> np.ndarray:
     shape = (n, h, w) if c is None else (n, h, w, c)
     return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+@contextlib.contextmanager
+def scratch_dir(tmp_path_factory) -> Iterator[Path]:
+    """A fresh folder for one Hypothesis example, removed after it (tmp_path is one folder shared by every
+    example of a test, so one example's files would leak into the next)."""
+    with tempfile.TemporaryDirectory(dir=tmp_path_factory.getbasetemp()) as d:
+        yield Path(d)
+
+
+# Damage done to a valid file's bytes, for the readers' "a DcganError or consistent output" properties.
+# Positions are fractions of the length, so one strategy fits files of any size; a functools.partial keeps
+# Hypothesis' report of a failing example readable (the function and its arguments).
+
+
+def truncated(data: bytes, at: float) -> bytes:
+    return data[: int(len(data) * at)]
+
+
+def flipped(data: bytes, spots: list[tuple[float, int]], start: int = 0, end: int | None = None) -> bytes:
+    """XOR each (position, mask) into data[start:end], e.g. past a header to damage only the payload. A second
+    spot on the same byte is left out: it could undo the first."""
+    end = len(data) if end is None else end
+    out = bytearray(data)
+    for i, mask in {start + int((end - start) * where): mask for where, mask in reversed(spots)}.items():
+        if i < end:
+            out[i] ^= mask
+    return bytes(out)
+
+
+def replaced(data: bytes, by: bytes) -> bytes:
+    return by
+
+
+def with_field(data: bytes, offset: int, width: int, value: int) -> bytes:
+    """The big-endian header field data[offset : offset + width] set to value (mod its width)."""
+    return data[:offset] + (value % 256**width).to_bytes(width, "big") + data[offset + width :]
+
+
+def damages(
+    kinds: tuple[str, ...] = ("truncate", "flip", "replace"),
+    flip_from: int = 0,
+    fields: tuple[tuple[int, int], ...] = (),
+) -> st.SearchStrategy:
+    """Functions bytes → damaged bytes: truncated at any byte, 1-4 bytes flipped (from `flip_from` on),
+    replaced by garbage or nothing, or one of the (offset, width) header `fields` set to any value."""
+    fraction = st.floats(0, 1, exclude_max=True)
+    options = {
+        "truncate": st.builds(functools.partial, st.just(truncated), at=fraction),
+        "flip": st.builds(
+            functools.partial,
+            st.just(flipped),
+            spots=st.lists(st.tuples(fraction, st.integers(1, 255)), min_size=1, max_size=4),
+            start=st.just(flip_from),
+        ),
+        "replace": st.builds(functools.partial, st.just(replaced), by=st.binary(max_size=300)),
+    }
+    chosen = [options[k] for k in kinds]
+    if fields:
+        chosen.append(
+            st.sampled_from(fields).flatmap(
+                lambda f: st.builds(
+                    functools.partial,
+                    st.just(with_field),
+                    offset=st.just(f[0]),
+                    width=st.just(f[1]),
+                    value=st.integers(0, 256 ** f[1] - 1),
+                )
+            )
+        )
+    return st.one_of(chosen)
 
 
 def write_idx(path: Path, arr: np.ndarray, gz: bool = False) -> Path:
@@ -31,35 +108,38 @@ def write_idx(path: Path, arr: np.ndarray, gz: bool = False) -> Path:
     return path
 
 
-def write_cifar10(root: Path, n_per_batch: int = 4) -> Path:
-    """A CIFAR-10 python folder: data_batch_1..5, test_batch, batches.meta (protocol-2 pickles, bytes keys)."""
+CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR_LAYOUT = {  # variant: (label key, label names key, meta file), as the official archives spell them
+    "cifar10": (b"labels", b"label_names", "batches.meta"),
+    "cifar100": (b"fine_labels", b"fine_label_names", "meta"),
+}
+
+
+def write_cifar(
+    root: Path,
+    batches: dict[str, tuple[np.ndarray, list[int]]],
+    label_names: list[str],
+    variant: str = "cifar10",
+) -> Path:
+    """CIFAR python batches as protocol-2 pickles with bytes keys, from name → (N×3072 uint8 rows of R, G, B
+    planes, N labels), and the meta file of label names."""
+    label_key, names_key, meta = CIFAR_LAYOUT[variant]
     root.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {
-            b"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
-            b"labels": [int(x) for x in rng.integers(0, 10, n_per_batch)],
-        }
+    for name, (data, labels) in batches.items():
+        batch = {b"data": data, label_key: [int(x) for x in labels]}
         (root / name).write_bytes(pickle.dumps(batch, protocol=2))
-    meta = {
-        b"label_names": [
-            n.encode()
-            for n in [
-                "airplane",
-                "automobile",
-                "bird",
-                "cat",
-                "deer",
-                "dog",
-                "frog",
-                "horse",
-                "ship",
-                "truck",
-            ]
-        ]
-    }
-    (root / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    (root / meta).write_bytes(pickle.dumps({names_key: [n.encode() for n in label_names]}, protocol=2))
     return root
+
+
+def write_cifar10(root: Path, n_per_batch: int = 4) -> Path:
+    """A CIFAR-10 python folder: data_batch_1..5, test_batch, batches.meta, of random images."""
+    rng = np.random.default_rng(0)
+    batches = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8)
+        batches[name] = (data, [int(x) for x in rng.integers(0, 10, n_per_batch)])
+    return write_cifar(root, batches, CIFAR10_NAMES)
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -1,10 +1,26 @@
-"""Presets checked layer by layer against PAPER.md §2, and invalid configs rejected with a clear message."""
+"""Presets checked layer by layer against PAPER.md §2, invalid configs rejected with a clear message, and
+ModelConfig/TrainConfig round trips through JSON for generated valid configs."""
 
+import dataclasses
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from dcgan.config import PRESETS, ModelConfig, get_preset
+from dcgan.config import (
+    D_OUTPUTS,
+    DEVICES,
+    G_INPUTS,
+    ON_NAN,
+    PRECISIONS,
+    PRESETS,
+    SCHEDULES,
+    Z_DISTS,
+    ModelConfig,
+    TrainConfig,
+    get_preset,
+)
 from dcgan.errors import DcganError
 
 
@@ -81,3 +97,157 @@ def test_unknown_preset_and_keys_are_named():
         get_preset("paper128")
     with pytest.raises(DcganError, match="unknown model config keys \\['ngf'\\]"):
         ModelConfig.from_dict({"ngf": 64})
+
+
+# ---------------------------------------------------------------- properties over generated configs
+
+sizes = st.sampled_from([16, 32, 64, 128, 256])
+
+
+@st.composite
+def pyramids(draw) -> ModelConfig:
+    """ModelConfig.pyramid over sizes, widths, channels and the choices of z, G's input and D's output."""
+    return ModelConfig.pyramid(
+        draw(sizes),
+        channels=draw(st.sampled_from([1, 3])),
+        width=draw(st.integers(1, 128)),
+        max_width=draw(st.integers(1, 2048)),
+        z_dim=draw(st.integers(1, 512)),
+        z_dist=draw(st.sampled_from(Z_DISTS)),
+        kernel_size=draw(st.integers(2, 7)),
+        g_input=draw(st.sampled_from(G_INPUTS)),
+        d_output=draw(st.sampled_from(D_OUTPUTS)),
+    )
+
+
+@st.composite
+def layered(draw) -> ModelConfig:
+    """Hand-written layer lists: the stride-2 layers the size needs, stride-1 layers anywhere (odd kernels)."""
+    size, channels = draw(sizes), draw(st.sampled_from([1, 3]))
+    n = (size // 4).bit_length() - 1
+
+    def layers() -> list[tuple[int, int]]:
+        strides = [2] * n + [1] * draw(st.integers(0, 3))
+        order = draw(st.permutations(strides))
+        return [(s, draw(st.integers(1, 64))) for s in order]
+
+    g, d = layers(), layers()
+    g[-1] = (g[-1][0], channels)
+    odd = any(s == 1 for s, _ in g + d)
+    return ModelConfig(
+        image_size=size,
+        channels=channels,
+        z_dim=draw(st.integers(1, 300)),
+        g_base=draw(st.integers(1, 64)),
+        g_layers=tuple(g),
+        d_layers=tuple(d),
+        kernel_size=draw(st.sampled_from([3, 5, 7] if odd else [2, 3, 4, 5, 6, 7])),
+    )
+
+
+def through_json(d: dict) -> dict:
+    return json.loads(json.dumps(d, allow_nan=False))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(pyramids(), layered()))
+def test_model_configs_round_trip_through_json(cfg):
+    back = ModelConfig.from_dict(through_json(cfg.to_dict()))
+    assert back == cfg and hash(back) == hash(cfg)
+    assert isinstance(back.g_layers, tuple) and all(isinstance(x, tuple) for x in back.d_layers)
+
+
+positive = st.floats(1e-3, 1e3, allow_nan=False)
+
+
+@st.composite
+def train_configs(draw) -> TrainConfig:
+    length = draw(st.sampled_from(["epochs", "kimg", None]))
+    return TrainConfig(
+        preset=draw(st.sampled_from([*PRESETS, "tiny"])),
+        model=draw(pyramids()),
+        batch=draw(st.integers(2, 4096)),
+        lr=draw(st.floats(1e-7, 1.0)),
+        beta1=draw(st.floats(0, 1, exclude_max=True)),
+        beta2=draw(st.floats(0, 1, exclude_max=True)),
+        schedule=draw(st.sampled_from(SCHEDULES)),
+        fuse_d=draw(st.booleans()),
+        compile=draw(st.booleans()),
+        epochs=draw(positive) if length == "epochs" else None,
+        kimg=draw(positive) if length == "kimg" else None,
+        seed=draw(st.integers(0, 2**32)),
+        precision=draw(st.sampled_from(PRECISIONS)),
+        device=draw(st.sampled_from(DEVICES)),
+        sample_every=draw(st.integers(1, 10**6)),
+        ckpt_every=draw(st.integers(1, 10**6)),
+        log_every=draw(st.integers(1, 10**6)),
+        keep=draw(st.integers(1, 100)),
+        on_nan=draw(st.sampled_from(ON_NAN)),
+        eval_every=draw(st.integers(0, 10**6)),
+        eval_num=draw(st.integers(10, 10**6)),
+        extractor=draw(st.one_of(st.none(), st.sampled_from(["fmnist", "runs/ex.safetensors"]))),
+        eval_patience=draw(st.integers(1, 100)),
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(train_configs())
+def test_train_configs_round_trip_through_json(cfg):
+    d = through_json(cfg.to_dict())
+    assert isinstance(d["model"], dict)  # the model nests as a plain dict, as config.json stores it
+    assert TrainConfig.from_dict(d) == cfg
+
+
+# A bad value for a field and a word its error must name.
+BAD_MODEL = st.one_of(
+    st.one_of(
+        st.integers(-64, 300).filter(lambda s: s < 16 or s & (s - 1)), st.sampled_from([512, 1024])
+    ).map(lambda v: ("image_size", v)),
+    st.integers(-3, 8).filter(lambda c: c not in (1, 3)).map(lambda v: ("channels", v)),
+    st.integers(-100, 0).map(lambda v: ("z_dim", v)),
+    st.text(max_size=8).filter(lambda s: s not in Z_DISTS).map(lambda v: ("z_dist", v)),
+    st.integers(-100, 0).map(lambda v: ("g_base", v)),
+    st.one_of(st.integers(-5, 1), st.integers(8, 50)).map(lambda v: ("kernel_size", v)),
+    st.text(max_size=8).filter(lambda s: s not in G_INPUTS).map(lambda v: ("g_input", v)),
+    st.text(max_size=8).filter(lambda s: s not in D_OUTPUTS).map(lambda v: ("d_output", v)),
+)
+BAD_TRAIN = st.one_of(
+    st.integers(-10, 1).map(lambda v: ("batch", v)),
+    st.one_of(st.floats(max_value=0), st.just(float("nan"))).map(lambda v: ("lr", v)),
+    st.one_of(st.floats(max_value=0, exclude_max=True), st.floats(min_value=1)).map(lambda v: ("beta1", v)),
+    st.one_of(st.floats(max_value=0, exclude_max=True), st.floats(min_value=1)).map(lambda v: ("beta2", v)),
+    st.text(max_size=8).filter(lambda s: s not in SCHEDULES).map(lambda v: ("schedule", v)),
+    st.text(max_size=8).filter(lambda s: s not in PRECISIONS).map(lambda v: ("precision", v)),
+    st.text(max_size=8).filter(lambda s: s not in DEVICES).map(lambda v: ("device", v)),
+    st.text(max_size=8).filter(lambda s: s not in ON_NAN).map(lambda v: ("on_nan", v)),
+    st.floats(max_value=0).map(lambda v: ("epochs", v)),
+    st.floats(max_value=0).map(lambda v: ("kimg", v)),
+    st.sampled_from(["sample_every", "ckpt_every", "log_every", "keep"]).flatmap(
+        lambda f: st.integers(-10, 0).map(lambda v: (f, v))
+    ),
+    st.integers(-100, -1).map(lambda v: ("eval_every", v)),
+    st.integers(-10, 9).map(lambda v: ("eval_num", v)),
+    st.integers(-10, 0).map(lambda v: ("eval_patience", v)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(pyramids(), layered()), BAD_MODEL)
+def test_an_invalid_model_value_is_a_dcgan_error_naming_the_field(cfg, bad):
+    field, value = bad
+    with pytest.raises(DcganError, match=field):
+        dataclasses.replace(cfg, **{field: value})
+    with pytest.raises(DcganError, match=field):
+        ModelConfig.from_dict({**cfg.to_dict(), field: value})
+
+
+@settings(max_examples=150, deadline=None)
+@given(train_configs(), BAD_TRAIN)
+def test_an_invalid_training_value_is_a_dcgan_error_naming_the_field(cfg, bad):
+    field, value = bad
+    # epochs and kimg are alternatives: a bad one is judged alone
+    cfg = dataclasses.replace(cfg, epochs=None, kimg=None)
+    with pytest.raises(DcganError, match=field):
+        dataclasses.replace(cfg, **{field: value})
+    with pytest.raises(DcganError, match=field):
+        TrainConfig.from_dict({**cfg.to_dict(), field: value})

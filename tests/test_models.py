@@ -1,15 +1,15 @@
-"""The networks: shapes, where BN goes, init, parameter counts by hand, and pytorch/examples weights loading."""
+"""The networks: shapes, where BN goes, init, parameter counts by hand; the z prior and G run on it."""
 
 import pytest
 import torch
 from torch import nn
 
-from dcgan.artifacts import load_examples_state_dict
+from dcgan.artifacts import load_generator
 from dcgan.config import PRESETS, ModelConfig, get_preset
 from dcgan.errors import DcganError
-from dcgan.models import Discriminator, Generator, build
+from dcgan.models import Discriminator, Generator, build, run_generator, sample_z, z_for_seeds
 
-from helpers import ExamplesD, ExamplesG, randomize
+TINY = ModelConfig.pyramid(16, channels=3, width=8, z_dim=8)  # what the `tiny_run` fixture trains
 
 
 def n_params(m: nn.Module) -> int:
@@ -102,33 +102,36 @@ def test_build_with_a_seed_is_reproducible():
     cfg = get_preset("fmnist32")
     g1, d1 = build(cfg, seed=7)
     g2, d2 = build(cfg, seed=7)
-    g3, _ = build(cfg, seed=8)
+    g3, d3 = build(cfg, seed=8)
     assert all(torch.equal(a, b) for a, b in zip(g1.state_dict().values(), g2.state_dict().values()))
     assert all(torch.equal(a, b) for a, b in zip(d1.state_dict().values(), d2.state_dict().values()))
     assert not torch.equal(g1.main[0].weight, g3.main[0].weight)
-
-
-def test_pytorch_examples_state_dicts_load_and_give_the_same_outputs():
-    cfg = get_preset("examples64")
-    ref_g, ref_d = randomize(ExamplesG()), randomize(ExamplesD())
-    g, d = Generator(cfg).eval(), Discriminator(cfg).eval()
-    load_examples_state_dict(g, ref_g.state_dict())
-    # a checkpoint saved from nn.DataParallel carries a `module.` prefix
-    load_examples_state_dict(d, {f"module.{k}": v for k, v in ref_d.state_dict().items()})
-    z = torch.randn(4, 100, 1, 1)
-    with torch.no_grad():
-        x = g(z)
-        assert torch.allclose(x, ref_g(z), atol=1e-6)
-        assert torch.allclose(torch.sigmoid(d(x)), ref_d(x), atol=1e-6)  # D returns logits
-
-
-def test_examples_state_dict_of_another_shape_is_a_clear_error():
-    g = Generator(get_preset("examples64"))
-    with pytest.raises(DcganError, match="examples64 preset with the same --ngf"):
-        load_examples_state_dict(g, ExamplesG(ngf=32).state_dict())
+    assert not torch.equal(d1.main[0].weight, d3.main[0].weight)
 
 
 def test_grey_config_builds():
     cfg = ModelConfig.pyramid(16, channels=1, width=8, z_dim=8)
     g, d = build(cfg)
     assert d(g(torch.randn(2, 8))).shape == (2,)
+
+
+def test_z_follows_the_configs_prior_and_each_seed_has_its_own():
+    uniform, normal = ModelConfig.pyramid(16, z_dim=8), ModelConfig.pyramid(16, z_dim=8, z_dist="normal")
+    u = sample_z(uniform, 4000, torch.Generator().manual_seed(0))
+    n = sample_z(normal, 4000, torch.Generator().manual_seed(0))
+    assert u.shape == n.shape == (4000, 8)
+    assert u.min() >= -1 and u.max() <= 1 and abs(u.var().item() - 1 / 3) < 0.01  # U(-1, 1)
+    assert n.abs().max() > 1 and abs(n.var().item() - 1) < 0.05  # N(0, 1)
+    z = z_for_seeds(normal, [5, 6, 5])
+    assert torch.equal(z[0], z[2]) and not torch.equal(z[0], z[1])
+    assert torch.equal(z[1], z_for_seeds(normal, [6])[0])
+    with pytest.raises(DcganError, match="--bn must be one of"):
+        run_generator(Generator(TINY), z_for_seeds(TINY, [0]), bn="mixed")
+
+
+def test_batch_statistics_differ_and_leave_running_stats_alone(tiny_run):
+    g = load_generator(tiny_run)
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    z = z_for_seeds(TINY, range(8))
+    assert not torch.allclose(run_generator(g, z, bn="batch"), run_generator(g, z, bn="running"))
+    assert all(torch.equal(before[k], v) for k, v in g.state_dict().items())

@@ -1,20 +1,38 @@
-"""Seed-addressable sampling, generator loading (runs, checkpoints, files, pytorch/examples) and `dcgan sample`."""
+"""Seed-addressable sampling and `dcgan sample`; the latent algebra of PAPER.md §6 (walks, arithmetic,
+vectors) as math; parse_seeds, lerp and slerp as properties over generated inputs."""
+
+import math
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from dcgan.artifacts import load_examples_generator, load_generator
+from dcgan.artifacts import load_generator
 from dcgan.config import ModelConfig
 from dcgan.errors import DcganError
 from dcgan.images import to_uint8
-from dcgan.models import run_generator, z_for_seeds
-from dcgan.sampling import generate, parse_seeds
+from dcgan.models import z_for_seeds
+from dcgan.sampling import (
+    along,
+    arithmetic_latents,
+    direction,
+    generate,
+    interpolation_mode,
+    lerp,
+    parse_seeds,
+    slerp,
+    walk_latents,
+    z_from_spec,
+)
 
-from helpers import ExamplesG, randomize, run_cli
+from helpers import run_cli
 
 TINY = ModelConfig.pyramid(16, channels=3, width=8, z_dim=8)  # what the `tiny_run` fixture trains
+UNIFORM = ModelConfig.pyramid(16, z_dim=8)
+NORMAL = ModelConfig.pyramid(16, z_dim=8, z_dist="normal")
 
 
 @pytest.fixture
@@ -22,11 +40,91 @@ def run(tiny_run):
     return tiny_run
 
 
+# ---------------------------------------------------------------- seeds
+
+
 def test_parse_seeds():
     assert parse_seeds("0-3,9") == [0, 1, 2, 3, 9] and parse_seeds("42") == [42]
     for bad in ("a-b", "5-2", "-1", ""):
         with pytest.raises(DcganError):
             parse_seeds(bad)
+
+
+# A part of a seed list: one seed, or a short range lo-hi (short: the expansion stays small).
+seed_parts = st.one_of(
+    st.integers(0, 10**6).map(lambda s: (s, s)),
+    st.tuples(st.integers(0, 10**6), st.integers(0, 20)).map(lambda p: (p[0], p[0] + p[1])),
+)
+spaces = st.sampled_from(["", " ", "  ", "\t"])
+
+
+@st.composite
+def seed_texts(draw) -> tuple[str, list[int]]:
+    """A seed list as a user types it ('0-3, 9'), spaces allowed around numbers and dashes, and its seeds."""
+    parts = draw(st.lists(seed_parts, min_size=1, max_size=6))
+    rendered, expected = [], []
+    for lo, hi in parts:
+        pad = [draw(spaces) for _ in range(4)]
+        one = (
+            f"{pad[0]}{lo}{pad[1]}"
+            if lo == hi and draw(st.booleans())
+            else f"{pad[0]}{lo}{pad[1]}-{pad[2]}{hi}{pad[3]}"
+        )
+        rendered.append(one)
+        expected.extend(range(lo, hi + 1))
+    return ",".join(rendered), expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed_texts())
+def test_parse_seeds_reads_back_every_rendered_list(case):
+    text, expected = case
+    assert parse_seeds(text) == expected
+
+
+@st.composite
+def malformed_seed_texts(draw) -> str:
+    """Valid parts with one broken part put among them."""
+    good = [f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in draw(st.lists(seed_parts, max_size=3))]
+    lo = draw(st.integers(0, 1000))
+    broken = draw(
+        st.one_of(
+            st.just(""),  # an empty part: '1,,2' or a trailing comma
+            st.just(f"-{lo}"),  # a negative seed
+            st.integers(1, 50).map(lambda k: f"{lo + k}-{lo}"),  # a range that runs backwards
+            st.just(f"{lo}-{lo}-{lo}"),
+            st.just(f"{lo}-"),
+            st.just(f"{lo}.5"),
+            st.just(f"{lo} {lo}"),
+            st.text(
+                st.characters(categories=["L", "P", "S"], exclude_characters=","), min_size=1, max_size=5
+            ),
+        )
+    )
+    at = draw(st.integers(0, len(good)))
+    return ",".join([*good[:at], broken, *good[at:]])
+
+
+@settings(max_examples=200, deadline=None)
+@given(malformed_seed_texts())
+def test_malformed_seed_lists_are_a_dcgan_error(text):
+    with pytest.raises(DcganError):
+        parse_seeds(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=16))
+def test_any_text_gives_seeds_or_a_dcgan_error_and_nothing_else(text):
+    # numbers of up to 4 digits: a range like 0-99999999999 is valid and would take all memory to expand
+    assume(not any(len(run) > 4 for run in "".join(c if c.isdecimal() else " " for c in text).split()))
+    try:
+        seeds = parse_seeds(text)
+    except DcganError:
+        return
+    assert seeds and all(isinstance(s, int) and s >= 0 for s in seeds)
+
+
+# ---------------------------------------------------------------- generating
 
 
 def test_image_k_of_seed_s_is_the_same_at_any_batch_size(run):
@@ -38,46 +136,9 @@ def test_image_k_of_seed_s_is_the_same_at_any_batch_size(run):
     in_twos = generate(g, [5, 6, 7, 8, 9], batch=2)
     assert torch.allclose(together[2], alone[0], atol=1e-6) and torch.allclose(together, in_twos, atol=1e-6)
     assert torch.equal(z_for_seeds(cfg, [7])[0], z_for_seeds(cfg, [3, 7])[1])
-
-
-def test_batch_statistics_differ_and_leave_running_stats_alone(run):
-    g = load_generator(run)
-    before = {k: v.clone() for k, v in g.state_dict().items()}
-    z = z_for_seeds(TINY, range(8))
-    assert not torch.allclose(run_generator(g, z, bn="batch"), run_generator(g, z, bn="running"))
-    assert all(torch.equal(before[k], v) for k, v in g.state_dict().items())
-
-
-def test_runs_checkpoints_and_files_load_the_same_generator(run):
-    from_run = load_generator(run)
-    from_ckpt = load_generator(run / "checkpoints" / "step-00000005")
-    from_file = load_generator(run / "generator.safetensors")
-    z = z_for_seeds(TINY, [1])
-    assert torch.equal(from_run(z), from_ckpt(z)) and torch.equal(from_run(z), from_file(z))
-
-
-def test_load_errors(tmp_path):
-    with pytest.raises(DcganError, match="holds no generator.safetensors or checkpoint"):
-        load_generator(tmp_path)
-    (tmp_path / "g.safetensors").write_bytes(b"nonsense")
-    with pytest.raises(DcganError, match="not a readable .safetensors"):
-        load_generator(tmp_path / "g.safetensors")
-
-
-def test_pytorch_examples_generator_loads_with_its_shapes(tmp_path):
-    ref = randomize(ExamplesG(nz=50, ngf=16, nc=1))
-    torch.save(ref.state_dict(), tmp_path / "netG_epoch_24.pth")
-    g = load_examples_generator(tmp_path / "netG_epoch_24.pth")
-    cfg = g.cfg
-    assert (cfg.z_dim, cfg.channels, cfg.g_base) == (50, 1, 128)
-    z = torch.randn(2, 50)
-    with torch.no_grad():
-        assert torch.allclose(g(z), ref(z[:, :, None, None]), atol=1e-6)
-
-
-def test_to_uint8_maps_the_range():
-    x = torch.tensor([-1.0, 0.0, 1.0, 2.0]).view(1, 1, 2, 2)
-    assert to_uint8(x).ravel().tolist() == [0, 128, 255, 255]
+    # and another seed is another image: a generator that ignored its seeds would pass the checks above
+    assert not torch.allclose(together[1], together[2], atol=1e-3)
+    assert not torch.equal(z_for_seeds(cfg, [3])[0], z_for_seeds(cfg, [7])[0])
 
 
 def test_sample_cli_grid_and_files(run, tmp_path):
@@ -98,5 +159,136 @@ def test_sample_cli_grid_and_files(run, tmp_path):
     one = np.asarray(Image.open(tmp_path / "d" / "seed000003.png"))
     g = load_generator(run)
     assert (one == to_uint8(generate(g, [3]))[0]).all()
+    assert not (one == np.asarray(Image.open(tmp_path / "d" / "seed000004.png"))).all()
     r = run_cli("sample", str(run), "--seeds", "9-1", "--grid", str(tmp_path / "x.png"))
     assert r.returncode == 2 and "runs backwards" in r.stderr
+
+
+# ---------------------------------------------------------------- interpolation
+
+
+def test_slerp_keeps_the_ends_and_moves_the_norm_smoothly():
+    a, b = torch.tensor([3.0, 0.0]), torch.tensor([0.0, 1.0])
+    t = torch.linspace(0, 1, 5)
+    path = slerp(a, b, t)
+    assert torch.allclose(path[0], a) and torch.allclose(path[-1], b)
+    assert torch.allclose(path.norm(dim=1), torch.tensor([3.0, 2.5, 2.0, 1.5, 1.0]))
+    assert torch.allclose(lerp(a, b, t)[2], (a + b) / 2)
+    assert torch.allclose(slerp(a, 2 * a, t)[2], 1.5 * a)  # parallel: falls back to the line
+
+
+vectors = st.integers(2, 12).flatmap(
+    lambda d: st.tuples(
+        *(st.lists(st.floats(-10, 10, width=32), min_size=d, max_size=d).map(torch.tensor) for _ in range(2))
+    )
+)
+times = st.lists(st.floats(0, 1), min_size=1, max_size=8).map(lambda ts: torch.tensor(sorted(ts)))
+
+
+def _close(x: torch.Tensor, y: torch.Tensor, scale: float) -> bool:
+    return torch.allclose(x, y, rtol=1e-4, atol=1e-4 * scale)
+
+
+@settings(max_examples=200, deadline=None)
+@given(vectors, times)
+def test_lerp_is_affine_and_reaches_both_ends(ab, t):
+    a, b = ab
+    scale = 1 + max(a.norm().item(), b.norm().item())
+    path = lerp(a, b, t)
+    assert path.shape == (len(t), len(a))
+    assert _close(path, (1 - t)[:, None] * a + t[:, None] * b, scale)
+    ends = lerp(a, b, torch.tensor([0.0, 1.0]))
+    assert _close(ends[0], a, scale) and _close(ends[1], b, scale)
+    # affine: moving both ends moves the whole path; the path beyond t = 1 continues the same line
+    shift = torch.linspace(-1, 1, len(a))
+    assert _close(lerp(a + shift, b + shift, t), path + shift, scale)
+    assert _close(lerp(a, b, torch.tensor([2.0]))[0], 2 * b - a, 3 * scale)
+
+
+@settings(max_examples=200, deadline=None)
+@given(vectors, times)
+def test_slerp_reaches_the_ends_and_its_norm_moves_monotonically(ab, t):
+    a, b = ab
+    na, nb = a.norm().item(), b.norm().item()
+    assume(min(na, nb) > 0.1)
+    # opposite directions have no single arc between them, and slerp's fallback covers parallel ones only
+    assume(torch.dot(a, b).item() / (na * nb) > -0.99)
+    scale = 1 + max(na, nb)
+    ends = slerp(a, b, torch.tensor([0.0, 1.0]))
+    assert _close(ends[0], a, scale) and _close(ends[1], b, scale)
+    norms = slerp(a, b, t).norm(dim=1)
+    tol = 1e-4 * scale
+    assert (norms >= min(na, nb) - tol).all() and (norms <= max(na, nb) + tol).all()
+    steps = norms.diff() * math.copysign(1, nb - na)  # ≥ 0 when the norm moves towards |b|
+    assert (steps >= -tol).all(), norms
+    assert _close(norms, (1 - t) * na + t * nb, scale)  # |a| to |b| linearly in t
+
+
+@settings(max_examples=100, deadline=None)
+@given(vectors, st.floats(0.05, 20), times)
+def test_slerp_of_parallel_vectors_is_the_line(ab, k, t):
+    a, _ = ab
+    assume(a.norm() > 0.1)
+    b = a * k
+    scale = 1 + max(a.norm().item(), b.norm().item())
+    assert _close(slerp(a, b, t), lerp(a, b, t), scale)
+
+
+def test_auto_mode_is_linear_for_uniform_and_spherical_for_gaussian_z():
+    assert interpolation_mode(UNIFORM, "auto") == "lerp" and interpolation_mode(NORMAL, "auto") == "slerp"
+    assert interpolation_mode(UNIFORM, "slerp") == "slerp"
+    with pytest.raises(DcganError, match="--mode must be one of"):
+        interpolation_mode(UNIFORM, "cubic")
+
+
+def test_walk_shape_and_errors():
+    z = z_for_seeds(NORMAL, [1, 2, 3])
+    rows = walk_latents(NORMAL, z, 5)
+    assert rows.shape == (2, 5, 8)
+    assert torch.allclose(rows[0, -1], rows[1, 0]) and torch.allclose(rows[1, -1], z[2])
+    # each row goes from one point to the next, by the prior's mode (slerp for Gaussian z, lerp for uniform)
+    t = torch.linspace(0, 1, 5)
+    assert torch.allclose(rows[0, 0], z[0]) and torch.allclose(rows[0], slerp(z[0], z[1], t))
+    assert not torch.allclose(rows[0], lerp(z[0], z[1], t))
+    zu = z_for_seeds(UNIFORM, [1, 2, 3])
+    assert torch.allclose(walk_latents(UNIFORM, zu, 5)[1], lerp(zu[1], zu[2], t))
+    assert torch.allclose(walk_latents(UNIFORM, zu, 5, mode="slerp")[1], slerp(zu[1], zu[2], t))
+    with pytest.raises(DcganError, match="at least 2 points"):
+        walk_latents(NORMAL, z[:1], 5)
+    with pytest.raises(DcganError, match="--steps must be at least 2"):
+        walk_latents(NORMAL, z, 1)
+
+
+# ---------------------------------------------------------------- arithmetic and vectors
+
+
+def test_arithmetic_centre_is_y_and_the_noise_stays_in_bounds():
+    a, b, c = (z_for_seeds(UNIFORM, s) for s in ([1, 2, 3], [4, 5, 6], [7, 8, 9]))
+    zs = arithmetic_latents(a, b, c, noise=0.25, seed=0)
+    y = a.mean(0) - b.mean(0) + c.mean(0)
+    assert zs.shape == (9, 8) and torch.equal(zs[4], y)
+    others = torch.cat([zs[:4], zs[5:]])
+    assert (others - y).abs().max() <= 0.25 and (others - y).abs().max() > 0.1
+    assert len({tuple(r.tolist()) for r in others}) == 8  # the 8 cells differ from each other
+    assert torch.equal(arithmetic_latents(a, b, c, 0.25, 0), zs)  # reproducible by seed
+    assert not torch.equal(arithmetic_latents(a, b, c, 0.25, 1), zs)
+    assert torch.equal(arithmetic_latents(a, b, c, 0.0, 0), y.expand(9, 8))
+    with pytest.raises(DcganError, match="--noise must be non-negative"):
+        arithmetic_latents(a, b, c, noise=-0.1)
+
+
+def test_vectors_and_walking_along_them(tmp_path):
+    z_from, z_to = z_for_seeds(NORMAL, [1, 2]), z_for_seeds(NORMAL, [3, 4])
+    v = direction(z_from, z_to)
+    assert torch.allclose(v, z_to.mean(0) - z_from.mean(0))
+    z = z_for_seeds(NORMAL, [5, 6])
+    rows = along(z, v, 5, 2.0)
+    assert rows.shape == (2, 5, 8) and torch.equal(rows[:, 2], z)
+    assert torch.allclose(rows[0, -1], z[0] + 2 * v)
+    with pytest.raises(DcganError, match="the vector has shape \\(3,\\); this generator's z has 8 values"):
+        along(z, torch.zeros(3), 5, 1.0)
+    np.save(tmp_path / "z.npy", np.zeros((2, 7), np.float32))
+    with pytest.raises(DcganError, match="shape \\(2, 7\\); this generator's z has 8 values"):
+        z_from_spec(NORMAL, str(tmp_path / "z.npy"))
+    np.save(tmp_path / "z.npy", z.numpy())
+    assert torch.equal(z_from_spec(NORMAL, str(tmp_path / "z.npy")), z)

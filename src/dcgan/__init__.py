@@ -14,7 +14,6 @@ See docs/ARCHITECTURE.md for where each part lives.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
@@ -122,6 +121,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
 
 def __getattr__(name: str) -> object:
     if name in _API:
+        import importlib
+
         return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'dcgan' has no attribute {name!r}")
 

@@ -110,8 +110,8 @@ def seeds(s: Seeds) -> list[int]:
     if isinstance(s, str):
         return sampling.parse_seeds(s)
     out = [s] if isinstance(s, (int, np.integer)) else list(s)
-    if not out or not all(isinstance(v, (int, np.integer)) and v >= 0 for v in out):
-        raise DcganError(f"expected seeds as non-negative integers (or '0-63', '3,17,42'), got {s!r}")
+    if not out or not all(isinstance(v, (int, np.integer)) and 0 <= v <= sampling.MAX_SEED for v in out):
+        raise DcganError(f"expected seeds as integers from 0 to 2^63 − 1 (or '0-63', '3,17,42'), got {s!r}")
     return [int(v) for v in out]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 from pathlib import Path
 
@@ -132,7 +133,7 @@ def load_examples_generator(path: str | os.PathLike, device: str | torch.device 
     """G from a pytorch/examples `netG_epoch_N.pth`; nz, ngf and nc are read off the weight shapes."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError) as e:
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as e:
         raise DcganError(f"{str(path)!r} is not a readable PyTorch state dict ({e})") from None
     state = {k.removeprefix("module."): v for k, v in state.items()} if isinstance(state, dict) else {}
     if "main.0.weight" not in state or "main.12.weight" not in state:

@@ -45,6 +45,11 @@ def _known_fields(cls: type, d: dict[str, Any], what: str) -> dict[str, Any]:
     return d
 
 
+def _is_int(value: Any) -> bool:
+    """An int proper: True and 2.0 are not counts of anything."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _stride2_count(image_size: int) -> int:
     """Stride-2 layers between a 4×4 map and an image_size² image."""
     return (image_size // 4).bit_length() - 1
@@ -70,7 +75,7 @@ class ModelConfig:
         size = self.image_size
         if not isinstance(size, int) or size < 16 or size > 256 or size & (size - 1):
             raise DcganError(f"image_size must be a power of two from 16 to 256, got {size!r}")
-        if self.channels not in (1, 3):
+        if not _is_int(self.channels) or self.channels not in (1, 3):
             raise DcganError(f"channels must be 1 (grey) or 3 (RGB), got {self.channels!r}")
         if not isinstance(self.z_dim, int) or self.z_dim < 1:
             raise DcganError(f"z_dim must be a positive integer, got {self.z_dim!r}")
@@ -202,6 +207,18 @@ def get_preset(name: str) -> ModelConfig:
 
 SCHEDULES = ("both", "alternate")
 DEFAULT_EPOCHS = 5  # a run's length when neither epochs nor kimg is given
+# TrainConfig fields that count something: integers only
+COUNTS = (
+    "batch",
+    "seed",
+    "sample_every",
+    "ckpt_every",
+    "log_every",
+    "keep",
+    "eval_every",
+    "eval_num",
+    "eval_patience",
+)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 ON_NAN = ("stop", "rollback")
@@ -242,6 +259,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
             object.__setattr__(self, "model", ModelConfig.from_dict(self.model))
+        for name in COUNTS:
+            if not _is_int(getattr(self, name)):
+                raise DcganError(f"{name} must be an integer, got {getattr(self, name)!r}")
         checks = [
             (self.batch >= 2, f"batch must be at least 2 (BatchNorm needs a batch), got {self.batch}"),
             (self.lr > 0, f"lr must be positive, got {self.lr}"),

@@ -8,6 +8,7 @@ pytorch/examples generate; an image then depends on which seeds are generated to
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 
@@ -18,17 +19,26 @@ from dcgan.config import ModelConfig
 from dcgan.errors import DcganError
 from dcgan.models import Generator, run_generator, z_for_seeds, z_for_seeds_spatial
 
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
+MAX_SEEDS = 10_000_000  # seeds in one list: 10M images is already far past any use of a list
+
 
 def parse_seeds(text: str) -> list[int]:
     """'0-63' or '3,17,42' or '0-3,9' → [0, 1, 2, 3, 9]."""
     seeds: list[int] = []
     for part in text.split(","):
-        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        m = re.fullmatch(r"\s*(\d{1,19})\s*(?:-\s*(\d{1,19})\s*)?", part)
         if not m:
-            raise DcganError(f"expected seeds as 0-63 or 3,17,42 (non-negative integers), got {text!r}")
+            raise DcganError(
+                f"expected seeds as 0-63 or 3,17,42 (integers from 0 to {MAX_SEED}), got {text[:80]!r}"
+            )
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi > MAX_SEED:
+            raise DcganError(f"seeds go up to {MAX_SEED} (2^63 − 1), got {hi}")
         if hi < lo:
             raise DcganError(f"seed range {part.strip()!r} runs backwards; write it as {hi}-{lo}")
+        if len(seeds) + hi - lo + 1 > MAX_SEEDS:
+            raise DcganError(f"{text[:80]!r} names more than {MAX_SEEDS:,} seeds; ask for fewer")
         seeds.extend(range(lo, hi + 1))
     if not seeds:
         raise DcganError("no seeds given")
@@ -66,15 +76,25 @@ def z_from_spec(cfg: ModelConfig, spec: str) -> torch.Tensor:
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation (a, b: (D,), t: (T,)) → (T, D); the norm moves smoothly from |a| to |b|."""
+    """Spherical interpolation (a, b: (D,), t: (T,)) → (T, D); the norm moves smoothly from |a| to |b|.
+
+    Computed in float64: near-opposite directions divide by a small sin(ω). For exactly opposite ones every
+    great circle joins them; the one through the coordinate axis least aligned with a is taken."""
+    dtype, a, b, t = a.dtype, a.double(), b.double(), t.double()
     na, nb = a.norm(), b.norm()
-    cos = torch.dot(a / na, b / nb).clamp(-1, 1)
-    omega = torch.acos(cos)
-    if omega.abs() < 1e-4:  # (anti)parallel directions: the arc is a line
-        return lerp(a, b, t)
+    ua, ub = a / na, b / nb
+    omega = torch.acos(torch.dot(ua, ub).clamp(-1, 1))
+    if omega < 1e-6:  # parallel directions: the arc is a line
+        return lerp(a, b, t).to(dtype)
     t = t[:, None]
-    direction = (torch.sin((1 - t) * omega) * a / na + torch.sin(t * omega) * b / nb) / torch.sin(omega)
-    return direction * ((1 - t) * na + t * nb)
+    if math.pi - omega < 1e-6:  # opposite: rotate through a fixed perpendicular
+        axis = torch.zeros_like(ua)
+        axis[ua.abs().argmin()] = 1.0
+        perp = axis - ua.dot(axis) * ua
+        direction = torch.cos(t * math.pi) * ua + torch.sin(t * math.pi) * perp / perp.norm()
+    else:
+        direction = (torch.sin((1 - t) * omega) * ua + torch.sin(t * omega) * ub) / torch.sin(omega)
+    return (direction * ((1 - t) * na + t * nb)).to(dtype)
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,7 @@
 import gzip
 import os
 import pickle
+import re
 import tarfile
 import zipfile
 from pathlib import Path
@@ -11,13 +12,15 @@ import lmdb
 import numpy as np
 import pytest
 import scipy.io
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from dcgan.data.arrays import parse_idx, safe_unpickle
-from dcgan.data.sources import open_source
+from dcgan.data.sources import IMAGE_EXTS, open_source
 from dcgan.errors import DcganError
 
-from helpers import rng_images, write_cifar10, write_idx
+from helpers import damages, flipped, rng_images, scratch_dir, write_cifar10, write_idx
 
 
 def items(src):
@@ -287,3 +290,161 @@ def test_unknown_sources_say_what_was_expected(tmp_path):
     (tmp_path / "empty.bin").write_bytes(b"")
     with pytest.raises(DcganError, match="an empty file"):
         open_source(tmp_path / "empty.bin")
+
+
+# ---------------------------------------------------------------- properties (Hypothesis)
+
+QUICK = settings(max_examples=30, deadline=None)  # each example writes and reads real files
+
+folder = st.text(alphabet="abc", min_size=1, max_size=2)
+stem = st.text(alphabet="xyz", min_size=1, max_size=2)  # never a folder's name, so paths cannot clash
+extension = st.sampled_from([".png", ".JPG", ".jpeg", ".webp", ".Tiff", ".txt", ".json", ""])
+
+
+def tree_path(dirs: list[str], hidden: bool, name: str, ext: str) -> str:
+    return "/".join([*dirs, ("." if hidden else "") + name + ext])
+
+
+@st.composite
+def file_trees(draw) -> dict[str, bytes]:
+    """Relative path → contents: 1-8 files up to two folders deep, some of them hidden or not images."""
+    path = st.builds(tree_path, st.lists(folder, max_size=2), st.booleans(), stem, extension)
+    return {
+        p: draw(st.binary(max_size=16)) for p in draw(st.lists(path, min_size=1, max_size=8, unique=True))
+    }
+
+
+def is_image(rel: str) -> bool:
+    base = rel.rsplit("/", 1)[-1]
+    return not base.startswith(".") and os.path.splitext(base)[1].lower() in IMAGE_EXTS
+
+
+def walk_order(rel: str) -> list[tuple[int, str]]:
+    """read_folder's order: os.walk with sorted names lists a folder's files before its subfolders."""
+    parts = rel.split("/")
+    return [(1, p) for p in parts[:-1]] + [(0, parts[-1])]
+
+
+def write_tree(root: Path, tree: dict[str, bytes]) -> Path:
+    for rel, data in tree.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return root
+
+
+def zip_tree(path: Path, tree: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> Path:
+    with zipfile.ZipFile(path, "w", compression) as z:
+        for rel, data in tree.items():
+            z.writestr(rel, data)
+    return path
+
+
+def assert_labels_name_a_folder(path: Path) -> None:
+    """With --labels: an error naming an image outside any class folder, or labels whose names are folders
+    that hold the image."""
+    try:
+        src = open_source(path, class_folders=True)
+    except DcganError as e:
+        assert "must sit in a class subfolder" in str(e)
+        return
+    assert src.label_names == sorted(set(src.label_names))
+    for _, label, sid in src.items():
+        assert src.label_names[label] in sid.split("/")[:-1]
+
+
+@QUICK
+@given(tree=file_trees(), compression=st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]))
+def test_a_folder_and_its_zip_hold_the_same_images(tmp_path_factory, tree, compression):
+    images = {rel: data for rel, data in tree.items() if is_image(rel)}
+    with scratch_dir(tmp_path_factory) as d:
+        root, archive = write_tree(d / "tree", tree), zip_tree(d / "tree.zip", tree, compression)
+        for path in (root, archive):
+            if not images:
+                with pytest.raises(DcganError, match="no images found"):
+                    open_source(path)
+                continue
+            src = open_source(path)
+            got = list(src.items())
+            assert (src.count, src.ignored, src.encoded) == (
+                len(images),
+                len(tree) - len(images) - sum(rel.rsplit("/", 1)[-1].startswith(".") for rel in tree),
+                True,
+            )
+            contents = [raw if isinstance(raw, bytes) else Path(raw).read_bytes() for raw, _, _ in got]
+            assert dict(zip([sid for _, _, sid in got], contents)) == images
+            # both say "sorted", but a zip sorts whole names while a folder lists files before subfolders
+            order = sorted(images) if path == archive else sorted(images, key=walk_order)
+            assert [sid for _, _, sid in got] == order
+            assert_labels_name_a_folder(path)
+
+
+@QUICK
+@given(tree=file_trees(), junk=st.lists(st.sampled_from(["__MACOSX/._x.png", "a/", "b/c/"]), unique=True))
+def test_zip_leaves_out_folders_and_macos_resource_forks(tmp_path_factory, tree, junk):
+    images = sorted(rel for rel in tree if is_image(rel))
+    with scratch_dir(tmp_path_factory) as d:
+        path = zip_tree(d / "a.zip", tree | dict.fromkeys(junk, b""))
+        if images:
+            assert [sid for _, _, sid in open_source(path).items()] == images
+        else:
+            with pytest.raises(DcganError, match="no images found in the zip"):
+                open_source(path)
+
+
+@QUICK
+@given(
+    tree=file_trees(),
+    spots=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), min_size=1, max_size=3),
+    which=st.integers(0, 7),
+)
+def test_a_damaged_member_of_a_stored_zip_is_unreadable_and_the_others_are_intact(
+    tmp_path_factory, tree, spots, which
+):
+    damageable = sorted(rel for rel in tree if is_image(rel) and tree[rel])
+    assume(damageable)
+    target = damageable[which % len(damageable)]
+    with scratch_dir(tmp_path_factory) as d:
+        path = zip_tree(d / "a.zip", tree, zipfile.ZIP_STORED)
+        with zipfile.ZipFile(path) as z:
+            info = z.getinfo(target)
+        # where the member's data begins: after its 30-byte local header, name and extra field
+        start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+        path.write_bytes(flipped(path.read_bytes(), spots, start, start + info.compress_size))
+        got = {sid: raw for raw, _, sid in open_source(path).items()}
+    assert "CRC" in got.pop(target).reason
+    assert got == {rel: data for rel, data in tree.items() if is_image(rel) and rel != target}
+
+
+NAMES = [  # one for every reader open_source picks by name, and some it does not know
+    "a.npy",
+    "a.npz",
+    "a.mat",
+    "a.zip",
+    "a.tar.gz",
+    "a.tgz",
+    "a.tar",
+    "train-images-idx3-ubyte",
+    "t10k-images-idx3-ubyte.gz",
+    "a.txt",
+    "a.png",
+    "a.bin",
+]
+
+
+@QUICK
+@given(name=st.sampled_from(NAMES), data=st.binary(max_size=400))
+def test_garbage_under_any_name_is_a_dcgan_error_naming_the_file(tmp_path_factory, name, data):
+    with scratch_dir(tmp_path_factory) as d:
+        (d / name).write_bytes(data)
+        with pytest.raises(DcganError, match=re.escape(name)):
+            list(open_source(d / name).items())
+
+
+@QUICK
+@given(tree=file_trees(), damage=damages(("truncate",)))
+def test_a_truncated_zip_is_a_dcgan_error(tmp_path_factory, tree, damage):
+    with scratch_dir(tmp_path_factory) as d:
+        path = zip_tree(d / "a.zip", tree)
+        path.write_bytes(damage(path.read_bytes()))
+        with pytest.raises(DcganError, match="a.zip"):
+            open_source(path)

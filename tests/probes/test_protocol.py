@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from dcgan.config import ModelConfig
+from dcgan.data.dataset import PreparedDataset
 from dcgan.errors import DcganError
-from dcgan.probes.protocol import Rows, draw, mean_ci, split
+from dcgan.probes.protocol import Rows, draw, mean_ci, probe, split
 from dcgan.probes.supervised import Classifier, Hyper, predict, sample_hyper, train_classifier
 
 from helpers import coloured, prepare_coloured, run_cli
@@ -20,6 +21,7 @@ def test_split_and_draws_are_disjoint_balanced_and_reproducible():
     s = split(labels, 50, seed=3)
     assert len(s.val) == 50 and len(s.pool) == 150 and not set(s.val) & set(s.pool)
     assert np.array_equal(split(labels, 50, seed=3).val, s.val)
+    assert not np.array_equal(split(labels, 50, seed=4).val, s.val)
     a, b = draw(labels, s.pool, 4, seed=3, index=0), draw(labels, s.pool, 4, seed=3, index=1)
     assert set(a) <= set(s.pool) and len(a) == 20
     assert (np.bincount(labels[a]) == 4).all()
@@ -52,8 +54,13 @@ def test_the_control_is_ds_body_with_a_linear_head_and_learns():
     hyper = Hyper(lr=3e-3, weight_decay=1e-4, dropout=0.0, epochs=15, batch=16, beta1=0.9)
     net = train_classifier(cfg, x, y, hyper, seed=0)
     assert (predict(net, xv) == yv).mean() >= 0.9
-    draws = [sample_hyper(random.Random(1), max_epochs=20) for _ in range(3)]
+    # one generator for the whole search (a fresh Random(1) per draw would draw the same Hyper three times)
+    rng = random.Random(1)
+    draws = [sample_hyper(rng, max_epochs=20) for _ in range(3)]
     assert all(1e-4 <= h.lr <= 3e-3 and 10 <= h.epochs <= 20 and 0 <= h.dropout <= 0.6 for h in draws)
+    assert len({h.lr for h in draws}) == 3  # the draws differ
+    rng = random.Random(1)
+    assert [sample_hyper(rng, max_epochs=20) for _ in range(3)] == draws  # and the seed draws them again
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +70,8 @@ def labelled(tmp_path_factory):
     prepare_coloured(root, "test", 80, 1)
     x, _ = coloured(20, 2)
     np.save(root / "unlabelled.npy", x)
-    assert (
-        run_cli("prepare", str(root / "unlabelled.npy"), str(root / "unlabelled"), "--size", "16").returncode
-        == 0
-    )
+    r = run_cli("prepare", str(root / "unlabelled.npy"), str(root / "unlabelled"), "--size", "16")
+    assert r.returncode == 0, r.stderr
     return root
 
 
@@ -102,6 +107,27 @@ def test_probe_runs_both_protocols_and_the_control_and_writes_a_table(tiny_run, 
 
 
 @pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"draws": 0}, "--draws must be at least 1, got 0"),
+        ({"trials": 0, "control": (5,), "budgets": (5,)}, "--trials must be at least 1"),
+        ({"max_epochs": 0}, "--max-epochs must be at least 1"),
+        ({"budgets": ()}, "label budgets are positive numbers"),
+        ({"budgets": (0,)}, "label budgets are positive numbers"),
+        ({"Cs": (1e-3, -1.0)}, "--C takes positive numbers"),
+        ({"control": (7,)}, "must also be a label budget"),
+    ],
+)
+def test_probe_refuses_numbers_that_would_give_nans_before_any_work(
+    tiny_run, labelled, tmp_path, option, message
+):
+    train, test = PreparedDataset(labelled / "train"), PreparedDataset(labelled / "test")
+    with pytest.raises(DcganError, match=message):
+        probe(str(tiny_run), train, test, str(tmp_path / "p"), val_size=40, log=lambda s: None, **option)
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize(
     ("change", "message"),
     [
         (("--dataset", "unlabelled"), "has no labels"),
@@ -122,9 +148,8 @@ def test_probe_input_errors_are_one_line(tiny_run, labelled, tmp_path, change, m
 def test_probe_refuses_a_dataset_of_another_size(tiny_run, tmp_path):
     x, y = coloured(40, 0, size=32)
     np.savez(tmp_path / "big.npz", images=x, labels=y)
-    assert (
-        run_cli("prepare", str(tmp_path / "big.npz"), str(tmp_path / "big"), "--size", "32").returncode == 0
-    )
+    r = run_cli("prepare", str(tmp_path / "big.npz"), str(tmp_path / "big"), "--size", "32")
+    assert r.returncode == 0, r.stderr
     r = run_cli(
         "probe",
         str(tiny_run),

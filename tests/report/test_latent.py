@@ -1,70 +1,16 @@
-"""Latent-space tools (PAPER.md §6): walks, arithmetic, vectors — the math, the figures' geometry, the CLI."""
+"""Latent-space figures (PAPER.md §6): the arithmetic figure's geometry, and walks, arithmetic, vectors and
+large images through the CLI. The latent math itself is tested in tests/test_sampling.py."""
 
 import numpy as np
-import pytest
-import torch
 from PIL import Image, ImageSequence
 
 from dcgan.artifacts import load_generator, save_weights
 from dcgan.config import ModelConfig
-from dcgan.errors import DcganError
 from dcgan.images import make_grid, upscale
+from dcgan.models import z_for_seeds
 from dcgan.report import latent
-from dcgan.sampling import (
-    along,
-    arithmetic_latents,
-    direction,
-    interpolation_mode,
-    lerp,
-    slerp,
-    walk_latents,
-    z_for_seeds,
-    z_from_spec,
-)
 
 from helpers import run_cli
-
-UNIFORM = ModelConfig.pyramid(16, z_dim=8)
-NORMAL = ModelConfig.pyramid(16, z_dim=8, z_dist="normal")
-
-
-def test_slerp_keeps_the_ends_and_moves_the_norm_smoothly():
-    a, b = torch.tensor([3.0, 0.0]), torch.tensor([0.0, 1.0])
-    t = torch.linspace(0, 1, 5)
-    path = slerp(a, b, t)
-    assert torch.allclose(path[0], a) and torch.allclose(path[-1], b)
-    assert torch.allclose(path.norm(dim=1), torch.tensor([3.0, 2.5, 2.0, 1.5, 1.0]))
-    assert torch.allclose(lerp(a, b, t)[2], (a + b) / 2)
-    assert torch.allclose(slerp(a, 2 * a, t)[2], 1.5 * a)  # parallel: falls back to the line
-
-
-def test_auto_mode_is_linear_for_uniform_and_spherical_for_gaussian_z():
-    assert interpolation_mode(UNIFORM, "auto") == "lerp" and interpolation_mode(NORMAL, "auto") == "slerp"
-    assert interpolation_mode(UNIFORM, "slerp") == "slerp"
-    with pytest.raises(DcganError, match="--mode must be one of"):
-        interpolation_mode(UNIFORM, "cubic")
-
-
-def test_walk_shape_and_errors():
-    z = z_for_seeds(NORMAL, [1, 2, 3])
-    rows = walk_latents(NORMAL, z, 5)
-    assert rows.shape == (2, 5, 8)
-    assert torch.allclose(rows[0, -1], rows[1, 0]) and torch.allclose(rows[1, -1], z[2])
-    with pytest.raises(DcganError, match="at least 2 points"):
-        walk_latents(NORMAL, z[:1], 5)
-    with pytest.raises(DcganError, match="--steps must be at least 2"):
-        walk_latents(NORMAL, z, 1)
-
-
-def test_arithmetic_centre_is_y_and_the_noise_stays_in_bounds():
-    a, b, c = (z_for_seeds(UNIFORM, s) for s in ([1, 2, 3], [4, 5, 6], [7, 8, 9]))
-    zs = arithmetic_latents(a, b, c, noise=0.25, seed=0)
-    y = a.mean(0) - b.mean(0) + c.mean(0)
-    assert zs.shape == (9, 8) and torch.equal(zs[4], y)
-    others = torch.cat([zs[:4], zs[5:]])
-    assert (others - y).abs().max() <= 0.25 and (others - y).abs().max() > 0.1
-    assert len({tuple(r.tolist()) for r in others}) == 8  # the 8 cells differ from each other
-    assert torch.equal(arithmetic_latents(a, b, c, 0.25, 0), zs)  # reproducible by seed
 
 
 def test_the_figures_centre_cell_is_g_of_y_exactly(tiny_run):
@@ -80,23 +26,6 @@ def test_the_figures_centre_cell_is_g_of_y_exactly(tiny_run):
     assert (figure[top : top + side, lft : lft + side] == g_y).all()
     neighbour = figure[2 : 2 + side, x0 + 2 : x0 + 2 + side]
     assert not (neighbour == g_y).all()
-
-
-def test_vectors_and_walking_along_them(tmp_path):
-    z_from, z_to = z_for_seeds(NORMAL, [1, 2]), z_for_seeds(NORMAL, [3, 4])
-    v = direction(z_from, z_to)
-    assert torch.allclose(v, z_to.mean(0) - z_from.mean(0))
-    z = z_for_seeds(NORMAL, [5, 6])
-    rows = along(z, v, 5, 2.0)
-    assert rows.shape == (2, 5, 8) and torch.equal(rows[:, 2], z)
-    assert torch.allclose(rows[0, -1], z[0] + 2 * v)
-    with pytest.raises(DcganError, match="the vector has shape \\(3,\\); this generator's z has 8 values"):
-        along(z, torch.zeros(3), 5, 1.0)
-    np.save(tmp_path / "z.npy", np.zeros((2, 7), np.float32))
-    with pytest.raises(DcganError, match="shape \\(2, 7\\); this generator's z has 8 values"):
-        z_from_spec(NORMAL, str(tmp_path / "z.npy"))
-    np.save(tmp_path / "z.npy", z.numpy())
-    assert torch.equal(z_from_spec(NORMAL, str(tmp_path / "z.npy")), z)
 
 
 def test_interpolate_cli_writes_a_grid_and_a_looping_gif(tiny_run, tmp_path):
@@ -115,10 +44,8 @@ def test_interpolate_cli_writes_a_grid_and_a_looping_gif(tiny_run, tmp_path):
         "cpu",
     )
     assert r.returncode == 0, r.stderr
-    assert Image.open(tmp_path / "w.png").size == (
-        5 * 66 + 2,
-        3 * 66 + 2,
-    )  # 3 segments × 5 steps of 64² + gaps
+    # 3 segments × 5 steps of 64² + gaps
+    assert Image.open(tmp_path / "w.png").size == (5 * 66 + 2, 3 * 66 + 2)
     gif = Image.open(tmp_path / "w.gif")
     frames = list(ImageSequence.Iterator(gif))
     assert len(frames) == 3 * 4 + 4 and gif.info["loop"] == 0  # each segment minus its end, then back home

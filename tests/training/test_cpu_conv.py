@@ -76,6 +76,5 @@ def test_trainer_installs_it_for_cpu_bf16_only():
         for prec in ("fp32", "bf16")
     }
     assert cpu_conv.GemmGradConv2d in kinds["bf16"]
-    assert (
-        cpu_conv.GemmGradConv2d not in kinds["fp32"]
-    )  # fp32 keeps oneDNN's gradients (and the golden curve)
+    # fp32 keeps oneDNN's gradients (and the golden curve)
+    assert cpu_conv.GemmGradConv2d not in kinds["fp32"]

@@ -75,9 +75,8 @@ def test_the_cuda_graph_step_trains_like_the_eager_step():
         assert torch.allclose(a, b, atol=5 * cfg.lr), (a - b).abs().max()
     d1, _ = graphed.train_step(data)
     d2, _ = graphed.train_step(data)
-    assert torch.isfinite(d1).all() and not torch.equal(
-        d1, d2
-    )  # each step's own statistics, not a stale buffer
+    # each step's own statistics, not a stale buffer
+    assert torch.isfinite(d1).all() and not torch.equal(d1, d2)
 
 
 def test_svm_on_cuda_matches_cpu():
@@ -113,13 +112,14 @@ def test_eval_every_during_graphed_cuda_training(ds, tmp_path, monkeypatch):
         for r in map(json.loads, (tmp_path / "plain" / "stats.jsonl").read_text().splitlines())
         if "loss_D" in r
     }
+    assert sorted(losses) == list(range(1, 11))  # two empty histories would compare equal below
     assert losses == pytest.approx(base_losses, rel=1e-2)  # evaluating did not disturb the graphed step
 
 
 def test_the_fast_cuda_step_trains_like_the_plain_eager_step():
     """torch.compile + D's real and fake in one split-BN call + the CUDA graph, against the same nets run
     eagerly, uncompiled, with separate real and fake passes (fp32: only the summation order differs).
-    cuda_layers' forms equal the plain layers exactly: tests/test_cuda_layers.py checks them on CPU."""
+    cuda_layers' forms equal the plain layers exactly: tests/training/test_cuda_layers.py checks them on CPU."""
     from dcgan.device import resolve
     from dcgan.training.trainer import Trainer
 

@@ -1,0 +1,362 @@
+"""Properties of the array readers (IDX, CIFAR, SVHN, NumPy) on files Hypothesis writes: a valid file reads
+back exactly; a damaged one fails with a DcganError naming it, or reads consistently, and never allocates what
+its header claims."""
+
+import functools
+import gzip
+import io
+import pickle
+import tarfile
+import tracemalloc
+
+import numpy as np
+import scipy.io
+from hypothesis import event, example, given, settings
+from hypothesis import strategies as st
+
+from dcgan.data.sources import open_source
+from dcgan.errors import DcganError
+
+from helpers import damages, rng_images, scratch_dir, with_field, write_cifar, write_idx
+
+# Each example writes and reads real files: few examples, and no deadline for the slow first one.
+QUICK = settings(max_examples=30, deadline=None)
+seeds = st.integers(0, 2**32 - 1)  # pixels come from a seeded generator: Hypothesis varies the structure
+
+
+def read_all(path, **kw):
+    """(Source, its items), or (the DcganError raised on the way, None)."""
+    try:
+        src = open_source(path, **kw)
+        return src, list(src.items())
+    except DcganError as e:
+        return e, None
+
+
+def assert_fails_or_is_consistent(path, named: str, **kw) -> None:
+    """The readers' contract for a damaged file: a DcganError that names it, or items that agree with the
+    Source (its count, its grey flag, its label names) and are uint8 images. Any other exception escapes."""
+    src, got = read_all(path, **kw)
+    event(type(src).__name__)  # --hypothesis-show-statistics: how often damage was still readable
+    if isinstance(src, DcganError):
+        assert named in str(src)
+        return
+    assert src.count == len(got) > 0
+    for raw, label, _ in got:
+        assert isinstance(raw, np.ndarray) and raw.dtype == np.uint8
+        assert raw.ndim == 2 or (raw.ndim == 3 and raw.shape[2] in (1, 3, 4))
+        assert src.grey == (raw.ndim == 2 or raw.shape[2] == 1)
+        assert label is None or src.label_names is None or 0 <= label < len(src.label_names)
+
+
+def traced_peak(fn) -> int:
+    """Peak bytes Python and NumPy allocated while fn ran (a memory-mapped file is not an allocation)."""
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+# ---------------------------------------------------------------- IDX
+
+
+@st.composite
+def idx_dataset(draw) -> tuple[np.ndarray, np.ndarray]:
+    """(N, H, W) uint8 images with N, H, W from 1 to 9, and N uint8 labels."""
+    n, h, w = (draw(st.integers(1, 9)) for _ in range(3))
+    labels = draw(st.lists(st.integers(0, 255), min_size=n, max_size=n))
+    return rng_images(n, h, w, seed=draw(seeds)), np.array(labels, np.uint8)
+
+
+@QUICK
+@given(
+    data=idx_dataset(),
+    labelled=st.booleans(),
+    gz=st.booleans(),
+    split=st.sampled_from(["train", "test"]),
+    by_folder=st.booleans(),
+)
+def test_idx_reads_back_pixels_and_labels(tmp_path_factory, data, labelled, gz, split, by_folder):
+    images, labels = data
+    prefix = "train" if split == "train" else "t10k"
+    with scratch_dir(tmp_path_factory) as d:
+        path = write_idx(d / f"{prefix}-images-idx3-ubyte", images, gz)
+        if labelled:
+            write_idx(d / f"{prefix}-labels-idx1-ubyte", labels, gz)
+        src = open_source(d, split=split) if by_folder else open_source(path)
+        got = list(src.items())
+    assert (src.reader, src.count, src.grey, src.split) == ("idx", len(images), True, split)
+    np.testing.assert_array_equal(np.stack([raw for raw, _, _ in got]), images)
+    if labelled:
+        assert [label for _, label, _ in got] == labels.tolist()
+        assert src.label_names == [str(i) for i in range(int(labels.max()) + 1)]
+    else:
+        assert {label for _, label, _ in got} == {None} and src.label_names is None
+
+
+IDX_FIELDS = ((2, 1), (3, 1), (4, 4), (8, 4), (12, 4))  # (offset, width): data type, ndim, N, H, W
+
+
+# Damage to the IDX bytes themselves; a damaged gzip stream is left out (zlib.error escapes today).
+@settings(QUICK, max_examples=120)
+@given(data=idx_dataset(), damage=damages(fields=IDX_FIELDS), gz=st.booleans())
+@example(  # a 106-byte file whose header claims 2^31 rows must fail at once, not allocate 2^31 × 90 bytes
+    data=(rng_images(1, 10, 9), np.zeros(1, np.uint8)),
+    damage=functools.partial(with_field, offset=4, width=4, value=2**31),
+    gz=False,
+)
+def test_damaged_idx_fails_with_a_dcgan_error_without_allocating_its_claim(
+    tmp_path_factory, data, damage, gz
+):
+    images, labels = data
+    with scratch_dir(tmp_path_factory) as d:
+        raw = damage(write_idx(d / "raw", images).read_bytes())
+        path = d / ("train-images-idx3-ubyte" + (".gz" if gz else ""))
+        path.write_bytes(gzip.compress(raw) if gz else raw)
+        write_idx(d / "train-labels-idx1-ubyte", labels)
+        peak = traced_peak(lambda: assert_fails_or_is_consistent(path, path.name))
+    assert peak < 1 << 20  # the file holds at most ~1 KB; its header may claim up to 2^32 rows
+
+
+# ---------------------------------------------------------------- NumPy
+
+
+@st.composite
+def saved_images(draw) -> tuple[np.ndarray, np.ndarray]:
+    """(an array as a user would save it, the N×H×W[×C] uint8 images it stands for): N×H×W, N×H×W×C or
+    N×C×H×W; uint8, integers in 0-255, or floats in [0, 1] or [-1, 1]."""
+    layout = draw(st.sampled_from(["NHW", "NHWC", "NCHW"]))
+    n, h = draw(st.integers(1, 5)), draw(st.integers(1, 9))
+    # N×C×H×W is told from N×H×W×C by C in (1, 3) and a last axis that cannot be channels
+    w = draw(st.integers(5, 9) if layout == "NCHW" else st.integers(1, 9))
+    c = None if layout == "NHW" else draw(st.sampled_from([1, 3] if layout == "NCHW" else [1, 3, 4]))
+    images = rng_images(n, h, w, c, seed=draw(seeds))
+    scale = draw(st.sampled_from(["uint8", "int16", "[0, 1]", "[-1, 1]"]))
+    if scale == "[-1, 1]":
+        images.flat[0] = 0  # a negative value is what tells [-1, 1] from [0, 1]
+    a = images.transpose(0, 3, 1, 2).copy() if layout == "NCHW" else images
+    dtype = draw(st.sampled_from([np.float16, np.float32, np.float64]))
+    stored = {
+        "uint8": a,
+        "int16": a.astype(np.int16),
+        "[0, 1]": (a / 255).astype(dtype),
+        "[-1, 1]": (a / 127.5 - 1).astype(dtype),
+    }[scale]
+    return stored, images
+
+
+@QUICK
+@given(
+    data=saved_images(),
+    container=st.sampled_from(["npy", "npz", "npz compressed"]),
+    key=st.sampled_from(["images", "x", "X", "arr_0"]),
+    label_key=st.sampled_from([None, "labels", "y", "Y"]),
+    label_seed=seeds,
+)
+def test_numpy_files_read_back_as_uint8_images_and_labels(
+    tmp_path_factory, data, container, key, label_key, label_seed
+):
+    stored, images = data
+    labels = np.random.default_rng(label_seed).integers(0, 20, len(images))
+    with scratch_dir(tmp_path_factory) as d:
+        if container == "npy":
+            path, label_key = d / "a.npy", None
+            np.save(path, stored)
+        else:
+            path = d / "a.npz"
+            arrays = {key: stored} | ({label_key: labels} if label_key else {})
+            (np.savez_compressed if container.endswith("compressed") else np.savez)(path, **arrays)
+        src = open_source(path)
+        got = list(src.items())
+    grey = images.ndim == 3 or images.shape[3] == 1
+    assert (src.reader, src.count, src.grey) == ("numpy", len(images), grey)
+    np.testing.assert_array_equal(np.stack([raw for raw, _, _ in got]), images)
+    assert all(raw.dtype == np.uint8 for raw, _, _ in got)
+    if label_key:
+        assert [label for _, label, _ in got] == labels.tolist()
+        assert src.label_names == [str(i) for i in range(labels.max() + 1)]
+    else:
+        assert {label for _, label, _ in got} == {None}
+
+
+def with_npy_header(data: bytes, shape_at: int, dim: int, descr: str, fortran: bool) -> bytes:
+    """A .npy whose (well-formed) header claims another shape, dtype or order for the same data bytes."""
+    f = io.BytesIO(data)
+    np.lib.format.read_magic(f)
+    shape, _, _ = np.lib.format.read_array_header_1_0(f)
+    shape = (*shape[:shape_at], dim, *shape[shape_at + 1 :])
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(out, {"descr": descr, "fortran_order": fortran, "shape": shape})
+    return out.getvalue() + data[f.tell() :]
+
+
+npy_headers = st.builds(
+    functools.partial,
+    st.just(with_npy_header),
+    shape_at=st.integers(0, 3),
+    dim=st.integers(1, 2**40),  # one wild dimension, so the claimed byte count cannot overflow int64
+    descr=st.sampled_from(["|u1", "<f4", ">f8", "<f2", "<i2", "<u8", "|b1", "<c8"]),
+    fortran=st.booleans(),
+)
+
+
+# The header's bytes are not flipped: a damaged header dict raises tokenize.TokenError today.
+@settings(QUICK, max_examples=80)
+@given(
+    data=saved_images(),
+    damage=st.one_of(damages(("truncate", "replace")), damages(("flip",), flip_from=128), npy_headers),
+)
+def test_damaged_npy_fails_with_a_dcgan_error_without_allocating_its_claim(tmp_path_factory, data, damage):
+    stored, _ = data
+    with scratch_dir(tmp_path_factory) as d:
+        path = d / "a.npy"
+        np.save(path, stored)
+        path.write_bytes(damage(path.read_bytes()))
+        peak = traced_peak(lambda: assert_fails_or_is_consistent(path, path.name))
+    assert peak < 1 << 20  # a .npy is memory-mapped: a header claiming 2^40 rows maps nothing
+
+
+# Only truncated or replaced: a damaged member raises zlib.error or NotImplementedError today, and a member's
+# header claim is allocated in full before its bytes are read.
+@QUICK
+@given(data=saved_images(), compressed=st.booleans(), damage=damages(("truncate", "replace")))
+def test_truncated_npz_fails_with_a_dcgan_error(tmp_path_factory, data, compressed, damage):
+    stored, _ = data
+    with scratch_dir(tmp_path_factory) as d:
+        path = d / "a.npz"
+        (np.savez_compressed if compressed else np.savez)(path, images=stored, labels=np.arange(len(stored)))
+        path.write_bytes(damage(path.read_bytes()))
+        assert_fails_or_is_consistent(path, path.name)
+
+
+# ---------------------------------------------------------------- CIFAR
+
+
+@st.composite
+def cifar_dataset(draw) -> tuple[str, dict[str, tuple[np.ndarray, list[int]]], list[str]]:
+    """(variant, batch name → (N×3072 uint8, labels) for every batch of the variant, label names)."""
+    variant = draw(st.sampled_from(["cifar10", "cifar100"]))
+    names = draw(st.lists(st.text(min_size=1, max_size=6), min_size=1, max_size=12))
+    rng = np.random.default_rng(draw(seeds))
+    batches = {}
+    batch_names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in batch_names if variant == "cifar10" else ["train", "test"]:
+        n = draw(st.integers(1, 3))
+        labels = draw(st.lists(st.integers(0, len(names) - 1), min_size=n, max_size=n))
+        batches[name] = (rng.integers(0, 256, (n, 3072), dtype=np.uint8), labels)
+    return variant, batches, names
+
+
+@QUICK
+@given(
+    data=cifar_dataset(),
+    split=st.sampled_from(["train", "test"]),
+    packed=st.sampled_from(["folder", "w", "w:gz"]),
+)
+def test_cifar_reads_back_pixels_labels_and_names(tmp_path_factory, data, split, packed):
+    variant, batches, names = data
+    wanted = [b for b in batches if (b == "test" or b == "test_batch") == (split == "test")]
+    with scratch_dir(tmp_path_factory) as d:
+        path = root = write_cifar(d / f"{variant}-batches-py", batches, names, variant)
+        if packed != "folder":
+            path = d / ("c.tar.gz" if packed == "w:gz" else "c.tar")
+            with tarfile.open(path, packed) as t:
+                t.add(root, arcname=root.name)
+        src = open_source(path, split=split)
+        got = list(src.items())
+    assert (src.reader, src.split, src.label_names) == (variant, split, names)
+    planes = np.concatenate([batches[b][0] for b in wanted]).reshape(-1, 3, 32, 32)  # rows are R, G, B planes
+    np.testing.assert_array_equal(np.stack([raw for raw, _, _ in got]), planes.transpose(0, 2, 3, 1))
+    assert [label for _, label, _ in got] == [x for b in wanted for x in batches[b][1]]
+    assert src.count == len(got)
+
+
+# Truncation only: one flipped byte can turn the pickle's 'latin1' into an unknown encoding (LookupError) or
+# an opcode into a BINBYTES8 claiming exabytes (MemoryError, or the claim allocated), and a meta file that is
+# not a dict raises AttributeError today.
+@settings(QUICK, max_examples=40)
+@given(
+    damage=damages(("truncate",)),
+    damaged=st.sampled_from(["data_batch_1", "data_batch_5", "test_batch", "batches.meta"]),
+    split=st.sampled_from(["train", "test"]),
+)
+def test_truncated_cifar_files_fail_with_a_dcgan_error(tmp_path_factory, damage, damaged, split):
+    with scratch_dir(tmp_path_factory) as d:
+        batches = {
+            name: (rng_images(1, 2, 3072, seed=i)[0], [i, 9 - i])  # two images, two labels
+            for i, name in enumerate([*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"])
+        }
+        root = write_cifar(d / "c", batches, [str(i) for i in range(10)])
+        (root / damaged).write_bytes(damage((root / damaged).read_bytes()))
+        assert_fails_or_is_consistent(root, damaged, split=split)
+
+
+not_cifar_batches = st.one_of(
+    st.none(),
+    st.integers(),
+    st.binary(max_size=20),
+    st.lists(st.integers(), max_size=3),
+    st.lists(st.integers(0, 4), max_size=3).map(lambda s: {b"data": np.zeros(s, np.uint8), b"labels": [0]}),
+    st.just({b"labels": [0]}),
+    st.just({b"data": np.zeros((1, 3072), np.uint8)}),
+    st.just({b"data": [[0] * 3072], b"labels": [0]}),
+    st.just({"data": np.zeros((1, 3072), np.uint8), "labels": [0]}),  # str keys, not the archive's bytes
+)
+
+
+@QUICK
+@given(batch=not_cifar_batches, variant=st.sampled_from(["cifar10", "cifar100"]))
+def test_pickles_that_are_not_cifar_batches_are_a_dcgan_error(tmp_path_factory, batch, variant):
+    name = "test_batch" if variant == "cifar10" else "test"
+    with scratch_dir(tmp_path_factory) as d:
+        root = write_cifar(d / "c", {}, ["a"], variant)
+        # CIFAR-100 is recognized by meta + train; the test split reads neither
+        (root / "train").write_bytes(b"")
+        (root / name).write_bytes(pickle.dumps(batch, protocol=2))
+        assert_fails_or_is_consistent(root, name, split="test")
+
+
+# ---------------------------------------------------------------- SVHN
+
+
+@st.composite
+def svhn_dataset(draw) -> tuple[np.ndarray, np.ndarray | None]:
+    """(N, H, W, 3) uint8 images, and N labels 1-10 (10 is SVHN's digit 0) or None."""
+    n, h, w = draw(st.integers(1, 5)), draw(st.integers(1, 12)), draw(st.integers(1, 12))
+    labels = draw(st.none() | st.lists(st.integers(1, 10), min_size=n, max_size=n))
+    return rng_images(n, h, w, 3, seed=draw(seeds)), None if labels is None else np.array(labels, np.uint8)
+
+
+def write_svhn(path, images: np.ndarray, labels: np.ndarray | None, compress: bool):
+    """An SVHN cropped-digits .mat: X is H×W×3×N, y is N×1."""
+    mat = {"X": images.transpose(1, 2, 3, 0)} | ({} if labels is None else {"y": labels[:, None]})
+    scipy.io.savemat(path, mat, do_compression=compress)
+    return path
+
+
+@QUICK
+@given(data=svhn_dataset(), compress=st.booleans())
+def test_svhn_reads_back_pixels_and_maps_label_10_to_0(tmp_path_factory, data, compress):
+    images, labels = data
+    with scratch_dir(tmp_path_factory) as d:
+        src = open_source(write_svhn(d / "train_32x32.mat", images, labels, compress))
+        got = list(src.items())
+    assert (src.reader, src.count, src.grey) == ("svhn", len(images), False)
+    assert src.label_names == list("0123456789")
+    np.testing.assert_array_equal(np.stack([raw for raw, _, _ in got]), images)
+    want = [None] * len(images) if labels is None else (labels % 10).tolist()
+    assert [label for _, label, _ in got] == want
+
+
+# Truncated or replaced only: one flipped bit of a .mat can crash scipy's reader (SIGSEGV, SIGBUS) or raise
+# zlib.error, ZeroDivisionError or UnboundLocalError from it today.
+@settings(QUICK, max_examples=60)
+@given(data=svhn_dataset(), compress=st.booleans(), damage=damages(("truncate", "replace")))
+def test_truncated_svhn_fails_with_a_dcgan_error(tmp_path_factory, data, compress, damage):
+    with scratch_dir(tmp_path_factory) as d:
+        path = write_svhn(d / "test_32x32.mat", *data, compress)
+        path.write_bytes(damage(path.read_bytes()))
+        peak = traced_peak(lambda: assert_fails_or_is_consistent(path, path.name))
+    assert peak < 4 << 20  # the file holds at most ~3 KB of pixels

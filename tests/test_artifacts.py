@@ -1,0 +1,109 @@
+"""Weights files and run folders: G loads the same from a run, a checkpoint and a file; load errors name the
+file; pytorch/examples state dicts import by their shapes."""
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from dcgan.artifacts import (
+    load_examples_generator,
+    load_examples_state_dict,
+    load_generator,
+    save_weights,
+)
+from dcgan.config import ModelConfig, get_preset
+from dcgan.errors import DcganError
+from dcgan.models import Discriminator, Generator, build, z_for_seeds
+
+from helpers import ExamplesD, ExamplesG, randomize
+
+TINY = ModelConfig.pyramid(16, channels=3, width=8, z_dim=8)  # what the `tiny_run` fixture trains
+
+
+def test_runs_checkpoints_and_files_load_the_same_generator(tiny_run):
+    from_run = load_generator(tiny_run)
+    from_ckpt = load_generator(tiny_run / "checkpoints" / "step-00000005")
+    from_file = load_generator(tiny_run / "generator.safetensors")
+    z = z_for_seeds(TINY, [1])
+    assert torch.equal(from_run(z), from_ckpt(z)) and torch.equal(from_run(z), from_file(z))
+    # the very tensors on disk, buffers included: a loader that rebuilt G from a seed would pass the above
+    stored = load_file(str(tiny_run / "generator.safetensors"))
+    assert stored.keys() == from_run.state_dict().keys()
+    assert all(torch.equal(from_run.state_dict()[k], v) for k, v in stored.items())
+    assert from_run.cfg == TINY and not from_run.training
+
+
+def test_save_then_load_is_the_same_generator(tmp_path):
+    g, _ = build(TINY, seed=3)
+    save_weights(g, tmp_path / "g.safetensors", TINY)
+    loaded = load_generator(tmp_path / "g.safetensors")
+    assert loaded.cfg == TINY
+    assert all(torch.equal(g.state_dict()[k], v) for k, v in loaded.state_dict().items())
+    other, _ = build(TINY, seed=4)
+    z = z_for_seeds(TINY, [0, 1])
+    with torch.no_grad():
+        assert torch.equal(loaded(z), g.eval()(z)) and not torch.equal(loaded(z), other.eval()(z))
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(DcganError, match="holds no generator.safetensors or checkpoint"):
+        load_generator(tmp_path)
+    (tmp_path / "g.safetensors").write_bytes(b"nonsense")
+    with pytest.raises(DcganError, match="not a readable .safetensors"):
+        load_generator(tmp_path / "g.safetensors")
+    with pytest.raises(DcganError, match="does not exist; give a run folder"):
+        load_generator(tmp_path / "missing.safetensors")
+    (tmp_path / "netG_epoch_3.pth").write_bytes(b"")
+    with pytest.raises(
+        DcganError, match="looks like a pytorch/examples checkpoint; pass it with --from-examples"
+    ):
+        load_generator(tmp_path / "netG_epoch_3.pth")
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(DcganError, match="carries no dcgan_model_config metadata"):
+        load_generator(tmp_path / "foreign.safetensors")
+
+
+def test_pytorch_examples_generator_loads_with_its_shapes(tmp_path):
+    ref = randomize(ExamplesG(nz=50, ngf=16, nc=1))
+    torch.save(ref.state_dict(), tmp_path / "netG_epoch_24.pth")
+    g = load_examples_generator(tmp_path / "netG_epoch_24.pth")
+    cfg = g.cfg
+    assert (cfg.z_dim, cfg.channels, cfg.g_base) == (50, 1, 128)
+    z = torch.randn(2, 50)
+    with torch.no_grad():
+        assert torch.allclose(g(z), ref(z[:, :, None, None]), atol=1e-6)
+
+
+def test_pytorch_examples_importer_refuses_other_files(tmp_path):
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(DcganError, match="is not a readable PyTorch state dict"):
+        load_examples_generator(tmp_path / "empty.pth")
+    torch.save(ExamplesD().state_dict(), tmp_path / "netD_epoch_1.pth")
+    with pytest.raises(DcganError, match="is not a pytorch/examples netG state dict"):
+        load_examples_generator(tmp_path / "netD_epoch_1.pth")
+
+
+def test_a_pth_that_is_not_a_pickle_is_a_dcgan_error(tmp_path):
+    (tmp_path / "junk.pth").write_bytes(b"not a state dict")
+    with pytest.raises(DcganError, match="is not a readable PyTorch state dict"):
+        load_examples_generator(tmp_path / "junk.pth")
+
+
+def test_pytorch_examples_state_dicts_load_and_give_the_same_outputs():
+    cfg = get_preset("examples64")
+    ref_g, ref_d = randomize(ExamplesG()), randomize(ExamplesD())
+    g, d = Generator(cfg).eval(), Discriminator(cfg).eval()
+    load_examples_state_dict(g, ref_g.state_dict())
+    # a checkpoint saved from nn.DataParallel carries a `module.` prefix
+    load_examples_state_dict(d, {f"module.{k}": v for k, v in ref_d.state_dict().items()})
+    z = torch.randn(4, 100, 1, 1)
+    with torch.no_grad():
+        x = g(z)
+        assert torch.allclose(x, ref_g(z), atol=1e-6)
+        assert torch.allclose(torch.sigmoid(d(x)), ref_d(x), atol=1e-6)  # D returns logits
+
+
+def test_examples_state_dict_of_another_shape_is_a_clear_error():
+    g = Generator(get_preset("examples64"))
+    with pytest.raises(DcganError, match="examples64 preset with the same --ngf"):
+        load_examples_state_dict(g, ExamplesG(ngf=32).state_dict())
