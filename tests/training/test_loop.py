@@ -159,6 +159,20 @@ def test_checkpoint_holds_the_whole_state(discs, tmp_path):
     assert state["config"]["model"] == TINY.to_dict()
 
 
+def test_a_checkpoint_from_before_the_rollbacks_rename_resumes_the_same(discs, tmp_path):
+    """state.pt once called the rollback counter "restarts": such a checkpoint resumes exactly."""
+    train(tiny_cfg(4, ckpt_every=2), discs, tmp_path / "straight", **quiet)
+    train(tiny_cfg(2, ckpt_every=2), discs, tmp_path / "old", **quiet)
+    path = latest_checkpoint(tmp_path / "old") / "state.pt"
+    state = torch.load(path, weights_only=True)
+    state["restarts"] = state.pop("rollbacks")
+    torch.save(state, path)
+    train(tiny_cfg(4, ckpt_every=2), discs, tmp_path / "old", **quiet)
+    assert [r["loss_D"] for r in stats(tmp_path / "old")] == [
+        r["loss_D"] for r in stats(tmp_path / "straight")
+    ]
+
+
 def test_alternate_schedule_updates_d_and_g_on_alternate_minibatches(discs, tmp_path):
     train(tiny_cfg(4, schedule="alternate", ckpt_every=4), discs, tmp_path / "run", **quiet)
     g, d = build(TINY)
