@@ -1,6 +1,8 @@
 """Weights files and run folders: G loads the same from a run, a checkpoint and a file; load errors name the
 file; pytorch/examples state dicts import by their shapes."""
 
+import json
+
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -9,6 +11,8 @@ from dcgan.artifacts import (
     load_examples_generator,
     load_examples_state_dict,
     load_generator,
+    read_best,
+    save_best,
     save_weights,
 )
 from dcgan.config import ModelConfig, get_preset
@@ -107,3 +111,21 @@ def test_examples_state_dict_of_another_shape_is_a_clear_error():
     g = Generator(get_preset("examples64"))
     with pytest.raises(DcganError, match="examples64 preset with the same --ngf"):
         load_examples_state_dict(g, ExamplesG(ngf=32).state_dict())
+
+
+def test_the_best_generator_carries_its_own_record(tmp_path):
+    """best.safetensors and best.json are two writes; a kill between them must not leave a generator
+    described by another step's record: the record inside the weights file is the one that counts."""
+    cfg = ModelConfig.pyramid(16, channels=1, width=4, z_dim=4)
+    g, _ = build(cfg, seed=0)
+    assert read_best(tmp_path) is None
+    save_best(g, tmp_path, cfg, {"step": 4, "fid[x-0000]": 9.0})
+    save_best(g, tmp_path, cfg, {"step": 6, "fid[x-0000]": 7.0})
+    (tmp_path / "best.json").write_text(
+        json.dumps({"step": 4, "fid[x-0000]": 9.0})
+    )  # killed before this write
+    assert read_best(tmp_path) == {"step": 6, "fid[x-0000]": 7.0}
+    save_weights(g, tmp_path / "best.safetensors", cfg)  # a file from before records went inside
+    assert read_best(tmp_path) == {"step": 4, "fid[x-0000]": 9.0}
+    (tmp_path / "best.safetensors").write_bytes(b"torn")
+    assert read_best(tmp_path) is None  # unreadable: the next evaluation writes a new one

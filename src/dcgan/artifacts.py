@@ -5,7 +5,8 @@ RUN/
     generator.safetensors            G's export: weights + BN buffers, the ModelConfig in the metadata
     checkpoints/step-00001000/       one checkpoint (see training/checkpoint.py for state.pt)
         G.safetensors, D.safetensors
-    best.safetensors                 with --eval-every: G of the lowest FID so far
+    best.safetensors                 with --eval-every: G of the lowest FID so far, its record inside
+    best.json                        a readable copy of that record
 
 A weights file is safetensors (nothing in it can run code) whose metadata holds the ModelConfig as JSON, so
 loading needs no flags. pytorch/examples `netG_epoch_N.pth` files are imported by reading their shapes.
@@ -20,17 +21,20 @@ import re
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
 from dcgan.config import ModelConfig, get_preset
 from dcgan.errors import DcganError
-from dcgan.fileio import atomic_path, read_safetensors
+from dcgan.fileio import atomic_path, read_safetensors, write_json
 from dcgan.models import Discriminator, Generator
 
 CONFIG_KEY = "dcgan_model_config"  # safetensors metadata key holding the ModelConfig JSON
 GENERATOR_FILE = "generator.safetensors"
+BEST_FILE, BEST_KEY = "best.safetensors", "dcgan_best"  # the file, and the metadata key of its record
 CHECKPOINTS = "checkpoints"
+CHECKPOINT_FILES = ("G.safetensors", "D.safetensors", "state.pt")  # state.pt: see training/checkpoint.py
 STEP_DIR = re.compile(r"^step-(\d{8})$")
 
 
@@ -39,11 +43,39 @@ def step_name(step: int) -> str:
     return f"step-{step:08d}"
 
 
-def save_weights(net: nn.Module, path: str | os.PathLike, cfg: ModelConfig) -> None:
-    """Weights and buffers of `net` as safetensors, atomically, with the model config in the metadata."""
+def save_weights(
+    net: nn.Module, path: str | os.PathLike, cfg: ModelConfig, extra: dict[str, str] | None = None
+) -> None:
+    """Weights and buffers of `net` as safetensors, atomically, with the model config (and `extra`) in the
+    metadata."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={CONFIG_KEY: json.dumps(cfg.to_dict())})
+        save_file(tensors, str(tmp), metadata={CONFIG_KEY: json.dumps(cfg.to_dict()), **(extra or {})})
+
+
+def save_best(g: nn.Module, run: Path, cfg: ModelConfig, record: dict) -> None:
+    """G of the best score so far with its record inside the same file — one atomic write, so the weights
+    and what they scored can never disagree — then best.json, a readable copy."""
+    save_weights(g, run / BEST_FILE, cfg, {BEST_KEY: json.dumps(record)})
+    write_json(run / "best.json", record)
+
+
+def read_best(run: Path) -> dict | None:
+    """The record of RUN/best.safetensors (step, kimg, score), read from the file itself; None when there is
+    none or it cannot be read (the next evaluation writes a new one)."""
+    path = run / BEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        if BEST_KEY in meta:
+            record = json.loads(meta[BEST_KEY])
+        else:  # written before the record went inside: best.json was its only description
+            record = json.loads((run / "best.json").read_text())
+    except (SafetensorError, OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], ModelConfig]:
@@ -54,12 +86,18 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], Mode
     return state, ModelConfig.from_dict(json.loads(meta[CONFIG_KEY]))
 
 
+def is_complete(ckpt: Path) -> bool:
+    """A checkpoint folder with all its files (one that a kill left half-deleted is not)."""
+    return ckpt.is_dir() and not ckpt.is_symlink() and all((ckpt / f).is_file() for f in CHECKPOINT_FILES)
+
+
 def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
     """Complete checkpoints of a run, oldest first."""
     root = Path(run_dir) / CHECKPOINTS
     if not root.is_dir():
         return []
-    return sorted((p for p in root.iterdir() if p.is_dir() and STEP_DIR.match(p.name)), key=lambda p: p.name)
+    found = (p for p in root.iterdir() if STEP_DIR.match(p.name) and is_complete(p))
+    return sorted(found, key=lambda p: p.name)
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:

@@ -1,6 +1,10 @@
 """prepare → read round trips: the dataset folder, its manifest, skipped files, atomic replacement."""
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import lmdb
 import numpy as np
@@ -8,7 +12,7 @@ import pytest
 from PIL import Image
 
 from dcgan.data.dataset import PreparedDataset
-from dcgan.data.prepare import _shrink_npy, prepare
+from dcgan.data.prepare import _shrink_npy, prepare, recover
 from dcgan.errors import DcganError
 from dcgan.fileio import sha256_file
 
@@ -106,3 +110,127 @@ def test_lmdb_empty_values_are_skipped_and_counted(tmp_path):
 def test_bad_max_images(tmp_path):
     with pytest.raises(DcganError, match="--max-images must be at least 1"):
         prepare(tmp_path, tmp_path / "ds", size=8, max_images=0)
+
+
+# ---------------------------------------------------------------- --force replaces a dataset and nothing else
+
+
+def _tree(root) -> dict[str, bytes]:
+    """Every file under root with its bytes: equal trees mean nothing was touched."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """A source folder of a few images inside a project folder that holds other work too."""
+    root = tmp_path / "project"
+    (root / "photos").mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(rng_images(1, 12, 12, 3, seed=i)[0]).save(root / "photos" / f"{i}.png")
+    (root / "notes").mkdir()
+    (root / "notes" / "todo.txt").write_text("mine")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("photos", "holds the source"),  # `dcgan prepare photos photos --force`
+        (".", "holds the source"),  # the folder above the source
+        ("..", "holds the source"),
+        ("notes", "replaces only a dataset made by `dcgan prepare`"),
+        ("notes/todo.txt", "is a file"),
+        ("link", "symbolic link"),
+        ("fake", "replaces only a dataset made by `dcgan prepare`"),  # manifest.json of another format
+        ("broken", "replaces only a dataset made by `dcgan prepare`"),  # manifest.json that is not JSON
+    ],
+)
+def test_force_refuses_anything_but_a_prepared_dataset_before_any_work(photos, out, message):
+    prepare(photos / "photos", photos / "ds", size=8, progress=False, workers=1)
+    (photos / "link").symlink_to(photos / "ds")
+    (photos / "fake").mkdir()
+    (photos / "fake" / "manifest.json").write_text('{"format": "someone-else/1"}')
+    (photos / "broken").mkdir()
+    (photos / "broken" / "manifest.json").write_bytes(b"\xff[")
+    before = _tree(photos.parent)
+    with pytest.raises(DcganError, match=message):
+        prepare(photos / "photos", photos / out, size=8, force=True, progress=False, workers=1)
+    assert _tree(photos.parent) == before
+
+
+def test_force_replaces_a_prepared_dataset_even_inside_the_source_folder(photos):
+    prepare(photos / "photos", photos / "photos" / "ds", size=8, progress=False, workers=1)
+    prepare(photos / "photos", photos / "photos" / "ds", size=4, force=True, progress=False, workers=1)
+    assert PreparedDataset(photos / "photos" / "ds").images.shape == (3, 4, 4, 3)
+    assert sorted(p.name for p in (photos / "photos").iterdir()) == ["0.png", "1.png", "2.png", "ds"]
+
+
+# Every state a kill can leave during `prepare --force` of NEW over OLD, by the step it stopped after:
+# (OUT, .OUT.old, .OUT.partial) and which dataset the next run must find in OUT.
+SWAP_STATES = {
+    "building": (("old",), "old"),  # .partial half written
+    "built": (("old", "partial-complete"), "old"),  # killed before the first rename
+    "moved-old-aside": (("old-aside", "partial-complete"), "new"),  # between the two renames
+    "new-in-place": (("new", "old-aside"), "new"),  # before the old one was removed
+    "removing-old": (("new", "old-aside-half"), "new"),  # during its removal
+}
+
+
+def _make_state(tmp_path, parts):
+    """Build OLD (8², 5 images) and NEW (4², 5 images) datasets, then arrange them as `parts` says."""
+    src = write_idx(tmp_path / "x-images-idx3-ubyte", rng_images(5, 8, 8))
+    prepare(src, tmp_path / "old", size=8, progress=False)
+    prepare(src, tmp_path / "new", size=4, progress=False)
+    out, old, partial = tmp_path / "ds", tmp_path / ".ds.old", tmp_path / ".ds.partial"
+    for part in parts:
+        if part == "old":
+            (tmp_path / "old").rename(out)
+        elif part == "new":
+            (tmp_path / "new").rename(out)
+        elif part.startswith("old-aside"):
+            (tmp_path / "old").rename(old)
+            if part.endswith("half"):
+                (old / "images.npy").unlink()
+        elif part == "partial-complete":
+            (tmp_path / "new").rename(partial)
+    if "partial-complete" not in parts and "new" not in parts:  # a build killed half-way
+        partial.mkdir()
+        (partial / "images.npy").write_bytes(b"\x93NUMPY half")
+    return src
+
+
+@pytest.mark.parametrize("state", list(SWAP_STATES))
+def test_a_rerun_recovers_from_a_kill_at_every_step_of_the_force_swap(tmp_path, state):
+    parts, expected = SWAP_STATES[state]
+    src = _make_state(tmp_path, parts)
+    side = {"old": 8, "new": 4}[expected]
+    if state == "moved-old-aside":  # OUT is missing here: opening it says how to finish
+        with pytest.raises(DcganError, match="run that prepare command again"):
+            PreparedDataset(tmp_path / "ds")
+    with pytest.raises(DcganError, match="already exists"):  # the rerun without --force recovers, then stops
+        prepare(src, tmp_path / "ds", size=8, progress=False)
+    ds = PreparedDataset(tmp_path / "ds")
+    ds.verify()
+    assert ds.image_size == side
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".ds")) == []
+
+
+def test_kill_9_at_any_moment_of_prepare_force_leaves_a_whole_dataset(tmp_path):
+    """The real thing: `dcgan prepare --force` in a subprocess, SIGKILLed at spread-out moments; whatever
+    the moment, what the next run starts from (after `recover`) is one whole dataset, old or new."""
+    src = tmp_path / "x.npy"
+    np.save(src, rng_images(4000, 32, 32, 3))
+    cmd = [sys.executable, "-m", "dcgan.cli", "prepare", str(src), str(tmp_path / "ds"), "--quiet"]
+    assert subprocess.run([*cmd, "--size", "32"], capture_output=True).returncode == 0
+    sizes = {32}
+    for i, delay in enumerate(np.linspace(0.3, 3.0, 6)):
+        size = 16 if i % 2 else 8
+        p = subprocess.Popen([*cmd, "--size", str(size), "--force"], stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        recover(tmp_path / "ds")  # what the next prepare does first
+        ds = PreparedDataset(tmp_path / "ds")
+        ds.verify()
+        assert ds.image_size in sizes | {size}
+        sizes.add(ds.image_size)

@@ -27,6 +27,11 @@ class PreparedDataset:
         self.path = Path(path)
         manifest_path, images_path = self.path / "manifest.json", self.path / "images.npy"
         if not manifest_path.is_file() or not images_path.is_file():
+            if (self.path.parent / f".{self.path.name}.old").is_dir():
+                raise DcganError(
+                    f"{str(self.path)!r} is half-way through a `dcgan prepare --force` that was interrupted; "
+                    "run that prepare command again: it finishes the swap first"
+                )
             raise DcganError(
                 f"expected a dataset folder made by `dcgan prepare` (with images.npy and manifest.json), "
                 f"got {str(self.path)!r}; run `dcgan prepare SOURCE {self.path}` first"

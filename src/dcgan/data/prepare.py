@@ -4,13 +4,17 @@ OUT/images.npy   uint8 (N, S, S, C), written into a memmap so sources larger tha
 OUT/labels.npy   int64 (N,), when the source has labels
 OUT/manifest.json source, reader, counts, every skipped file and why, parameters, sha256 of images.npy
 The folder is built as a hidden `.OUT.partial` sibling and renamed into place at the end, so OUT is either
-absent, the previous dataset, or complete. An interrupted run leaves only the partial folder, which the next
-run clears.
+absent, the previous dataset, or complete. `--force` replaces only a folder that is itself a prepared dataset
+(never the source, a folder holding it, a link or any other folder), by two renames through `.OUT.old`;
+`recover` (run first by every prepare) finishes or undoes a swap that a kill interrupted, and clears the
+partial folder of an interrupted build.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import multiprocessing
 import os
 import shutil
@@ -81,17 +85,13 @@ def prepare(
 ) -> dict[str, Any]:
     """Prepare `source` into the dataset folder `out`; returns the manifest. `channels=None` follows the source."""
     out = Path(out)
-    if out.exists() and not force:
-        raise DcganError(f"{str(out)!r} already exists; pass --force to replace it, or choose another OUT")
-    if out.exists() and not out.is_dir():
-        raise DcganError(f"{str(out)!r} is a file; OUT must be a folder path")
     if max_images is not None and max_images < 1:
         raise DcganError(f"--max-images must be at least 1, got {max_images}")
+    check_out(out, Path(source), force)
     src = open_source(source, split=split, class_folders=class_folders)
     spec = ImageSpec(size, channels or (1 if src.grey else 3), fit, filter, tuple(background))  # type: ignore[arg-type]
     n_max = min(src.count, max_images or src.count)
-    tmp = out.parent / f".{out.name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)  # left by an interrupted run
+    tmp = _partial(out)
     tmp.mkdir(parents=True)
     t0 = time.perf_counter()
     try:
@@ -101,7 +101,8 @@ def prepare(
         manifest = _manifest(src, spec, tmp, n, labels, skipped, read, label_names, time.perf_counter() - t0)
         _swap_into_place(tmp, out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.suppress(OSError):  # whatever failed, leave OUT whole: old, new or absent
+            recover(out)
         raise
     return manifest
 
@@ -211,13 +212,74 @@ def _manifest(
     return manifest
 
 
+def _partial(out: Path) -> Path:
+    return out.parent / f".{out.name}.partial"
+
+
+def _old(out: Path) -> Path:
+    return out.parent / f".{out.name}.old"
+
+
+def is_dataset(path: Path) -> bool:
+    """A folder that `prepare` wrote: its manifest.json says so (read only if it is small, as one is)."""
+    manifest = path / "manifest.json"
+    try:
+        if not manifest.is_file() or manifest.stat().st_size > 64 << 20:
+            return False
+        return json.loads(manifest.read_bytes()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not an object
+        return False
+
+
+def check_out(out: Path, source: Path, force: bool) -> None:
+    """OUT may be new, or with --force a prepared dataset to replace — never a link, the source, a folder
+    holding the source, or a folder `prepare` did not write. Checked before any work."""
+    if out.is_symlink():
+        raise DcganError(f"{str(out)!r} is a symbolic link; give the folder it points to as OUT")
+    recover(out)
+    if not out.exists():
+        return
+    if not force:
+        raise DcganError(f"{str(out)!r} already exists; pass --force to replace it, or choose another OUT")
+    if not out.is_dir():
+        raise DcganError(f"{str(out)!r} is a file; OUT must be a folder path")
+    src, dst = source.resolve(), out.resolve()
+    if src == dst or dst in src.parents:
+        raise DcganError(
+            f"--force would delete {str(out)!r}, which holds the source {str(source)!r}; choose another OUT"
+        )
+    if not is_dataset(out):
+        raise DcganError(
+            f"--force replaces only a dataset made by `dcgan prepare`, and {str(out)!r} has no {FORMAT} "
+            "manifest.json; choose another OUT (or remove that folder yourself)"
+        )
+
+
+def recover(out: Path) -> None:
+    """Bring OUT to a whole state after a kill at any point of a build or a --force swap: the swap is
+    out → .OUT.old, .OUT.partial (complete: its manifest is written last) → out, then .OUT.old removed."""
+    old, tmp = _old(out), _partial(out)
+    if old.is_dir() and not old.is_symlink():
+        if out.exists():  # killed after the new dataset went in: the old one was on its way out
+            shutil.rmtree(old)
+        elif is_dataset(tmp):  # killed between the renames: the complete new dataset goes in
+            os.replace(tmp, out)
+            shutil.rmtree(old)
+        else:  # the new one is gone: the old one comes back
+            os.replace(old, out)
+        fsync_dir(out.parent)
+    if tmp.is_dir() and not tmp.is_symlink():  # an interrupted build: nothing in it is needed
+        shutil.rmtree(tmp)
+
+
 def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Each step is one rename, and `recover` completes the swap from wherever a kill stopped it."""
     if out.exists():  # --force: the old dataset stays whole until the new one is in place
-        old = out.parent / f".{out.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
+        os.replace(out, _old(out))
+        fsync_dir(out.parent)
         os.replace(tmp, out)
-        shutil.rmtree(old)
+        fsync_dir(out.parent)
+        shutil.rmtree(_old(out))
     else:
         os.replace(tmp, out)
     fsync_dir(out.parent)

@@ -7,18 +7,16 @@ models were trained longer.
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from dcgan.artifacts import save_weights
+from dcgan.artifacts import read_best, save_best
 from dcgan.config import TrainConfig
 from dcgan.data.dataset import PreparedDataset
 from dcgan.errors import DcganError
-from dcgan.fileio import write_json
 from dcgan.metrics.evaluate import generated_features, real_features
 from dcgan.metrics.extractors import SHIPPED, load_extractor
 from dcgan.metrics.fid import diversity, fid_from_stats, mean_cov
@@ -88,8 +86,7 @@ class PeriodicEval:
         self.real_stats = mean_cov(real)
         self.real_diversity = diversity(real)
         self.key = f"fid[{self.ex.name}]"
-        best = run / "best.json"
-        self.best: dict[str, Any] | None = json.loads(best.read_text()) if best.is_file() else None
+        self.best = read_best(run)
         if self.best is not None and self.key not in self.best:
             self.best = None  # measured with another extractor: not comparable
         # earlier evaluations of this run (stats.jsonl was truncated to the resumed checkpoint), then each new one
@@ -110,9 +107,8 @@ class PeriodicEval:
             "eval_samples": self.cfg.eval_num,
         }
         if self.best is None or value < self.best[self.key] or self.best.get("step", 0) > trainer.step:
-            save_weights(trainer.g, self.run / "best.safetensors", self.cfg.model)
             self.best = {"step": trainer.step, "kimg": rec["kimg"], self.key: value}
-            write_json(self.run / "best.json", self.best)
+            save_best(trainer.g, self.run, self.cfg.model, self.best)
             rec["best"] = True
         past = [r for r in self.history if r["step"] < trainer.step]  # a rollback abandons later ones
         fids = [r[self.key] for r in past] + [value]

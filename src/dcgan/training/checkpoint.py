@@ -4,8 +4,10 @@ RUN/checkpoints/step-00001000/
     G.safetensors, D.safetensors   weights and BN buffers (the model config in the metadata)
     state.pt                       optimizers, step, images seen, RNG states, fixed z, config, version —
                                    only tensors, dicts, lists, numbers and strings: loads with weights_only
-A checkpoint is written into a hidden `.partial` folder and renamed: a crash mid-write leaves the previous
-checkpoints as they were, and the next start removes the leftover.
+A checkpoint is written into a hidden `.step-N.partial` folder (state.pt last) and renamed into place; one
+is removed by first renaming it to a hidden `.step-N.deleting`. So at any kill the listing holds only whole
+checkpoints, and `recover_checkpoints` (run at every start) promotes a complete partial whose rename was
+cut short and clears the rest.
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from dcgan.artifacts import CHECKPOINTS, latest_checkpoint, list_checkpoints, save_weights, step_name
+from dcgan.artifacts import (
+    CHECKPOINTS,
+    STEP_DIR,
+    is_complete,
+    latest_checkpoint,
+    list_checkpoints,
+    save_weights,
+    step_name,
+)
 from dcgan.config import ModelConfig
 from dcgan.errors import DcganError
 from dcgan.fileio import atomic_path, fsync_dir
@@ -40,9 +50,11 @@ def save_checkpoint(
         with atomic_path(tmp / "state.pt") as f:
             torch.save(state, f)
         if final.exists():  # the same step saved again (e.g. after a rollback)
-            shutil.rmtree(final)
+            shutil.rmtree(_hidden(final, "deleting"), ignore_errors=True)
+            os.replace(final, _hidden(final, "deleting"))
         os.replace(tmp, final)
         fsync_dir(root)
+        shutil.rmtree(_hidden(final, "deleting"), ignore_errors=True)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         prev = latest_checkpoint(run_dir)
@@ -52,15 +64,37 @@ def save_checkpoint(
             " — free disk space or fix permissions, then run the same command to resume"
         ) from None
     for old in list_checkpoints(run_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        remove_checkpoint(old)
     return final
 
 
-def clear_partials(run_dir: Path) -> None:
-    """Remove checkpoints left half-written by a crash."""
+def _hidden(ckpt: Path, what: str) -> Path:
+    return ckpt.parent / f".{ckpt.name}.{what}"
+
+
+def remove_checkpoint(ckpt: Path) -> None:
+    """Hide it from the listing in one rename, then delete it: a kill mid-delete leaves no half checkpoint."""
+    gone = _hidden(ckpt, "deleting")
+    shutil.rmtree(gone, ignore_errors=True)
+    os.replace(ckpt, gone)
+    fsync_dir(ckpt.parent)
+    shutil.rmtree(gone, ignore_errors=True)
+
+
+def recover_checkpoints(run_dir: Path) -> None:
+    """After a kill: a complete `.step-N.partial` with no whole step-N becomes step-N (its stats were
+    flushed before the save began); other partials and every `.deleting` folder are removed."""
     root = Path(run_dir) / CHECKPOINTS
-    for p in root.glob(".step-*.partial") if root.is_dir() else []:
-        shutil.rmtree(p, ignore_errors=True)
+    for p in sorted(root.glob(".step-*.*")) if root.is_dir() else []:
+        name = p.name[1:].rsplit(".", 1)[0]  # step-NNNNNNNN
+        final = root / name
+        if p.suffix == ".partial" and STEP_DIR.match(name) and is_complete(p) and not is_complete(final):
+            if final.exists():  # a step-N that is not whole (not written by this protocol) makes way
+                remove_checkpoint(final)
+            os.replace(p, final)
+            fsync_dir(root)
+        elif p.suffix in (".partial", ".deleting") and p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def load_checkpoint(path: Path, g: nn.Module, d: nn.Module) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from dcgan.data.dataset import PreparedDataset
 from dcgan.device import resolve
 from dcgan.errors import DcganError
 from dcgan.progress import progress_bar
-from dcgan.training.checkpoint import clear_partials
+from dcgan.training.checkpoint import recover_checkpoints
 from dcgan.training.run import (
     check_dataset_fits,
     describe,
@@ -71,7 +71,7 @@ def train(
     check_dataset_fits(cfg.model, ds, cfg.preset)
     run = Path(run_dir)
     changed = init_run(run, cfg, ds)
-    clear_partials(run)
+    recover_checkpoints(run)
     trainer = Trainer(cfg, resolve(cfg.device, cfg.precision))
     ckpt = resume(trainer, run)
     if trainer.compiled:

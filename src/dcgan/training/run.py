@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import dcgan
-from dcgan.artifacts import GENERATOR_FILE, latest_checkpoint, save_weights, step_name
+from dcgan.artifacts import BEST_FILE, GENERATOR_FILE, latest_checkpoint, read_best, save_weights, step_name
 from dcgan.config import DEFAULT_EPOCHS, PRESETS, ModelConfig, TrainConfig, config_diff, train_config
 from dcgan.data.dataset import PreparedDataset
 from dcgan.device import Placement
@@ -216,6 +216,7 @@ def summary(run: Path, trainer: Trainer, status: str, signum: int | None) -> dic
         "stats": str(run / STATS_FILE),
         "generator": str(run / GENERATOR_FILE),
     }
-    if (run / "best.json").is_file():
-        out["best"] = {"path": str(run / "best.safetensors"), **json.loads((run / "best.json").read_text())}
+    best = read_best(run)
+    if best is not None:
+        out["best"] = {"path": str(run / BEST_FILE), **best}
     return out
