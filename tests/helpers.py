@@ -11,6 +11,7 @@ import pickle
 import subprocess
 import sys
 import tempfile
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,16 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 from torch import nn
+
+
+def traced_peak(fn) -> int:
+    """Peak bytes Python and NumPy allocated while fn ran (a memory-mapped file is not an allocation)."""
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def rng_images(n: int, h: int, w: int, c: int | None = None, seed: int = 0) -> np.ndarray:

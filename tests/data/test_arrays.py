@@ -8,7 +8,7 @@ import gzip
 import io
 import pickle
 import tarfile
-import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
@@ -20,7 +20,7 @@ from numpy._core import multiarray as np_multiarray
 from dcgan.data.sources import open_source
 from dcgan.errors import DcganError
 
-from helpers import damages, rng_images, scratch_dir, with_field, write_cifar, write_idx
+from helpers import damages, rng_images, scratch_dir, traced_peak, with_field, write_cifar, write_idx
 
 # Each example writes and reads real files: few examples, and no deadline for the slow first one.
 QUICK = settings(max_examples=30, deadline=None)
@@ -50,16 +50,6 @@ def assert_fails_or_is_consistent(path, named: str, **kw) -> None:
         assert raw.ndim == 2 or (raw.ndim == 3 and raw.shape[2] in (1, 3, 4))
         assert src.grey == (raw.ndim == 2 or raw.shape[2] == 1)
         assert label is None or src.label_names is None or 0 <= label < len(src.label_names)
-
-
-def traced_peak(fn) -> int:
-    """Peak bytes Python and NumPy allocated while fn ran (a memory-mapped file is not an allocation)."""
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 # ---------------------------------------------------------------- IDX
@@ -102,22 +92,29 @@ def test_idx_reads_back_pixels_and_labels(tmp_path_factory, data, labelled, gz, 
 IDX_FIELDS = ((2, 1), (3, 1), (4, 4), (8, 4), (12, 4))  # (offset, width): data type, ndim, N, H, W
 
 
-# Damage to the IDX bytes themselves; a damaged gzip stream is left out (zlib.error escapes today).
+# Damage to the IDX bytes themselves, or (gz="damaged") to the gzip stream around them.
 @settings(QUICK, max_examples=120)
-@given(data=idx_dataset(), damage=damages(fields=IDX_FIELDS), gz=st.booleans())
+@given(data=idx_dataset(), damage=damages(fields=IDX_FIELDS), gz=st.sampled_from(["no", "yes", "damaged"]))
 @example(  # a 106-byte file whose header claims 2^31 rows must fail at once, not allocate 2^31 × 90 bytes
     data=(rng_images(1, 10, 9), np.zeros(1, np.uint8)),
     damage=functools.partial(with_field, offset=4, width=4, value=2**31),
-    gz=False,
+    gz="no",
+)
+@example(  # 2^31 × 2^31 × 4 must not wrap around to 0 bytes expected
+    data=(rng_images(1, 10, 9), np.zeros(1, np.uint8)),
+    damage=lambda b: b[:4] + (2**31).to_bytes(4, "big") * 2 + (4).to_bytes(4, "big"),
+    gz="no",
 )
 def test_damaged_idx_fails_with_a_dcgan_error_without_allocating_its_claim(
     tmp_path_factory, data, damage, gz
 ):
     images, labels = data
     with scratch_dir(tmp_path_factory) as d:
-        raw = damage(write_idx(d / "raw", images).read_bytes())
-        path = d / ("train-images-idx3-ubyte" + (".gz" if gz else ""))
-        path.write_bytes(gzip.compress(raw) if gz else raw)
+        raw = write_idx(d / "raw", images).read_bytes()
+        path = d / ("train-images-idx3-ubyte" + (".gz" if gz != "no" else ""))
+        path.write_bytes(
+            {"no": damage(raw), "yes": gzip.compress(damage(raw)), "damaged": damage(gzip.compress(raw))}[gz]
+        )
         write_idx(d / "train-labels-idx1-ubyte", labels)
         peak = traced_peak(lambda: assert_fails_or_is_consistent(path, path.name))
     assert peak < 1 << 20  # the file holds at most ~1 KB; its header may claim up to 2^32 rows
@@ -205,12 +202,13 @@ npy_headers = st.builds(
 )
 
 
-# The header's bytes are not flipped: a damaged header dict raises tokenize.TokenError today.
+def _npy_brace_gone(b: bytes) -> bytes:  # the header dict's "{" → NUL: tokenize.TokenError inside NumPy
+    return b[:10] + b"\0" + b[11:]
+
+
 @settings(QUICK, max_examples=80)
-@given(
-    data=saved_images(),
-    damage=st.one_of(damages(("truncate", "replace")), damages(("flip",), flip_from=128), npy_headers),
-)
+@given(data=saved_images(), damage=st.one_of(damages(), npy_headers))
+@example(data=(rng_images(2, 4, 4), None), damage=_npy_brace_gone)
 def test_damaged_npy_fails_with_a_dcgan_error_without_allocating_its_claim(tmp_path_factory, data, damage):
     stored, _ = data
     with scratch_dir(tmp_path_factory) as d:
@@ -221,17 +219,91 @@ def test_damaged_npy_fails_with_a_dcgan_error_without_allocating_its_claim(tmp_p
     assert peak < 1 << 20  # a .npy is memory-mapped: a header claiming 2^40 rows maps nothing
 
 
-# Only truncated or replaced: a damaged member raises zlib.error or NotImplementedError today, and a member's
-# header claim is allocated in full before its bytes are read.
-@QUICK
-@given(data=saved_images(), compressed=st.booleans(), damage=damages(("truncate", "replace")))
-def test_truncated_npz_fails_with_a_dcgan_error(tmp_path_factory, data, compressed, damage):
+def _zip_method_99(b: bytes) -> bytes:  # every central-directory entry claims compression method 99
+    out, at = bytearray(b), b.find(b"PK\x01\x02")
+    while at != -1:
+        out[at + 10 : at + 12] = (99).to_bytes(2, "little")
+        at = b.find(b"PK\x01\x02", at + 4)
+    return bytes(out)
+
+
+def _zip_encrypted(b: bytes) -> bytes:  # the general-purpose flag's encryption bit, in every header
+    out = bytearray(b)
+    for sig, off in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = b.find(sig)
+        while at != -1:
+            out[at + off] |= 1
+            at = b.find(sig, at + 4)
+    return bytes(out)
+
+
+def _deflate_garbled(b: bytes) -> bytes:  # the first byte of the first member's compressed data
+    at = b.find(b"PK\x03\x04")
+    start = (
+        at
+        + 30
+        + int.from_bytes(b[at + 26 : at + 28], "little")
+        + int.from_bytes(b[at + 28 : at + 30], "little")
+    )
+    return b[:start] + bytes([b[start] ^ 0xFF]) + b[start + 1 :]
+
+
+@settings(QUICK, max_examples=80)
+@given(data=saved_images(), compressed=st.booleans(), damage=damages())
+@example(data=(rng_images(2, 4, 4), None), compressed=True, damage=_zip_method_99)
+@example(data=(rng_images(2, 4, 4), None), compressed=True, damage=_zip_encrypted)
+@example(data=(rng_images(2, 4, 4), None), compressed=True, damage=_deflate_garbled)
+def test_damaged_npz_fails_with_a_dcgan_error_without_allocating_its_claim(
+    tmp_path_factory, data, compressed, damage
+):
     stored, _ = data
     with scratch_dir(tmp_path_factory) as d:
         path = d / "a.npz"
         (np.savez_compressed if compressed else np.savez)(path, images=stored, labels=np.arange(len(stored)))
         path.write_bytes(damage(path.read_bytes()))
-        assert_fails_or_is_consistent(path, path.name)
+        peak = traced_peak(lambda: assert_fails_or_is_consistent(path, path.name))
+    assert peak < 16 << 20  # a few KB of file: no member's header may make NumPy allocate its claim
+
+
+@QUICK
+@given(data=saved_images(), damage=npy_headers, compressed=st.booleans())
+def test_an_npz_member_whose_header_lies_is_refused_before_numpy_allocates(
+    tmp_path_factory, data, damage, compressed
+):
+    stored, _ = data
+    with scratch_dir(tmp_path_factory) as d:
+        np.save(d / "images.npy", stored)
+        path = d / "a.npz"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED) as z:
+            z.writestr("images.npy", damage((d / "images.npy").read_bytes()))
+        peak = traced_peak(lambda: assert_fails_or_is_consistent(path, path.name))
+    assert peak < 16 << 20
+
+
+@pytest.mark.parametrize(
+    ("save", "message"),
+    [
+        (lambda p: np.savez(p, images=rng_images(2, 4, 4)), None),  # an .npz named .npy reads as what it is
+        (lambda p: np.save(p, rng_images(2, 4, 4)), None),  # and the other way round
+        (lambda p: np.save(p, np.zeros((0, 8, 8), np.float32)), "holds no images"),
+        (lambda p: np.save(p, np.zeros((4, 0, 8), np.int16)), "0×8 pixels"),
+        (lambda p: np.save(p, np.zeros((3, 0, 5), np.uint8)), "0×5 pixels"),
+        (lambda p: np.savez(p, images=rng_images(2, 4, 4), labels=np.array(["a", "b"])), "labels of <U1"),
+        (lambda p: np.savez(p, images=rng_images(2, 4, 4), labels=np.array([-1, 2])), "negative labels"),
+        (lambda p: np.savez(p, images=rng_images(2, 4, 4), labels=np.array([0, 10**12])), "labels up to"),
+        (lambda p: np.savez(p, images=np.array([[1, "a"]], dtype=object)), "holds Python objects"),
+    ],
+)
+@pytest.mark.parametrize("suffix", [".npy", ".npz"])
+def test_numpy_files_of_the_wrong_kind_or_contents_are_one_clear_error(tmp_path, save, message, suffix):
+    path = tmp_path / f"a{suffix}"
+    with open(path, "wb") as f:  # np.save/np.savez would add their own suffix to a bare name
+        save(f)
+    src, got = read_all(path)
+    if message is None:
+        assert got is not None and len(got) == 2
+    else:
+        assert isinstance(src, DcganError) and message in str(src)
 
 
 # ---------------------------------------------------------------- CIFAR

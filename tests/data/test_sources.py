@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from dcgan.data.arrays import parse_idx, safe_unpickle
+from dcgan.data.items import Unreadable
 from dcgan.data.sources import IMAGE_EXTS, open_source
 from dcgan.errors import DcganError
 
@@ -415,6 +416,69 @@ def test_a_damaged_member_of_a_stored_zip_is_unreadable_and_the_others_are_intac
     assert got == {rel: data for rel, data in tree.items() if is_image(rel) and rel != target}
 
 
+def _member_headers(b: bytes, name: str) -> list[int]:
+    """Offsets of the local and central-directory headers of member `name`."""
+    found, raw = [], name.encode()
+    for sig, name_at in ((b"PK\x03\x04", 30), (b"PK\x01\x02", 46)):
+        at = b.find(sig)
+        while at != -1:
+            if b[at + name_at : at + name_at + len(raw)] == raw:
+                found.append((sig, at))
+            at = b.find(sig, at + 4)
+    return found
+
+
+def _set_member(b: bytes, name: str, what: str, value: int) -> bytes:
+    """One field of member `name`, in its local header and its central-directory entry alike."""
+    fields = {  # (offset in the local header, offset in the central entry, width)
+        "method": (8, 10, 2),
+        "flags": (6, 8, 2),
+        "size": (22, 24, 4),
+    }
+    out = bytearray(b)
+    for sig, at in _member_headers(b, name):
+        local, central, width = fields[what]
+        off = at + (local if sig == b"PK\x03\x04" else central)
+        out[off : off + width] = (
+            value if what != "flags" else int.from_bytes(b[off : off + width], "little") | value
+        ).to_bytes(width, "little")
+    return bytes(out)
+
+
+@QUICK
+@given(
+    tree=file_trees(),
+    which=st.integers(0, 7),
+    damage=st.sampled_from(["garbled", "method-99", "encrypted", "claims-4GiB"]),
+)
+def test_any_damaged_member_of_a_deflated_zip_is_skipped_with_a_reason_and_the_rest_read(
+    tmp_path_factory, tree, which, damage
+):
+    damageable = sorted(rel for rel in tree if is_image(rel) and tree[rel])
+    assume(damageable)
+    target = damageable[which % len(damageable)]
+    with scratch_dir(tmp_path_factory) as d:
+        path = zip_tree(d / "a.zip", tree, zipfile.ZIP_DEFLATED)
+        b = path.read_bytes()
+        if damage == "garbled":
+            with zipfile.ZipFile(path) as z:
+                info = z.getinfo(target)
+            start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+            end = start + min(8, info.compress_size)  # the member's own bytes, not its neighbour's header
+            b = b[:start] + bytes(x ^ 0x5A for x in b[start:end]) + b[end:]
+        else:
+            what, value = {
+                "method-99": ("method", 99),
+                "encrypted": ("flags", 1),
+                "claims-4GiB": ("size", 2**32 - 1),
+            }[damage]
+            b = _set_member(b, target, what, value)
+        path.write_bytes(b)
+        got = {sid: raw for raw, _, sid in open_source(path).items()}
+    assert isinstance(got.pop(target), Unreadable)
+    assert got == {rel: data for rel, data in tree.items() if is_image(rel) and rel != target}
+
+
 NAMES = [  # one for every reader open_source picks by name, and some it does not know
     "a.npy",
     "a.npz",
@@ -448,3 +512,14 @@ def test_a_truncated_zip_is_a_dcgan_error(tmp_path_factory, tree, damage):
         path.write_bytes(damage(path.read_bytes()))
         with pytest.raises(DcganError, match="a.zip"):
             open_source(path)
+
+
+def test_a_fifo_or_a_dangling_link_among_the_images_is_left_out_not_waited_on(tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    Image.fromarray(rng_images(1, 8, 8, 3)[0]).save(root / "a.png")
+    os.mkfifo(root / "pipe.png")  # opening it for reading would block until someone writes
+    (root / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (root / "link.png").symlink_to(root / "a.png")
+    src = open_source(root)
+    assert [sid for _, _, sid in src.items()] == ["a.png", "link.png"] and src.ignored == 2

@@ -12,7 +12,7 @@ from PIL import Image
 from dcgan.data.transforms import FILTERS, FITS, ImageSpec, parse_color, process_array, process_encoded
 from dcgan.errors import DcganError
 
-from helpers import damages, rng_images, scratch_dir
+from helpers import damages, rng_images, scratch_dir, traced_peak
 
 
 def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
@@ -245,11 +245,13 @@ def test_an_encoded_image_becomes_what_its_pixels_do(tmp_path_factory, image, sp
     np.testing.assert_array_equal(out, process_array(image, spec))
 
 
-# PNG, JPEG, GIF and WebP only: a damaged TIFF can claim millions of rows that Pillow then allocates.
-@settings(QUICK, max_examples=60)
+@pytest.mark.filterwarnings("ignore:Truncated File Read")  # Pillow's own note on a cut TIFF, then its error
+# Every format Pillow writes here, TIFF and BMP too (a damaged header can claim millions of rows): the
+# image's size is checked against the pixel limit before anything is decoded.
+@settings(QUICK, max_examples=80)
 @given(
     image=images(st.integers(1, 24), st.integers(1, 24), (3,)),
-    fmt=st.sampled_from(["PNG", "JPEG", "GIF", "WEBP"]),
+    fmt=st.sampled_from(["PNG", "JPEG", "GIF", "WEBP", "TIFF", "BMP"]),
     damage=damages(),
     spec=specs,
 )
@@ -263,6 +265,26 @@ def test_damaged_encoded_bytes_give_a_reason_or_an_image_never_an_exception(imag
     else:
         assert out.shape == (spec.size, spec.size, spec.channels) and out.dtype == np.uint8
         np.testing.assert_array_equal(process_encoded(data, spec), out)
+
+
+def test_an_image_over_the_pixel_limit_is_skipped_with_its_size_before_decoding(monkeypatch):
+    monkeypatch.setenv("DCGAN_MAX_PIXELS", "1000")
+    spec = ImageSpec(8, 3, "crop", "area", (0, 0, 0))
+    assert process_encoded(encode(Image.new("RGB", (40, 40)), "PNG"), spec) == (
+        "the image is 40×40 = 1,600 pixels, over the limit of 1,000; raise DCGAN_MAX_PIXELS if such images are real"
+    )
+    assert process_encoded(encode(Image.new("RGB", (30, 30)), "PNG"), spec).shape == (8, 8, 3)
+
+
+def test_a_thin_strip_is_padded_without_making_its_square_canvas():
+    """A 10⁶ × 1 PNG (a few KB) under --fit pad: shrunk first, never a 10⁶ × 10⁶ canvas."""
+    strip = encode(Image.new("L", (1_000_000, 1), 200), "PNG")
+    spec = ImageSpec(16, 1, "pad", "area", (0, 0, 0))
+    peak = traced_peak(lambda: process_encoded(strip, spec))
+    out = process_encoded(strip, spec)
+    assert out.shape == (16, 16, 1) and peak < 64 << 20
+    bright = out[:, :, 0].min(1) > 0  # the strip: one full row across the middle, black around it
+    assert bright.sum() == 1 and bright[7] and out[:, :, 0].sum() == out[7, :, 0].sum()
 
 
 def without_address(reason: str) -> str:

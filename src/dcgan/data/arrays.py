@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import math
 import pickle
 import pickletools
 import tarfile
+import tokenize
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from dcgan.data import limits
 from dcgan.data.items import Item, Source
 from dcgan.errors import DcganError
 
@@ -67,7 +70,7 @@ def parse_idx(data: bytes, name: str) -> np.ndarray:
         raise DcganError(f"{name} is truncated inside its header; re-download it")
     dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     body = memoryview(data)[4 + 4 * ndim :]
-    expected = int(np.prod(dims, dtype=np.int64))
+    expected = math.prod(dims)  # Python ints: 2^31 × 2^31 × 4 must not wrap to 0
     if len(body) != expected:
         raise DcganError(
             f"{name} is {'truncated' if len(body) < expected else 'too long'}: its header says "
@@ -77,13 +80,21 @@ def parse_idx(data: bytes, name: str) -> np.ndarray:
 
 
 def _read_maybe_gz(path: Path) -> bytes:
+    """The file's bytes, gunzipped if it ends in .gz — in chunks, stopping where deflate could not have
+    expanded the compressed bytes present (a bomb), so memory follows the file, not its claims."""
     try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path) as f:
-                return f.read()
-        return path.read_bytes()
-    except (OSError, EOFError) as e:
-        raise DcganError(f"{str(path)!r} could not be read ({e}); re-download it") from None
+        if not path.name.endswith(".gz"):
+            return path.read_bytes()
+        compressed, out = path.stat().st_size, bytearray()
+        with gzip.open(path) as f:
+            while chunk := f.read(1 << 16):
+                out += chunk
+                limits.check_expansion(repr(str(path)), len(out), compressed)
+        return bytes(out)
+    except limits.DECOMPRESS_ERRORS as e:
+        raise DcganError(
+            f"{str(path)!r} could not be read ({type(e).__name__}: {e}); re-download it"
+        ) from None
 
 
 def read_idx(path: Path, split: str | None = None) -> Source:
@@ -101,6 +112,7 @@ def read_idx(path: Path, split: str | None = None) -> Source:
     images = parse_idx(_read_maybe_gz(images_path), repr(str(images_path)))
     if images.ndim != 3:
         raise DcganError(f"{str(images_path)!r} holds a {images.ndim}-d array; expected N×H×W images (idx3)")
+    _check_area(images, images_path)
     labels = None
     stem = images_path.name.removesuffix(".gz").replace("images-idx3", "labels-idx1")
     labels_path = next(
@@ -115,7 +127,11 @@ def read_idx(path: Path, split: str | None = None) -> Source:
         labels = parse_idx(_read_maybe_gz(labels_path), repr(str(labels_path)))
         if labels.ndim != 1:
             raise DcganError(f"{str(labels_path)!r} holds a {labels.ndim}-d array; expected N labels (idx1)")
-    names = [str(i) for i in range(int(labels.max()) + 1)] if labels is not None else None
+        if len(labels) != len(images):
+            raise DcganError(
+                f"{str(images_path)!r}: {len(images)} images but {len(labels)} labels; the files do not belong together"
+            )
+    names = _class_names(labels, images_path)
     return _array_source("idx", images_path, images, labels, label_names=names, split=split)
 
 
@@ -353,28 +369,91 @@ def read_svhn(path: Path) -> Source:
     )
 
 
+# What NumPy's .npy/.npz readers raise for a damaged file, beyond the decompressors' errors: a mangled header
+# dict (tokenize.TokenError, SyntaxError), a dimension past int64 (OverflowError).
+_NPY_ERRORS = (
+    *limits.DECOMPRESS_ERRORS,
+    ValueError,
+    tokenize.TokenError,
+    SyntaxError,
+    OverflowError,
+    TypeError,
+)
+
+
 def read_array_file(path: Path) -> Source:
-    """A .npy of images (memory-mapped), or a .npz with `images`/`x` and optional `labels`/`y`."""
+    """A .npy of images (memory-mapped), or a .npz with `images`/`x` and optional `labels`/`y` — told apart
+    by their bytes, not their names."""
     try:
-        if path.suffix.lower() == ".npy":
-            arr, labels = np.load(path, mmap_mode="r", allow_pickle=False), None
+        with open(path, "rb") as f:
+            is_zip = f.read(4) == b"PK\x03\x04"
+        if is_zip:
+            arr, labels = _read_npz(path)
         else:
-            with np.load(path, allow_pickle=False) as z:
-                key = next((k for k in ("images", "x", "X", "arr_0") if k in z.files), None)
-                if key is None:
-                    raise DcganError(f"{str(path)!r} has arrays {z.files}; expected one named images or x")
-                arr = z[key]
-                lkey = next((k for k in ("labels", "y", "Y") if k in z.files), None)
-                labels = z[lkey] if lkey else None
+            arr, labels = np.load(path, mmap_mode="r", allow_pickle=False), None
     except DcganError:
         raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise DcganError(f"{str(path)!r} is not a readable NumPy file ({e})") from None
+    except _NPY_ERRORS as e:
+        raise DcganError(f"{str(path)!r} is not a readable NumPy file ({type(e).__name__}: {e})") from None
     arr = _as_nhwc_uint8(arr, path)
     if labels is not None:
-        labels = np.asarray(labels).reshape(-1).astype(np.int64)
-    names = [str(i) for i in range(int(labels.max()) + 1)] if labels is not None and len(labels) else None
+        if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool) or labels.ndim > 2:
+            raise DcganError(
+                f"{str(path)!r} holds labels of {labels.dtype} {labels.shape}; expected N integers"
+            )
+        labels = labels.reshape(-1).astype(np.int64)
+        if len(labels) and labels.min() < 0:
+            raise DcganError(f"{str(path)!r} holds negative labels; expected class indices 0 … K−1")
+    names = _class_names(labels, path) if labels is not None and len(labels) == len(arr) else None
     return _array_source("numpy", path, arr, labels, label_names=names)
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(images, labels or None) of a .npz, each member's header checked against its stored bytes before
+    NumPy allocates what the header claims."""
+    with zipfile.ZipFile(path) as z:
+        members = {i.filename.removesuffix(".npy"): i for i in z.infolist()}
+        key = next((k for k in ("images", "x", "X", "arr_0") if k in members), None)
+        if key is None:
+            raise DcganError(f"{str(path)!r} has arrays {sorted(members)}; expected one named images or x")
+        lkey = next((k for k in ("labels", "y", "Y") if k in members), None)
+        return _npz_member(z, members[key], path), _npz_member(z, members[lkey], path) if lkey else None
+
+
+def _npz_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
+    name = f"{str(path)!r} member {info.filename}"
+    limits.check_expansion(name, info.file_size, info.compress_size)
+    headers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    with z.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version not in headers:
+            raise DcganError(f"{name} is a .npy of format {version}; expected 1.0 or 2.0, as np.save writes")
+        shape, _, dtype = headers[version](f)
+        if dtype.hasobject:
+            raise DcganError(f"{name} holds Python objects; expected numbers")
+        claimed = math.prod(shape) * dtype.itemsize
+        if claimed > info.file_size:
+            raise DcganError(
+                f"{name} claims {shape} {dtype} ({claimed:,} bytes) but stores {info.file_size:,}"
+            )
+    with z.open(info) as f:
+        return np.lib.format.read_array(f, allow_pickle=False)
+
+
+def _check_area(images: np.ndarray, path: Path) -> None:
+    if images.ndim >= 3 and images.shape[1] * images.shape[2] == 0:
+        raise DcganError(
+            f"{str(path)!r} holds images of {images.shape[1]}×{images.shape[2]} pixels: none to train on"
+        )
+
+
+def _class_names(labels: np.ndarray | None, path: Path) -> list[str] | None:
+    """'0' … str(max label), within the classes limit; None without labels."""
+    if labels is None or not len(labels):
+        return None
+    high = int(labels.max())
+    limits.check_labels(repr(str(path)), high)
+    return [str(i) for i in range(high + 1)]
 
 
 def _as_nhwc_uint8(arr: np.ndarray, path: Path) -> np.ndarray:
@@ -386,6 +465,9 @@ def _as_nhwc_uint8(arr: np.ndarray, path: Path) -> np.ndarray:
             f"{str(path)!r} holds an array of shape {arr.shape}; expected images as N×H×W, N×H×W×C or N×C×H×W "
             "with C = 1, 3 or 4"
         )
+    if arr.size == 0:
+        _check_area(arr, path)
+        raise DcganError(f"{str(path)!r} holds no images")
     if arr.dtype == np.uint8:
         return arr
     if np.issubdtype(arr.dtype, np.floating):

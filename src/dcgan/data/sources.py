@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dcgan.data import limits
 from dcgan.data.arrays import cifar_files, read_array_file, read_cifar, read_idx, read_svhn
 from dcgan.data.items import Item, Raw, Source, Unreadable
 from dcgan.errors import DcganError
@@ -88,14 +89,16 @@ def _labels_from_paths(rel_paths: list[str], origin: str) -> tuple[list[int], li
 
 
 def read_folder(root: Path, class_folders: bool = False) -> Source:
-    """All images under `root`, recursively, in sorted order; hidden files and folders are left out."""
+    """All images under `root`, recursively, in sorted order; hidden files and folders, and anything that is
+    not a regular file (FIFOs, devices, dangling links: counted as ignored), are left out."""
     files, ignored = [], 0
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for f in sorted(filenames):
             if f.startswith("."):
                 continue
-            if os.path.splitext(f)[1].lower() in IMAGE_EXTS:
+            # a regular file (or a link to one): a FIFO named pipe.png would block the reader forever
+            if os.path.splitext(f)[1].lower() in IMAGE_EXTS and os.path.isfile(os.path.join(dirpath, f)):
                 files.append(os.path.relpath(os.path.join(dirpath, f), root).replace(os.sep, "/"))
             else:
                 ignored += 1
@@ -141,14 +144,23 @@ def read_zip(path: Path, class_folders: bool = False) -> Source:
     def items() -> Iterator[Item]:
         with zipfile.ZipFile(path) as z:
             for i, name in enumerate(names):
-                try:
-                    raw: Raw = z.read(name)
-                except (zipfile.BadZipFile, OSError, EOFError) as e:
-                    raw = Unreadable(f"corrupt zip member: {e}")
-                yield raw, labels[i] if labels else None, name
+                yield _zip_member(z, name), labels[i] if labels else None, name
 
     zf.close()
     return Source("zip", path, len(names), items, label_names, encoded=True, ignored=ignored)
+
+
+def _zip_member(z: zipfile.ZipFile, name: str) -> Raw:
+    """A member's bytes, or Unreadable with the reason: damaged, encrypted, an unknown compression, or
+    claiming more bytes than its compressed ones can hold (a bomb) — one such member never stops the rest."""
+    try:
+        info = z.getinfo(name)
+        limits.check_expansion(f"zip member {name}", info.file_size, info.compress_size)
+        return z.read(info)
+    except DcganError as e:
+        return Unreadable(str(e))
+    except limits.DECOMPRESS_ERRORS as e:
+        return Unreadable(f"corrupt zip member: {type(e).__name__}: {e}")
 
 
 def read_lmdb(root: Path) -> Source:

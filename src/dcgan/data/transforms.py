@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import io
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from dcgan.data import limits
 from dcgan.errors import DcganError
 
 FITS = ("crop", "pad", "stretch")
@@ -26,13 +28,18 @@ FILTERS = {
 }
 # What Pillow raises on a corrupt, truncated or hostile file. Decoding untrusted files is the one place where
 # a wide net is right: the reason is recorded in the manifest (or raised with --strict), never swallowed.
-DECODE_ERRORS = (
+DECODE_ERRORS = (  # what Pillow's many decoders raise for a damaged or odd file (DDS, BLP, …): a skip reason
     OSError,
     ValueError,
     SyntaxError,
     EOFError,
     struct.error,
     IndexError,
+    KeyError,
+    TypeError,
+    NotImplementedError,
+    RuntimeError,
+    zlib.error,
     Image.DecompressionBombError,
 )
 
@@ -85,6 +92,7 @@ def decode(raw: bytes | str | Path, spec: ImageSpec) -> Image.Image:
     """Open encoded bytes or a file path; JPEGs decode at reduced scale when that still leaves 2× the target."""
     try:
         img = Image.open(io.BytesIO(raw) if isinstance(raw, bytes) else raw)
+        limits.check_pixels("the image", *img.size)  # from the header, before a pixel is decoded
         if img.format == "JPEG":
             w, h = img.size
             scale = 2 * spec.size / (min(w, h) if spec.fit == "crop" else max(w, h))
@@ -92,6 +100,8 @@ def decode(raw: bytes | str | Path, spec: ImageSpec) -> Image.Image:
                 img.draft(img.mode, (int(w * scale) + 1, int(h * scale) + 1))
         img.load()
         return ImageOps.exif_transpose(img)
+    except DcganError as e:
+        raise DecodeError(str(e)) from None
     except DECODE_ERRORS as e:
         raise DecodeError(f"{type(e).__name__}: {e}") from None
 
@@ -122,6 +132,10 @@ def fit_square(img: Image.Image, spec: ImageSpec) -> Image.Image:
         left, top = (w - m) // 2, (h - m) // 2
         img = img.crop((left, top, left + m, top + m))
     elif spec.fit == "pad" and (w != h or w < s):
+        if max(w, h) ** 2 > limits.max_pixels():  # a 10⁶ × 1 strip: shrink it first, not its square canvas
+            f = s / max(w, h)
+            img = img.resize((max(1, round(w * f)), max(1, round(h * f))), FILTERS[spec.filter])
+            w, h = img.size
         side = max(w, h, s)  # small images sit unscaled in the middle of a size² canvas (28² → 32²)
         fill = spec.background[0] if img.mode == "L" else spec.background
         canvas = Image.new(img.mode, (side, side), fill)
