@@ -5,6 +5,8 @@ import json
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 from dcgan.artifacts import (
@@ -19,7 +21,7 @@ from dcgan.config import ModelConfig, get_preset
 from dcgan.errors import DcganError
 from dcgan.models import Discriminator, Generator, build, z_for_seeds
 
-from helpers import ExamplesD, ExamplesG, randomize
+from helpers import ExamplesD, ExamplesG, randomize, scratch_dir
 
 TINY = ModelConfig.pyramid(16, channels=3, width=8, z_dim=8)  # what the `tiny_run` fixture trains
 
@@ -129,3 +131,43 @@ def test_the_best_generator_carries_its_own_record(tmp_path):
     assert read_best(tmp_path) == {"step": 4, "fid[x-0000]": 9.0}
     (tmp_path / "best.safetensors").write_bytes(b"torn")
     assert read_best(tmp_path) is None  # unreadable: the next evaluation writes a new one
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    edit=st.one_of(
+        st.tuples(st.sampled_from(["g_base", "z_dim", "channels", "image_size", "g_layers"]), json_values),
+        st.tuples(st.just("g_base"), st.sampled_from([2**22, 2**40, 0, -1])),  # a huge model, or none
+        st.tuples(st.just("whole"), json_values),
+        st.tuples(st.just("not-json"), st.text(max_size=10)),
+    )
+)
+def test_a_weights_file_whose_config_lies_is_refused_before_the_model_is_built(tmp_path_factory, edit):
+    """Metadata that is not JSON, not an object, an invalid config, or a config of another (say 2^22-wide)
+    network than the tensors stored: a DcganError before anything of the claimed size is allocated."""
+    cfg = ModelConfig.pyramid(16, channels=1, width=4, z_dim=4)
+    g, _ = build(cfg, seed=0)
+    with scratch_dir(tmp_path_factory) as d:
+        spec = cfg.to_dict()
+        key, value = edit
+        if key == "whole":
+            text = json.dumps(value)
+        elif key == "not-json":
+            text = "{" + value
+        else:
+            spec[key] = value
+            text = json.dumps(spec)
+        tensors = {k: v.contiguous() for k, v in g.state_dict().items()}
+        save_file(tensors, str(d / "g.safetensors"), metadata={"dcgan_model_config": text})
+        try:
+            loaded = load_generator(d / "g.safetensors")
+        except DcganError:
+            return
+        assert loaded.cfg == cfg  # accepted only when the edit changed nothing that matters

@@ -78,12 +78,40 @@ def read_best(run: Path) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], ModelConfig]:
-    """(state dict, model config) of a .safetensors file written by dcgan."""
-    state, meta = read_safetensors(path)
+def read_weights(
+    path: str | os.PathLike, net: type[nn.Module] = Generator
+) -> tuple[dict[str, torch.Tensor], ModelConfig]:
+    """(state dict, model config) of a .safetensors of `net` written by dcgan. The config is read and the
+    stored tensors' names and shapes checked against the network it describes (built on the meta device:
+    nothing allocated) before any tensor is loaded — a config that asks for a huge model is refused."""
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise DcganError(f"{str(path)!r} is not a readable .safetensors file ({e})") from None
     if CONFIG_KEY not in meta:
         raise DcganError(f"{str(path)!r} carries no {CONFIG_KEY} metadata; it was not written by dcgan")
-    return state, ModelConfig.from_dict(json.loads(meta[CONFIG_KEY]))
+    try:
+        spec = json.loads(meta[CONFIG_KEY])
+        cfg = ModelConfig.from_dict(spec) if isinstance(spec, dict) else None
+    except (ValueError, TypeError):
+        cfg = None
+    if cfg is None:
+        raise DcganError(
+            f"{str(path)!r}: its {CONFIG_KEY} metadata is not a model config; it was not written by dcgan"
+        )
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in net(cfg).state_dict().items()}
+    if stored != expected:
+        diff = sorted(set(stored.items()) ^ set(expected.items()))[:1]
+        what = "D" if net is Discriminator else "G"
+        raise DcganError(
+            f"{str(path)!r} does not hold the weights of the {what} its own config describes (first difference: "
+            f"{diff[0][0]} {diff[0][1]}); the file is damaged or not a {what}"
+        )
+    state, _ = read_safetensors(path)
+    return state, cfg
 
 
 def is_complete(ckpt: Path) -> bool:
@@ -131,7 +159,7 @@ def weights_file(path: str | os.PathLike, net: str = "G") -> Path:
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
     """G in eval mode (its config in `.cfg`) from a run folder, a checkpoint folder or a generator
     .safetensors."""
-    state, cfg = read_weights(weights_file(path, "G"))
+    state, cfg = read_weights(weights_file(path, "G"), Generator)
     g = Generator(cfg)
     g.load_state_dict(state)
     return g.to(device, memory_format=torch.channels_last).eval()
@@ -140,14 +168,9 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
 def load_discriminator(path: str | os.PathLike, device: str | torch.device = "cpu") -> Discriminator:
     """D in eval mode (its config in `.cfg`) from a run folder (latest checkpoint), a checkpoint folder or
     a D.safetensors."""
-    state, cfg = read_weights(weights_file(path, "D"))
+    state, cfg = read_weights(weights_file(path, "D"), Discriminator)
     d = Discriminator(cfg)
-    try:
-        d.load_state_dict(state)
-    except RuntimeError as e:
-        raise DcganError(
-            f"{str(path)!r} does not hold the weights of a discriminator ({str(e).splitlines()[0]})"
-        ) from None
+    d.load_state_dict(state)
     return d.to(device, memory_format=torch.channels_last).eval()
 
 

@@ -1,10 +1,13 @@
 """PreparedDataset: memory-mapped minibatches in the caller's order, normalization, and refusing bad folders."""
 
+import contextlib
 import json
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dcgan.data.dataset import PreparedDataset, to_unit_range
 from dcgan.data.prepare import prepare
@@ -73,3 +76,51 @@ def test_a_foreign_manifest_is_refused(ds_path):
     (ds_path / "manifest.json").write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(DcganError, match="is not a dcgan-dataset/1 manifest"):
         PreparedDataset(ds_path)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    change=st.one_of(
+        st.tuples(
+            st.just("drop"),
+            st.sampled_from(["format", "shape", "images_sha256", "counts", "labels", "source"]),
+        ),
+        st.tuples(
+            st.sampled_from(["format", "shape", "counts", "labels", "label_names", "skipped", "background"]),
+            json_values,
+        ),
+        st.tuples(st.just("whole"), json_values),
+        st.tuples(st.just("bytes"), st.binary(max_size=40)),
+    )
+)
+def test_a_damaged_manifest_is_one_clear_error_or_still_describes_the_dataset(ds_path, change, capsys):
+    """PreparedDataset and `dcgan info` on a manifest.json that is not JSON, not an object, or missing or
+    mistyping any key: a DcganError (exit 2) or a description — never another exception. (The folder is
+    shared by the examples on purpose: each restores the manifest it damaged.)"""
+    from dcgan.cli import main
+
+    manifest = ds_path / "manifest.json"
+    good = manifest.read_bytes()
+    try:
+        m = json.loads(good)
+        key, value = change
+        if key == "drop":
+            m.pop(value, None)
+        elif key == "whole":
+            m = value
+        elif key != "bytes":
+            m[key] = value
+        manifest.write_bytes(value if key == "bytes" else json.dumps(m).encode())
+        with contextlib.suppress(DcganError):
+            PreparedDataset(ds_path)
+        assert main(["info", str(ds_path)]) in (0, 2)
+    finally:
+        manifest.write_bytes(good)
+        capsys.readouterr()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -376,3 +377,41 @@ def test_tensorboard_events_when_the_extra_is_installed(discs, tmp_path):
     acc = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     acc.Reload()
     assert [e.step for e in acc.Scalars("loss_D")] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda run: (run / "config.json").write_bytes(b"{not json"), "is not a run's config.json"),
+        (lambda run: (run / "config.json").write_bytes(b"\xff\xfe["), "is not a run's config.json"),
+        (lambda run: (run / "config.json").write_text("[]"), "is not a run's config.json"),
+        (lambda run: (run / "config.json").write_text('{"train": {}}'), "is not a run's config.json"),
+        (lambda run: torch.save({}, latest_checkpoint(run) / "state.pt"), "cannot be resumed"),
+        (lambda run: torch.save([1, 2], latest_checkpoint(run) / "state.pt"), "not a training state"),
+        (
+            lambda run: (latest_checkpoint(run) / "state.pt").write_bytes(pickle.dumps(Payload())),
+            "could not be loaded",
+        ),
+        (
+            lambda run: (latest_checkpoint(run) / "state.pt").write_bytes(b"PK\x03\x04 torn"),
+            "could not be loaded",
+        ),
+        (
+            lambda run: (latest_checkpoint(run) / "G.safetensors").write_bytes(b"\x08" + b"\0" * 7 + b"{}"),
+            "could not be loaded",
+        ),
+    ],
+)
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch's note on the payload pickle
+def test_a_damaged_run_folder_is_one_clear_error_before_any_training(discs, tmp_path, damage, message):
+    train(tiny_cfg(2, ckpt_every=2), discs, tmp_path / "run", **quiet)
+    damage(tmp_path / "run")
+    with pytest.raises(DcganError, match=message):
+        train(tiny_cfg(4, ckpt_every=2), discs, tmp_path / "run", **quiet)
+
+
+class Payload:
+    """A pickle that would run code when loaded without weights_only."""
+
+    def __reduce__(self):
+        return (print, ("this must never run",))

@@ -113,27 +113,41 @@ def cmd_info(a: argparse.Namespace) -> int:
 
 
 def describe_dataset(ds: Any) -> str:
-    """The human-readable summary `dcgan info` prints."""
+    """The human-readable summary `dcgan info` prints; a field the manifest lacks shows as '?'."""
     m = ds.manifest
-    n, s, _, c = m["shape"]
-    counts = m["counts"]
+    n, s, _, c = ds.images.shape if ds.images.ndim == 4 else (len(ds), ds.image_size, 0, ds.channels)
+
+    def get(key: str, where: dict | None = None) -> Any:
+        value = (m if where is None else where).get(key, "?")
+        return "?" if value is None else value
+
+    def num(value: Any) -> str:
+        return f"{value:,}" if isinstance(value, int) else str(value)
+
+    counts = m.get("counts") if isinstance(m.get("counts"), dict) else {}
+    background = m.get("background")
     lines = [
         f"dataset   {ds.path}",
         f"images    {n:,} × {s}×{s}×{c} uint8 ({ds.images.nbytes / 2**20:.1f} MiB)",
-        f"source    {m['source']} ({m['reader']}{', split ' + m['split'] if m.get('split') else ''})",
-        f"prepared  fit {m['fit']}, filter {m['filter']}, background {','.join(map(str, m['background']))}; "
-        f"dcgan {m['dcgan_version']}, {m['created']}",
-        f"read      {counts['read']:,}, skipped {counts['skipped']:,}, non-image files ignored {counts['ignored_non_images']:,}",
+        f"source    {get('source')} ({get('reader')}{', split ' + str(m['split']) if m.get('split') else ''})",
+        f"prepared  fit {get('fit')}, filter {get('filter')}, background "
+        f"{','.join(map(str, background)) if isinstance(background, list) else '?'}; "
+        f"dcgan {get('dcgan_version')}, {get('created')}",
+        f"read      {num(get('read', counts))}, skipped {num(get('skipped', counts))}, "
+        f"non-image files ignored {num(get('ignored_non_images', counts))}",
         f"sha256    {m['images_sha256']}",
     ]
-    for s_ in m.get("skipped", [])[:5]:
-        lines.append(f"  skipped {s_['id']}: {s_['reason']}")
-    if m.get("labels"):
-        lines.append(f"labels    {len(m['label_names'])} classes")
-        for i, (name, k) in enumerate(zip(m["label_names"], m["class_counts"])):
-            lines.append(f"  {i:>3} {name:<16} {k:>9,}")
+    skipped = m.get("skipped") if isinstance(m.get("skipped"), list) else []
+    for s_ in skipped[:5]:
+        if isinstance(s_, dict):
+            lines.append(f"  skipped {s_.get('id', '?')}: {s_.get('reason', '?')}")
+    names, class_counts = m.get("label_names"), m.get("class_counts")
+    if m.get("labels") and isinstance(names, list) and isinstance(class_counts, list):
+        lines.append(f"labels    {len(names)} classes")
+        for i, (name, k) in enumerate(zip(names, class_counts)):
+            lines.append(f"  {i:>3} {name!s:<16} {num(k):>9}")
     else:
-        lines.append("labels    none")
+        lines.append("labels    none" if not m.get("labels") else "labels    yes (names or counts missing)")
     return "\n".join(lines)
 
 

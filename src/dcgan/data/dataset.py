@@ -37,11 +37,17 @@ class PreparedDataset:
                 f"got {str(self.path)!r}; run `dcgan prepare SOURCE {self.path}` first"
             )
         try:
-            self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+            self.manifest: dict[str, Any] = json.loads(manifest_path.read_bytes())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise DcganError(
                 f"{str(manifest_path)!r} is not valid JSON ({e}); prepare the dataset again"
             ) from None
+        needed = ("format", "shape", "images_sha256")
+        if not isinstance(self.manifest, dict) or not all(k in self.manifest for k in needed):
+            raise DcganError(
+                f"{str(manifest_path)!r} is not a {FORMAT} manifest (it needs {', '.join(needed)}); "
+                "prepare the dataset again"
+            )
         if self.manifest.get("format") != FORMAT:
             raise DcganError(f"{str(manifest_path)!r} is not a {FORMAT} manifest; prepare the dataset again")
         try:

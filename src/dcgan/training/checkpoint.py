@@ -13,12 +13,12 @@ cut short and clears the rest.
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from dcgan.artifacts import (
@@ -32,7 +32,7 @@ from dcgan.artifacts import (
 )
 from dcgan.config import ModelConfig
 from dcgan.errors import DcganError
-from dcgan.fileio import atomic_path, fsync_dir
+from dcgan.fileio import atomic_path, fsync_dir, read_safetensors
 
 
 def save_checkpoint(
@@ -98,12 +98,17 @@ def recover_checkpoints(run_dir: Path) -> None:
 
 
 def load_checkpoint(path: Path, g: nn.Module, d: nn.Module) -> dict[str, Any]:
-    """Load weights into g and d (on their devices); return the rest of the state."""
+    """Load weights into g and d (on their devices); return the rest of the state (a dict)."""
     try:
-        g.load_state_dict(load_file(str(path / "G.safetensors")))
-        d.load_state_dict(load_file(str(path / "D.safetensors")))
-        return torch.load(path / "state.pt", map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError) as e:
+        g.load_state_dict(read_safetensors(path / "G.safetensors")[0])
+        d.load_state_dict(read_safetensors(path / "D.safetensors")[0])
+        state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+    except (DcganError, OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
+        first = (str(e).strip().splitlines() or [""])[0][:300]
         raise DcganError(
-            f"checkpoint {str(path)!r} could not be loaded ({e}); delete it to resume from an earlier one"
+            f"checkpoint {str(path)!r} could not be loaded ({type(e).__name__}: {first}); "
+            "delete it to resume from an earlier one"
         ) from None
+    if not isinstance(state, dict):
+        raise DcganError(f"checkpoint {str(path)!r} holds a state.pt that is not a training state; delete it")
+    return state

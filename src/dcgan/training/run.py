@@ -80,13 +80,20 @@ def init_run(run: Path, cfg: TrainConfig, ds: PreparedDataset) -> list[str]:
         run.mkdir(parents=True, exist_ok=True)
         write_json(path, meta)
         return []
-    old = json.loads(path.read_text())
-    if old["dataset"]["images_sha256"] != meta["dataset"]["images_sha256"]:
+    try:
+        old = json.loads(path.read_bytes())
+        old_sha, old_train = old["dataset"]["images_sha256"], dict(old["train"])
+    except (ValueError, KeyError, TypeError) as e:  # not JSON, not UTF-8, not an object, keys missing
         raise DcganError(
-            f"{str(run)!r} was trained on another dataset ({old['dataset']['path']}); use a new --out"
+            f"{str(path)!r} is not a run's config.json ({type(e).__name__}: {e}); use a new --out, or "
+            "restore the file"
+        ) from None
+    if old_sha != meta["dataset"]["images_sha256"]:
+        raise DcganError(
+            f"{str(run)!r} was trained on another dataset ({old['dataset'].get('path', 'see its config.json')}); use a new --out"
         )
     fixed = config_diff(
-        {k: v for k, v in old["train"].items() if k not in MUTABLE_KEYS},
+        {k: v for k, v in old_train.items() if k not in MUTABLE_KEYS},
         {k: v for k, v in meta["train"].items() if k not in MUTABLE_KEYS},
     )
     if fixed:
@@ -94,7 +101,7 @@ def init_run(run: Path, cfg: TrainConfig, ds: PreparedDataset) -> list[str]:
             f"{str(run)!r} was started with other settings ({'; '.join(fixed)}); "
             "run the original command to resume, or use a new --out"
         )
-    changed = config_diff(old["train"], meta["train"])
+    changed = config_diff(old_train, meta["train"])
     write_json(path, meta)
     return changed
 
@@ -158,7 +165,14 @@ def resume(trainer: Trainer, run: Path) -> Path | None:
     """Load the run's latest checkpoint into the trainer (and drop the stats written after it)."""
     ckpt = latest_checkpoint(run)
     if ckpt is not None:
-        trainer.load_state_dict(load_checkpoint(ckpt, trainer.g, trainer.d))
+        state = load_checkpoint(ckpt, trainer.g, trainer.d)
+        try:
+            trainer.load_state_dict(state)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+            raise DcganError(
+                f"checkpoint {str(ckpt)!r} holds a training state that cannot be resumed ({type(e).__name__}: "
+                f"{str(e)[:200]}); delete it to resume from an earlier one"
+            ) from None
         truncate_stats(run / STATS_FILE, trainer.step)
     return ckpt
 
