@@ -171,3 +171,13 @@ def test_a_weights_file_whose_config_lies_is_refused_before_the_model_is_built(t
         except DcganError:
             return
         assert loaded.cfg == cfg  # accepted only when the edit changed nothing that matters
+
+
+def test_an_examples_pth_of_1d_weights_or_mismatched_layers_is_a_clear_error(tmp_path):
+    state = ExamplesG(nz=8, ngf=4, nc=1).state_dict()
+    torch.save({**state, "main.0.weight": torch.zeros(8)}, tmp_path / "flat.pth")
+    with pytest.raises(DcganError, match="not 4-d"):
+        load_examples_generator(tmp_path / "flat.pth")
+    torch.save({**state, "main.3.weight": torch.zeros(32, 17, 4, 4)}, tmp_path / "odd.pth")
+    with pytest.raises(DcganError, match="does not hold the weights of the pytorch/examples netG"):
+        load_examples_generator(tmp_path / "odd.pth")

@@ -18,6 +18,7 @@ import json
 import os
 import pickle
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -84,12 +85,7 @@ def read_weights(
     """(state dict, model config) of a .safetensors of `net` written by dcgan. The config is read and the
     stored tensors' names and shapes checked against the network it describes (built on the meta device:
     nothing allocated) before any tensor is loaded — a config that asks for a huge model is refused."""
-    try:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (not a dict)
-    except (SafetensorError, OSError, ValueError) as e:
-        raise DcganError(f"{str(path)!r} is not a readable .safetensors file ({e})") from None
+    meta, stored = safetensors_header(path)
     if CONFIG_KEY not in meta:
         raise DcganError(f"{str(path)!r} carries no {CONFIG_KEY} metadata; it was not written by dcgan")
     try:
@@ -101,17 +97,35 @@ def read_weights(
         raise DcganError(
             f"{str(path)!r}: its {CONFIG_KEY} metadata is not a model config; it was not written by dcgan"
         )
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in net(cfg).state_dict().items()}
-    if stored != expected:
-        diff = sorted(set(stored.items()) ^ set(expected.items()))[:1]
-        what = "D" if net is Discriminator else "G"
-        raise DcganError(
-            f"{str(path)!r} does not hold the weights of the {what} its own config describes (first difference: "
-            f"{diff[0][0]} {diff[0][1]}); the file is damaged or not a {what}"
-        )
+    check_shapes(repr(str(path)), stored, lambda: net(cfg), "D" if net is Discriminator else "G")
     state, _ = read_safetensors(path)
     return state, cfg
+
+
+def safetensors_header(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, tuple[int, ...]]]:
+    """(metadata, tensor name → shape) of a .safetensors, without reading a tensor."""
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise DcganError(f"{str(path)!r} is not a readable .safetensors file ({e})") from None
+    return meta, shapes
+
+
+def check_shapes(
+    name: str, stored: dict[str, tuple[int, ...]], build: Callable[[], nn.Module], what: str
+) -> None:
+    """The stored tensors must be exactly the state of the network `build` makes — built on the meta device,
+    so a config that claims a huge network allocates nothing before it is refused."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in build().state_dict().items()}
+    if stored != expected:
+        first = sorted(set(stored.items()) ^ set(expected.items()))[0]
+        raise DcganError(
+            f"{name} does not hold the weights of the {what} its own config describes (first difference: "
+            f"{first[0]} {first[1]}); the file is damaged or not a {what}"
+        )
 
 
 def is_complete(ckpt: Path) -> bool:
@@ -201,6 +215,8 @@ def load_examples_generator(path: str | os.PathLike, device: str | torch.device 
         raise DcganError(
             f"{str(path)!r} is not a pytorch/examples netG state dict (no main.0/main.12 weights)"
         )
+    if state["main.0.weight"].ndim != 4 or state["main.12.weight"].ndim != 4:
+        raise DcganError(f"{str(path)!r} is not a pytorch/examples netG state dict (its weights are not 4-d)")
     nz, ngf8 = state["main.0.weight"].shape[:2]
     ngf, nc = state["main.12.weight"].shape[:2]
     base = get_preset("examples64")
@@ -213,6 +229,8 @@ def load_examples_generator(path: str | os.PathLike, device: str | torch.device 
             "g_layers": ((2, ngf * 4), (2, ngf * 2), (2, ngf), (2, nc)),
         }
     )
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    check_shapes(repr(str(path)), shapes, lambda: Generator(cfg), "pytorch/examples netG")
     g = Generator(cfg)
     load_examples_state_dict(g, state)
     return g.to(device, memory_format=torch.channels_last).eval()

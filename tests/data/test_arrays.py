@@ -17,6 +17,7 @@ from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 from numpy._core import multiarray as np_multiarray
 
+from dcgan.data import arrays as arrays_module
 from dcgan.data.sources import open_source
 from dcgan.errors import DcganError
 
@@ -494,3 +495,36 @@ def test_damaged_svhn_fails_with_a_dcgan_error(tmp_path_factory, data, compress,
         path.write_bytes(damage(path.read_bytes()))
         peak = traced_peak(lambda: assert_fails_or_is_consistent(path, path.name))
     assert peak < 4 << 20  # the file holds at most ~3 KB of pixels
+
+
+def test_a_cifar_tarball_member_larger_than_any_cifar_batch_is_refused_before_it_is_read(
+    tmp_path, monkeypatch
+):
+    """A genuine bomb — a few KB of .tar.gz holding a member of zeros far larger than any CIFAR batch — is
+    refused from the member's size, not read. (The bound is lowered here so the bomb stays small.)"""
+    monkeypatch.setattr(arrays_module, "MAX_CIFAR_MEMBER", 1 << 20)
+    root = write_cifar(tmp_path / "c", {}, ["a", "b"])
+    with tarfile.open(tmp_path / "c.tar.gz", "w:gz") as tar:
+        tar.add(root / "batches.meta", "cifar-10-batches-py/batches.meta")
+        info = tarfile.TarInfo("cifar-10-batches-py/test_batch")
+        info.size = 8 << 20  # 8 MiB of zeros compress to a few KB
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    assert (tmp_path / "c.tar.gz").stat().st_size < 64 << 10
+    peak = traced_peak(lambda: read_all(tmp_path / "c.tar.gz", split="test"))
+    src, _ = read_all(tmp_path / "c.tar.gz", split="test")
+    assert isinstance(src, DcganError) and "CIFAR batches are at most" in str(src) and peak < 4 << 20
+
+
+@settings(QUICK, max_examples=20)
+@given(data=idx_dataset(), extra=st.integers(1, 1 << 20))
+def test_a_gzipped_idx_longer_than_its_header_says_stops_reading_at_the_declared_size(
+    tmp_path_factory, data, extra
+):
+    """A bomb declared small (its header) but holding more: reading stops one byte past the declared size."""
+    images, _ = data
+    with scratch_dir(tmp_path_factory) as d:
+        raw = write_idx(d / "raw", images).read_bytes() + bytes(extra)
+        (d / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(raw))
+        peak = traced_peak(lambda: read_all(d / "train-images-idx3-ubyte.gz"))
+        src, _ = read_all(d / "train-images-idx3-ubyte.gz")
+    assert isinstance(src, DcganError) and "too long" in str(src) and peak < 1 << 20

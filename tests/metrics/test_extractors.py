@@ -2,15 +2,25 @@
 by FID; `dcgan extractor train` and train_extractor make a named extractor and refuse bad input."""
 
 import itertools
+import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
+from safetensors.torch import save_file
 from scipy.ndimage import gaussian_filter
 
 from dcgan.data.dataset import PreparedDataset
 from dcgan.errors import DcganError
 from dcgan.metrics import fid as M
-from dcgan.metrics.extractors import accuracy, load_extractor, train_extractor
+from dcgan.metrics.extractors import (
+    META_KEY,
+    DomainExtractor,
+    ExtractorConfig,
+    accuracy,
+    load_extractor,
+    train_extractor,
+)
 
 from helpers import run_cli
 
@@ -91,3 +101,25 @@ def test_extractor_train_cli_refuses_unlabelled_data_and_a_batch_larger_than_the
         str(tmp_path / "x.safetensors"),
     )
     assert r.returncode == 2 and "--batch must be between 2 and the training set's 256 images" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"classes": 2**40}, "does not hold the weights of the extractor"),  # would be a 2^40-row head
+        ({"widths": [4096, 4096, 4096]}, "does not hold the weights of the extractor"),
+        ({"name": 7}, "is not an extractor"),
+        ({"widths": 3}, "is not an extractor"),
+        ({"unknown": 1}, "is not an extractor"),
+        ("[1, 2]", "is not an extractor"),
+        ("{broken", "is not an extractor"),
+    ],
+)
+def test_an_extractor_file_whose_config_lies_is_refused_before_the_net_is_built(tmp_path, edit, message):
+    net = DomainExtractor(ExtractorConfig("toy", 16, 3, 4))
+    meta = dict(asdict(net.cfg), **edit) if isinstance(edit, dict) else None
+    text = json.dumps(meta) if meta is not None else edit
+    tensors = {k: v.contiguous() for k, v in net.state_dict().items()}
+    save_file(tensors, str(tmp_path / "ex.safetensors"), metadata={META_KEY: text})
+    with pytest.raises(DcganError, match=message):
+        load_extractor(tmp_path / "ex.safetensors")

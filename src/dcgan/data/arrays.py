@@ -82,14 +82,19 @@ def parse_idx(data: bytes, name: str) -> np.ndarray:
 
 
 def _read_maybe_gz(path: Path) -> bytes:
-    """The file's bytes, gunzipped if it ends in .gz — in chunks, stopping where deflate could not have
-    expanded the compressed bytes present (a bomb), so memory follows the file, not its claims."""
+    """An IDX file's bytes, gunzipped if it ends in .gz — in chunks, and no further than its header's
+    declared size (one byte more shows it is too long) nor than deflate could expand the compressed bytes
+    present: a bomb stops at whichever comes first, so memory follows the file, not its claims."""
     try:
         if not path.name.endswith(".gz"):
             return path.read_bytes()
         compressed, out = path.stat().st_size, bytearray()
         with gzip.open(path) as f:
-            while chunk := f.read(1 << 16):
+            out += f.read(4)
+            out += f.read(4 * out[3]) if len(out) == 4 else b""
+            dims = (int.from_bytes(out[i : i + 4], "big") for i in range(4, len(out) - 3, 4))
+            declared = len(out) + math.prod(dims)
+            while len(out) <= declared and (chunk := f.read(min(1 << 16, declared + 1 - len(out)))):
                 out += chunk
                 limits.check_expansion(repr(str(path)), len(out), compressed)
         return bytes(out)
@@ -142,6 +147,7 @@ def read_idx(path: Path, split: str | None = None) -> Source:
 # neither run code nor make an array of uninitialized memory, and everything it builds is paid for by bytes
 # present in the file.
 
+MAX_CIFAR_MEMBER = 256 << 20
 _NUMERIC_DTYPES = {f"{k}{n}" for k in "uif" for n in (1, 2, 4, 8)} - {"f1"} | {"b1"}
 
 
@@ -267,13 +273,18 @@ def _cifar_access(path: Path, stack: contextlib.ExitStack) -> tuple[set[str], Ca
     try:
         tar = stack.enter_context(tarfile.open(path))  # noqa: SIM115 (the ExitStack closes it)
         members = {m.name.rsplit("/", 1)[-1]: m for m in tar.getmembers() if m.isfile()}
-    except (tarfile.TarError, OSError, EOFError) as e:
+    except (tarfile.TarError, *limits.DECOMPRESS_ERRORS) as e:
         raise DcganError(f"{str(path)!r} is not a readable .tar.gz ({e}); re-download it") from None
 
     def read(n: str) -> bytes:
+        # the largest real member (CIFAR-100 train) is ~155 MB: anything far larger is not CIFAR (or a bomb)
+        if members[n].size > MAX_CIFAR_MEMBER:
+            raise DcganError(
+                f"{n} in {str(path)!r} is {members[n].size:,} bytes; CIFAR batches are at most ~155 MB"
+            )
         try:
             return tar.extractfile(members[n]).read()  # type: ignore[union-attr]
-        except (tarfile.TarError, OSError, EOFError) as e:
+        except (tarfile.TarError, *limits.DECOMPRESS_ERRORS) as e:
             raise DcganError(f"{n} in {str(path)!r} could not be read ({e}); re-download it") from None
 
     return set(members), read

@@ -156,6 +156,10 @@ def _zip_member(z: zipfile.ZipFile, name: str) -> Raw:
     try:
         info = z.getinfo(name)
         limits.check_expansion(f"zip member {name}", info.file_size, info.compress_size)
+        if info.file_size > 4 * limits.max_pixels():  # no encoding of an image within the limit is larger
+            return Unreadable(
+                f"zip member of {info.file_size:,} bytes, more than an image within the pixel limit"
+            )
         return z.read(info)
     except DcganError as e:
         return Unreadable(str(e))

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
+from dcgan.artifacts import check_shapes, safetensors_header
 from dcgan.data.dataset import PreparedDataset
 from dcgan.errors import DcganError
 from dcgan.fileio import atomic_path, read_safetensors, sha256_file
@@ -160,10 +161,16 @@ def load_extractor(
             f"extractor {str(path)!r} is neither a file, a shipped extractor ({', '.join(SHIPPED)}) nor "
             "inception; train one with `dcgan extractor train DATASET --test TEST --name NAME --out ex.safetensors`"
         )
-    state, meta = read_safetensors(p)
-    if META_KEY not in meta:
+    meta, shapes = safetensors_header(p)
+    try:
+        spec = json.loads(meta[META_KEY])
+        cfg = ExtractorConfig(**spec) if isinstance(spec, dict) else None
+    except (KeyError, ValueError, TypeError, AttributeError):  # missing, not JSON, or not a config
+        cfg = None
+    if cfg is None:
         raise DcganError(f"{str(p)!r} is not an extractor written by `dcgan extractor train`")
-    cfg = ExtractorConfig(**json.loads(meta[META_KEY]))
+    check_shapes(repr(str(p)), shapes, lambda: DomainExtractor(cfg), "extractor")
+    state, _ = read_safetensors(p)
     net = DomainExtractor(cfg)
     net.load_state_dict(state)
     return Extractor(net.to(device, memory_format=torch.channels_last).eval(), cfg, sha256_file(p))
