@@ -21,7 +21,7 @@ from dcgan.data import arrays as arrays_module
 from dcgan.data.sources import open_source
 from dcgan.errors import DcganError
 
-from helpers import damages, rng_images, scratch_dir, traced_peak, with_field, write_cifar, write_idx
+from helpers import damages, flipped, rng_images, scratch_dir, traced_peak, with_field, write_cifar, write_idx
 
 # Each example writes and reads real files: few examples, and no deadline for the slow first one.
 QUICK = settings(max_examples=30, deadline=None)
@@ -210,6 +210,10 @@ def _npy_brace_gone(b: bytes) -> bytes:  # the header dict's "{" → NUL: tokeni
 @settings(QUICK, max_examples=80)
 @given(data=saved_images(), damage=st.one_of(damages(), npy_headers))
 @example(data=(rng_images(2, 4, 4), None), damage=_npy_brace_gone)
+@example(  # the version byte 1 → 3: a 4-byte header length read from the header's text (~600 MB), found in CI
+    data=(np.array([[[95]]], np.uint8), None),
+    damage=functools.partial(flipped, spots=[(0.046875, 2)], start=0),
+)
 def test_damaged_npy_fails_with_a_dcgan_error_without_allocating_its_claim(tmp_path_factory, data, damage):
     stored, _ = data
     with scratch_dir(tmp_path_factory) as d:
@@ -528,3 +532,17 @@ def test_a_gzipped_idx_longer_than_its_header_says_stops_reading_at_the_declared
         peak = traced_peak(lambda: read_all(d / "train-images-idx3-ubyte.gz"))
         src, _ = read_all(d / "train-images-idx3-ubyte.gz")
     assert isinstance(src, DcganError) and "too long" in str(src) and peak < 1 << 20
+
+
+@pytest.mark.parametrize(
+    ("variant", "folder"), [("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python")]
+)
+def test_the_folder_holding_an_unpacked_cifar_archive_reads(tmp_path, variant, folder):
+    """The parent of what `tar xzf cifar-…-python.tar.gz` makes is a source, for CIFAR-100 as for CIFAR-10."""
+    pixels = rng_images(1, 2, 3072)[0]
+    batches = {"test_batch" if variant == "cifar10" else "test": (pixels, [0, 1])}
+    if variant == "cifar100":
+        batches["train"] = (pixels, [1, 0])
+    write_cifar(tmp_path / folder, batches, ["a", "b"], variant)
+    src, got = read_all(tmp_path, split="test")
+    assert not isinstance(src, DcganError) and [label for _, label, _ in got] == [0, 1]

@@ -392,6 +392,13 @@ def test_zip_leaves_out_folders_and_macos_resource_forks(tmp_path_factory, tree,
                 open_source(path)
 
 
+def _pick_member(tree: dict[str, bytes], which: int) -> str:
+    """One non-empty image of the tree to damage (the example is skipped when there is none)."""
+    damageable = sorted(rel for rel in tree if is_image(rel) and tree[rel])
+    assume(damageable)
+    return damageable[which % len(damageable)]
+
+
 @QUICK
 @given(
     tree=file_trees(),
@@ -401,9 +408,7 @@ def test_zip_leaves_out_folders_and_macos_resource_forks(tmp_path_factory, tree,
 def test_a_damaged_member_of_a_stored_zip_is_unreadable_and_the_others_are_intact(
     tmp_path_factory, tree, spots, which
 ):
-    damageable = sorted(rel for rel in tree if is_image(rel) and tree[rel])
-    assume(damageable)
-    target = damageable[which % len(damageable)]
+    target = _pick_member(tree, which)
     with scratch_dir(tmp_path_factory) as d:
         path = zip_tree(d / "a.zip", tree, zipfile.ZIP_STORED)
         with zipfile.ZipFile(path) as z:
@@ -454,9 +459,7 @@ def _set_member(b: bytes, name: str, what: str, value: int) -> bytes:
 def test_any_damaged_member_of_a_deflated_zip_is_skipped_with_a_reason_and_the_rest_read(
     tmp_path_factory, tree, which, damage
 ):
-    damageable = sorted(rel for rel in tree if is_image(rel) and tree[rel])
-    assume(damageable)
-    target = damageable[which % len(damageable)]
+    target = _pick_member(tree, which)
     with scratch_dir(tmp_path_factory) as d:
         path = zip_tree(d / "a.zip", tree, zipfile.ZIP_DEFLATED)
         b = path.read_bytes()

@@ -1,7 +1,6 @@
 """Colour modes, EXIF orientation and the three fits, on real encoded files."""
 
 import io
-import re
 
 import numpy as np
 import pytest
@@ -259,9 +258,9 @@ def test_damaged_encoded_bytes_give_a_reason_or_an_image_never_an_exception(imag
     data = damage(encode(Image.fromarray(image), fmt))
     out = process_encoded(data, spec)
     if isinstance(out, str):
-        # the reason the manifest records; Pillow's "cannot identify image file <_io.BytesIO object at 0x…>"
-        # differs from run to run only by that address
-        assert out and without_address(process_encoded(data, spec)) == without_address(out)
+        # the reason the manifest records is the same every run (Pillow's own message names the BytesIO
+        # object by its address: that part is left out)
+        assert out and process_encoded(data, spec) == out and " at 0x" not in out
     else:
         assert out.shape == (spec.size, spec.size, spec.channels) and out.dtype == np.uint8
         np.testing.assert_array_equal(process_encoded(data, spec), out)
@@ -285,7 +284,3 @@ def test_a_thin_strip_is_padded_without_making_its_square_canvas():
     assert out.shape == (16, 16, 1) and peak < 64 << 20
     bright = out[:, :, 0].min(1) > 0  # the strip: one full row across the middle, black around it
     assert bright.sum() == 1 and bright[7] and out[:, :, 0].sum() == out[7, :, 0].sum()
-
-
-def without_address(reason: str) -> str:
-    return re.sub(r" at 0x[0-9a-f]+", "", reason)

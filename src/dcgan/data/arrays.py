@@ -257,8 +257,9 @@ _CIFAR = {  # variant: (train batches, test batches, meta file, label key, names
 
 
 def cifar_files(root: Path) -> dict[str, Path]:
-    """Basename → path of the CIFAR files in `root` or in its cifar-*-py subfolder."""
-    for d in [root, *sorted(root.glob("cifar-*-py"))]:
+    """Basename → path of the CIFAR files in `root` or in the folder its archive unpacks to (CIFAR-10:
+    cifar-10-batches-py, CIFAR-100: cifar-100-python)."""
+    for d in [root, *sorted(root.glob("cifar-*-py*"))]:
         names = {f.name: f for f in d.iterdir() if f.is_file()} if d.is_dir() else {}
         if "batches.meta" in names or ("meta" in names and "train" in names):
             return names
@@ -489,10 +490,11 @@ def read_array_file(path: Path) -> Source:
     by their bytes, not their names."""
     try:
         with open(path, "rb") as f:
-            is_zip = f.read(4) == b"PK\x03\x04"
-        if is_zip:
+            head = f.read(12)
+        if head[:4] == b"PK\x03\x04":
             arr, labels = _read_npz(path)
         else:
+            _check_npy_header(head, path)
             arr, labels = np.load(path, mmap_mode="r", allow_pickle=False), None
     except DcganError:
         raise
@@ -509,6 +511,23 @@ def read_array_file(path: Path) -> Source:
             raise DcganError(f"{str(path)!r} holds negative labels; expected class indices 0 … K−1")
     names = _class_names(labels, path) if labels is not None and len(labels) == len(arr) else None
     return _array_source("numpy", path, arr, labels, label_names=names)
+
+
+def _check_npy_header(head: bytes, path: Path) -> None:
+    """A .npy's header length (2 bytes in format 1, 4 in formats 2 and 3) must fit in the file: NumPy reads
+    that many bytes in one call, which allocates them first (one flipped version byte claims ~600 MB)."""
+    if head[:6] != b"\x93NUMPY" or len(head) < 12:
+        return  # not a .npy: NumPy's own error names it
+    prefix, length = (
+        (10, int.from_bytes(head[8:10], "little"))
+        if head[6] == 1
+        else (12, int.from_bytes(head[8:12], "little"))
+    )
+    if length > path.stat().st_size - prefix:
+        raise DcganError(
+            f"{str(path)!r} is a damaged .npy: its header claims {length:,} bytes, the file holds "
+            f"{path.stat().st_size:,}"
+        )
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:

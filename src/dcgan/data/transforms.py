@@ -7,6 +7,7 @@ same code runs in the main process for arrays and in worker processes for encode
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -103,7 +104,13 @@ def decode(raw: bytes | str | Path, spec: ImageSpec) -> Image.Image:
     except DcganError as e:
         raise DecodeError(str(e)) from None
     except DECODE_ERRORS as e:
-        raise DecodeError(f"{type(e).__name__}: {e}") from None
+        raise DecodeError(reason(e)) from None
+
+
+def reason(e: BaseException) -> str:
+    """An error as a skip reason that is the same in every run: without the `<… object at 0x…>` some
+    messages carry (Pillow names the BytesIO it could not identify)."""
+    return re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", f"{type(e).__name__}: {e}")
 
 
 def to_mode(img: Image.Image, channels: int, background: tuple[int, int, int]) -> Image.Image:
@@ -154,7 +161,7 @@ def process_encoded(raw: bytes | str | Path, spec: ImageSpec) -> np.ndarray | st
     except DecodeError as e:
         return str(e)
     except DECODE_ERRORS as e:  # lazily decoded formats can fail during convert/resize too
-        return f"{type(e).__name__}: {e}"
+        return reason(e)
 
 
 def process_array(a: np.ndarray, spec: ImageSpec) -> np.ndarray:
