@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 from PIL import Image
 
 from helpers import run_cli
+
+# `make test` draws the same Hypothesis examples every run, so a failure is reproducible and CI does not
+# flicker; HYPOTHESIS_PROFILE=explore draws new ones each run (with the example database) to hunt for more.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture
