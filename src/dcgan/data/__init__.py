@@ -1,1 +1,2 @@
-"""Data: readers for every source (sources), pure transforms, the prepare writer, the memory-mapped dataset."""
+"""Data: readers for every source (sources, arrays) within the limits of limits.py, pure transforms, the prepare
+writer, the memory-mapped dataset."""

@@ -1,1 +1,4 @@
-"""Pictures of results: image grids, GIFs, plots and the HTML run report."""
+"""Figures made of generated images (the latent-space figures of PAPER.md §6); the HTML run report joins it.
+
+Grids, PNG and GIF writing live in dcgan.images; the loss figure with stats.jsonl in dcgan.training.stats.
+"""

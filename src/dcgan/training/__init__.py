@@ -1,1 +1,2 @@
-"""Training: the loop, the losses, checkpoints that hold the whole state."""
+"""Training: the loop, the trainer and its step, the run folder, stats, checkpoints that hold the whole state, and
+the supervised loop the classifiers use."""
