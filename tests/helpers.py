@@ -17,8 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from hypothesis import event, settings
 from hypothesis import strategies as st
 from torch import nn
+
+from dcgan.data.sources import open_source
+from dcgan.errors import DcganError
 
 
 def traced_peak(fn) -> int:
@@ -234,3 +238,35 @@ def prepare_coloured(root, name: str, n: int, seed: int) -> None:
     x, y = coloured(n, seed)
     np.savez(root / f"{name}.npz", images=x, labels=y)
     assert run_cli("prepare", str(root / f"{name}.npz"), str(root / name), "--size", "16").returncode == 0
+
+
+# ---------------------------------------------------------------- reading back (the readers' contract)
+
+# Each example writes and reads real files: few examples, and no deadline for the slow first one.
+QUICK = settings(max_examples=30, deadline=None)
+seeds = st.integers(0, 2**32 - 1)  # pixels come from a seeded generator: Hypothesis varies the structure
+
+
+def read_all(path, **kw):
+    """(Source, its items), or (the DcganError raised on the way, None)."""
+    try:
+        src = open_source(path, **kw)
+        return src, list(src.items())
+    except DcganError as e:
+        return e, None
+
+
+def assert_fails_or_is_consistent(path, named: str, **kw) -> None:
+    """The readers' contract for a damaged file: a DcganError that names it, or items that agree with the
+    Source (its count, its grey flag, its label names) and are uint8 images. Any other exception escapes."""
+    src, got = read_all(path, **kw)
+    event(type(src).__name__)  # --hypothesis-show-statistics: how often damage was still readable
+    if isinstance(src, DcganError):
+        assert named in str(src)
+        return
+    assert src.count == len(got) > 0
+    for raw, label, _ in got:
+        assert isinstance(raw, np.ndarray) and raw.dtype == np.uint8
+        assert raw.ndim == 2 or (raw.ndim == 3 and raw.shape[2] in (1, 3, 4))
+        assert src.grey == (raw.ndim == 2 or raw.shape[2] == 1)
+        assert label is None or src.label_names is None or 0 <= label < len(src.label_names)

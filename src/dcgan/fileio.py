@@ -52,14 +52,12 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, str]]:
     """(tensors, metadata) of a .safetensors file; a damaged or foreign file is a DcganError naming it."""
     from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
 
     from dcgan.errors import DcganError
 
     try:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-        return load_file(str(path)), meta
+        with safe_open(str(path), "pt") as f:  # one pass: the metadata and every tensor
+            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}  # noqa: SIM118 (not a dict)
     except (SafetensorError, OSError, ValueError) as e:
         raise DcganError(f"{str(path)!r} is not a readable .safetensors file ({e})") from None
 

@@ -16,7 +16,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from dcgan.data.arrays import parse_idx, safe_unpickle
+from dcgan.data.arrays import parse_idx
+from dcgan.data.cifar import safe_unpickle
 from dcgan.data.items import Unreadable
 from dcgan.data.sources import IMAGE_EXTS, open_source
 from dcgan.errors import DcganError

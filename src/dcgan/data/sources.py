@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from dcgan.data import limits
-from dcgan.data.arrays import cifar_files, read_array_file, read_cifar, read_idx, read_svhn
+from dcgan.data.arrays import read_array_file, read_idx
+from dcgan.data.cifar import cifar_files, read_cifar
 from dcgan.data.items import Item, Raw, Source, Unreadable
+from dcgan.data.svhn import read_svhn
 from dcgan.errors import DcganError
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
