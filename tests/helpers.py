@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gzip
+import io
 import pickle
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from hypothesis import event, settings
 from hypothesis import strategies as st
+from PIL import Image
 from torch import nn
 
 from dcgan.data.sources import open_source
@@ -155,6 +157,25 @@ def write_cifar10(root: Path, n_per_batch: int = 4) -> Path:
         data = rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8)
         batches[name] = (data, [int(x) for x in rng.integers(0, 10, n_per_batch)])
     return write_cifar(root, batches, CIFAR10_NAMES)
+
+
+def write_lmdb(root: Path, values: dict[bytes, bytes]) -> Path:
+    """An LSUN-style LMDB database (keys → encoded images) at root."""
+    import lmdb
+
+    env = lmdb.open(str(root), map_size=1 << 26)
+    with env.begin(write=True) as txn:
+        for key, value in values.items():
+            txn.put(key, value)
+    env.close()
+    return root
+
+
+def encoded(a: np.ndarray, fmt: str = "PNG", **kw) -> bytes:
+    """An image's bytes as a file of format fmt holds them."""
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format=fmt, **kw)
+    return buf.getvalue()
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -8,7 +8,6 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-import lmdb
 import numpy as np
 import pytest
 import scipy.io
@@ -83,34 +82,6 @@ def test_corrupt_zip_and_corrupt_member(image_folder, tmp_path):
     path.write_bytes(bytes(data))
     raws = [raw for raw, _, _ in items(open_source(path))]
     assert "CRC" in raws[0].reason and isinstance(raws[1], bytes)
-
-
-# ---------------------------------------------------------------- LSUN LMDB
-
-
-def test_lmdb_reads_values_and_counts_entries(tmp_path):
-    env = lmdb.open(str(tmp_path / "db"), map_size=1 << 24)
-    img = Image.fromarray(rng_images(1, 16, 24, 3)[0])
-    with env.begin(write=True) as txn:
-        for key, fmt in ((b"a1", "WEBP"), (b"b2", "JPEG")):
-            import io
-
-            buf = io.BytesIO()
-            img.save(buf, format=fmt)
-            txn.put(key, buf.getvalue())
-        txn.put(b"c3", b"")  # LSUN has empty values
-    env.close()
-    src = open_source(tmp_path / "db")
-    assert (src.reader, src.count) == ("lsun-lmdb", 3)
-    got = items(src)
-    assert [sid for _, _, sid in got] == ["a1", "b2", "c3"] and got[2][0] == b""
-
-
-def test_not_an_lmdb_is_an_error(tmp_path):
-    (tmp_path / "db").mkdir()
-    (tmp_path / "db" / "data.mdb").write_bytes(b"\0" * 100)
-    with pytest.raises(DcganError, match="not a readable LMDB"):
-        open_source(tmp_path / "db")
 
 
 # ---------------------------------------------------------------- CIFAR

@@ -1,5 +1,5 @@
 """Every image source `dcgan prepare` takes: detection (`open_source`), and the readers of encoded images
-(folders, zips, LSUN LMDB); the readers of decoded arrays live in `arrays.py`. Each yields
+(folders, zips); LSUN LMDB is read by `lsun.py`, the readers of decoded arrays live in `arrays.py`. Each yields
 (raw, label or None, source id).
 
 `raw` is either a decoded uint8 array (H, W[, C]) — IDX, CIFAR, SVHN, .npy/.npz — or encoded bytes / a file
@@ -14,12 +14,12 @@ import os
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from dcgan.data import limits
 from dcgan.data.arrays import read_array_file, read_idx
 from dcgan.data.cifar import cifar_files, read_cifar
 from dcgan.data.items import Item, Raw, Source, Unreadable
+from dcgan.data.lsun import read_lmdb
 from dcgan.data.svhn import read_svhn
 from dcgan.errors import DcganError
 
@@ -167,33 +167,3 @@ def _zip_member(z: zipfile.ZipFile, name: str) -> Raw:
         return Unreadable(str(e))
     except limits.DECOMPRESS_ERRORS as e:
         return Unreadable(f"corrupt zip member: {type(e).__name__}: {e}")
-
-
-def read_lmdb(root: Path) -> Source:
-    """An LSUN-style LMDB: keys are ids, values are webp or jpeg bytes; empty values are skipped."""
-    import lmdb
-
-    def open_env() -> Any:
-        try:
-            return lmdb.open(
-                str(root), readonly=True, lock=False, readahead=False, meminit=False, max_readers=4
-            )
-        except lmdb.Error as e:
-            raise DcganError(f"{str(root)!r} is not a readable LMDB database ({e})") from None
-
-    env = open_env()
-    count = env.stat()["entries"]
-    env.close()
-    if count == 0:
-        raise DcganError(f"the LMDB database {str(root)!r} holds no entries")
-
-    def items() -> Iterator[Item]:
-        e = open_env()
-        try:
-            with e.begin(buffers=False) as txn:
-                for key, value in txn.cursor():
-                    yield bytes(value), None, key.decode("utf-8", errors="replace")
-        finally:
-            e.close()
-
-    return Source("lsun-lmdb", root, count, items, encoded=True)

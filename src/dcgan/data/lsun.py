@@ -1,0 +1,126 @@
+"""LSUN's LMDB databases: keys are ids, values are webp or jpeg bytes.
+
+LMDB memory-maps its file and follows the page numbers it finds there, so a truncated or damaged `data.mdb`
+does not raise: the process dies with SIGBUS or SIGSEGV. Two defences: the file's length is checked against
+the last page its header declares before anything is read, and the entries are read by a child process that
+streams them over a pipe, so damage deeper inside kills only the child and becomes one clear error here.
+"""
+
+from __future__ import annotations
+
+import signal
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from dcgan.data.items import Item, Source
+from dcgan.errors import DcganError
+
+# one frame per entry: key length, value length, key, value; END instead of a key length closes the stream
+_FRAME = struct.Struct("<II")
+_END = 0xFFFFFFFF
+_CHILD = "import sys; from dcgan.data.lsun import serve; serve(sys.argv[1])"
+
+
+def _open(root: Path) -> Any:
+    import lmdb
+
+    try:
+        return lmdb.open(str(root), readonly=True, lock=False, readahead=False, meminit=False, max_readers=4)
+    except lmdb.Error as e:
+        raise DcganError(f"{str(root)!r} is not a readable LMDB database ({e})") from None
+
+
+def read_lmdb(root: Path) -> Source:
+    """Check the database's header against its file, count its entries (empty values included; prepare skips
+    them) and return a Source whose items a child process reads."""
+    env = _open(root)
+    try:
+        page, last, count = env.stat()["psize"], env.info()["last_pgno"], env.stat()["entries"]
+    finally:
+        env.close()
+    need, have = (last + 1) * page, (root / "data.mdb").stat().st_size
+    if have < need:
+        raise DcganError(
+            f"the LMDB database {str(root)!r} is truncated: its header says {need:,} bytes of pages, "
+            f"data.mdb holds {have:,}; copy or download it again"
+        )
+    if count == 0:
+        raise DcganError(f"the LMDB database {str(root)!r} holds no entries")
+    return Source("lsun-lmdb", root, count, lambda: _items(root), encoded=True)
+
+
+def _items(root: Path) -> Iterator[Item]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert child.stdout is not None and child.stderr is not None
+    file_size = (root / "data.mdb").stat().st_size  # no entry is longer than the file that holds it
+    n, done = 0, False
+    try:
+        while True:
+            frame = _read(child.stdout, _FRAME.size)
+            if frame is None:
+                break
+            key_len, value_len = _FRAME.unpack(frame)
+            if key_len == _END:
+                done = True
+                break
+            if key_len + value_len > file_size:
+                break
+            key, value = _read(child.stdout, key_len), _read(child.stdout, value_len)
+            if key is None or value is None:
+                break
+            n += 1
+            yield value, None, key.decode("utf-8", errors="replace")
+    finally:
+        if not done:
+            child.kill()  # the consumer stopped early (max_images) or the stream broke
+        child.stdout.close()
+        err = child.stderr.read().decode("utf-8", errors="replace").strip()
+        child.stderr.close()
+        code = child.wait()
+    if done:
+        return
+    if code < 0 and -code != signal.SIGKILL:
+        raise DcganError(
+            f"the LMDB database {str(root)!r} is damaged: reading it crashed "
+            f"({signal.Signals(-code).name}) after {n:,} entries; copy or download it again"
+        )
+    if code > 0:
+        last = err.splitlines()[-1] if err else f"exit status {code}"
+        raise DcganError(f"the LMDB database {str(root)!r} could not be read after {n:,} entries ({last})")
+
+
+def _read(stream: BinaryIO, n: int) -> bytes | None:
+    """Exactly n bytes, or None where the stream ended first."""
+    data = stream.read(n)
+    return data if len(data) == n else None
+
+
+def serve(root: str) -> None:
+    """The child: every entry of the database at `root` as frames on stdout; an LMDB error is one line on
+    stderr and exit status 1."""
+    import lmdb
+
+    out = sys.stdout.buffer
+    try:
+        env = _open(Path(root))
+        file_size = (Path(root) / "data.mdb").stat().st_size
+        with env.begin(buffers=True) as txn:
+            for key, value in txn.cursor():
+                if len(key) + len(value) > file_size:
+                    raise DcganError(f"an entry claims {len(value):,} bytes, more than data.mdb holds")
+                out.write(_FRAME.pack(len(key), len(value)))
+                out.write(key)
+                out.write(value)
+        out.write(_FRAME.pack(_END, 0))
+        out.flush()
+    except (lmdb.Error, DcganError) as e:
+        print(f"{type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
+    except BrokenPipeError:  # the reader stopped early
+        sys.exit(0)
