@@ -1,5 +1,6 @@
 # make demo  — set up, get Fashion-MNIST, train the fmnist32 DCGAN for ~10 minutes (again: it resumes)
 # make test  — set up and run the suite;  make bench — benchmarks;  make lint — ruff
+# make fuzz  — thousands of damaged and hostile files per reader (~30 min), counts into docs/RELIABILITY.md
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +9,7 @@ STAMP := $(VENV)/.installed
 DEBS := dataset-fashion-mnist libtcmalloc-minimal4
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup debs demo test lint bench clean
+.PHONY: setup debs demo test lint bench fuzz clean
 
 DEMO_RUN := runs/fmnist32
 DEMO_MINUTES ?= 10
@@ -40,8 +41,8 @@ test: setup
 	$(BIN)/pytest -n 2 -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench fuzz
+	$(BIN)/ruff format --check src tests bench fuzz
 
 BENCHES := prepare_speed dataset_speed memorization_speed train_throughput cpu_conv_speed cuda_layers_speed
 FMNIST_DEB := /usr/share/datasets/fashion-mnist
@@ -54,6 +55,11 @@ bench: setup
 	@echo "== bench/probe_speed.py"; $(BIN)/python bench/probe_speed.py data/fm3/train
 	@if [ -d $(DEMO_RUN) ]; then echo "== bench/evaluate_speed.py"; $(BIN)/python bench/evaluate_speed.py; \
 	else echo "== bench/evaluate_speed.py skipped: run make demo first"; fi
+
+FUZZ_CASES ?= 1000
+
+fuzz: setup
+	$(BIN)/python fuzz/campaign.py --per-family $(FUZZ_CASES) --record docs/RELIABILITY.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

@@ -82,7 +82,7 @@ def test_pytorch_examples_generator_loads_with_its_shapes(tmp_path):
 
 def test_pytorch_examples_importer_refuses_other_files(tmp_path):
     (tmp_path / "empty.pth").write_bytes(b"")
-    with pytest.raises(DcganError, match="is not a readable PyTorch state dict"):
+    with pytest.raises(DcganError, match="is not a readable PyTorch weights file"):
         load_examples_generator(tmp_path / "empty.pth")
     torch.save(ExamplesD().state_dict(), tmp_path / "netD_epoch_1.pth")
     with pytest.raises(DcganError, match="is not a pytorch/examples netG state dict"):
@@ -91,7 +91,7 @@ def test_pytorch_examples_importer_refuses_other_files(tmp_path):
 
 def test_a_pth_that_is_not_a_pickle_is_a_dcgan_error(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"not a state dict")
-    with pytest.raises(DcganError, match="is not a readable PyTorch state dict"):
+    with pytest.raises(DcganError, match="is not a readable PyTorch weights file"):
         load_examples_generator(tmp_path / "junk.pth")
 
 

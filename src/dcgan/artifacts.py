@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -27,8 +26,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from dcgan.config import ModelConfig, get_preset
-from dcgan.errors import DcganError
-from dcgan.fileio import atomic_path, read_safetensors, write_json
+from dcgan.errors import DcganError, first_line
+from dcgan.fileio import atomic_path, read_safetensors, read_torch, write_json
 from dcgan.models import Discriminator, Generator
 
 CONFIG_KEY = "dcgan_model_config"  # safetensors metadata key holding the ModelConfig JSON
@@ -197,7 +196,8 @@ def load_examples_state_dict(net: nn.Module, state: dict[str, torch.Tensor]) -> 
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
+        lines = str(e).splitlines()
+        first = lines[1].strip() if len(lines) > 1 else first_line(e)
         raise DcganError(
             f"the state dict does not fit this {type(net).__name__} ({first}); pytorch/examples weights "
             "load into the examples64 preset with the same --ngf/--ndf/--nz/--nc they were trained with"
@@ -206,11 +206,12 @@ def load_examples_state_dict(net: nn.Module, state: dict[str, torch.Tensor]) -> 
 
 def load_examples_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
     """G from a pytorch/examples `netG_epoch_N.pth`; nz, ngf and nc are read off the weight shapes."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as e:
-        raise DcganError(f"{str(path)!r} is not a readable PyTorch state dict ({e})") from None
-    state = {k.removeprefix("module."): v for k, v in state.items()} if isinstance(state, dict) else {}
+    state = read_torch(path)
+    state = {str(k).removeprefix("module."): v for k, v in state.items()} if isinstance(state, dict) else {}
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DcganError(
+            f"{str(path)!r} is not a pytorch/examples netG state dict (it holds more than tensors)"
+        )
     if "main.0.weight" not in state or "main.12.weight" not in state:
         raise DcganError(
             f"{str(path)!r} is not a pytorch/examples netG state dict (no main.0/main.12 weights)"

@@ -62,6 +62,27 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str,
         raise DcganError(f"{str(path)!r} is not a readable .safetensors file ({e})") from None
 
 
+def read_torch(path: str | os.PathLike) -> Any:
+    """A torch.save file loaded weights-only (tensors, numbers, strings, containers; never code) onto the CPU;
+    a damaged or foreign file is a DcganError naming it. The caller checks what the object holds."""
+    import torch
+
+    from dcgan.errors import DcganError, first_line
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
+    except Exception as e:  # the weights-only unpickler runs no code; whatever it raises, the file is damaged
+        said = next((s.strip() for s in str(e).splitlines() if "WeightsUnpickler error:" in s), None)
+        if said:  # torch's advice (load with weights_only=False) would run the file's code: give its reason only
+            reason = said.split("error:", 1)[1].split(". Please use")[0].strip()
+            why = f"it holds more than tensors and numbers, refused unread: {reason}"
+        else:
+            why = f"{type(e).__name__}: {first_line(e)}" if str(e).strip() else type(e).__name__
+        raise DcganError(f"{str(path)!r} is not a readable PyTorch weights file ({why[:300]})") from None
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -80,6 +80,7 @@ def _read_maybe_gz(path: Path) -> bytes:
     present: a bomb stops at whichever comes first, so memory follows the file, not its claims."""
     try:
         if not path.name.endswith(".gz"):
+            limits.check_memory(repr(str(path)), path.stat().st_size, "holds")
             return path.read_bytes()
         compressed, out = path.stat().st_size, bytearray()
         with gzip.open(path) as f:
@@ -87,6 +88,7 @@ def _read_maybe_gz(path: Path) -> bytes:
             out += f.read(4 * out[3]) if len(out) == 4 else b""
             dims = (int.from_bytes(out[i : i + 4], "big") for i in range(4, len(out) - 3, 4))
             declared = len(out) + math.prod(dims)
+            limits.check_memory(repr(str(path)), min(declared, limits.MAX_RATIO * compressed), "unpacks to")
             while len(out) <= declared and (chunk := f.read(min(1 << 16, declared + 1 - len(out)))):
                 out += chunk
                 limits.check_expansion(repr(str(path)), len(out), compressed)
@@ -156,8 +158,7 @@ def read_array_file(path: Path) -> Source:
         if head[:4] == b"PK\x03\x04":
             arr, labels = _read_npz(path)
         else:
-            _check_npy_header(head, path)
-            arr, labels = np.load(path, mmap_mode="r", allow_pickle=False), None
+            arr, labels = load_npy(path), None
     except DcganError:
         raise
     except _NPY_ERRORS as e:
@@ -173,6 +174,23 @@ def read_array_file(path: Path) -> Source:
             raise DcganError(f"{str(path)!r} holds negative labels; expected class indices 0 … K−1")
     names = _class_names(labels, path) if labels is not None and len(labels) == len(arr) else None
     return array_source("numpy", path, arr, labels, label_names=names)
+
+
+def load_npy(path: Path, in_memory: bool = False, then: str = "") -> np.ndarray:
+    """A .npy memory-mapped (or copied into memory), never allocating more than the file holds: the header's
+    length is checked before NumPy reads it, and the map must fit the file before anything is copied. A
+    damaged file is a DcganError that ends with `then` (what to do)."""
+    try:
+        with open(path, "rb") as f:
+            _check_npy_header(f.read(12), path)
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        return np.array(arr) if in_memory else arr
+    except DcganError as e:
+        raise DcganError(f"{e}{then}") from None
+    except _NPY_ERRORS as e:
+        raise DcganError(
+            f"{str(path)!r} is not a readable NumPy file ({type(e).__name__}: {e}){then}"
+        ) from None
 
 
 def _check_npy_header(head: bytes, path: Path) -> None:
@@ -212,6 +230,7 @@ def _npz_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.nda
         if dtype.hasobject:
             raise DcganError(f"{name} holds Python objects; expected numbers")
         claimed = math.prod(shape) * dtype.itemsize
+        limits.check_memory(name, claimed, "unpacks to")
         if claimed > info.file_size:
             raise DcganError(
                 f"{name} claims {shape} {dtype} ({claimed:,} bytes) but stores {info.file_size:,}"

@@ -19,7 +19,7 @@ import numpy as np
 from dcgan.data import limits
 from dcgan.data.arrays import array_source, check_split
 from dcgan.data.items import Source
-from dcgan.errors import DcganError
+from dcgan.errors import DcganError, first_line
 
 # CIFAR-10/100 python batches are pickles. The unpickler below builds only what real batches hold — dicts,
 # lists, numbers, strings, and numeric numpy arrays made the way numpy pickles them — so a hostile file can
@@ -145,6 +145,12 @@ def cifar_files(root: Path) -> dict[str, Path]:
     return {}
 
 
+def _check_member_size(m: tarfile.TarInfo, path: Path) -> None:
+    # the largest real member (CIFAR-100 train) is ~155 MB: anything far larger is not CIFAR (or a bomb)
+    if m.size > MAX_CIFAR_MEMBER:
+        raise DcganError(f"{m.name} in {str(path)!r} is {m.size:,} bytes; CIFAR batches are at most ~155 MB")
+
+
 def _cifar_access(path: Path, stack: contextlib.ExitStack) -> tuple[set[str], Callable[[str], bytes]]:
     """The CIFAR file names at `path` (folder or tarball) and a function reading one by name."""
     if path.is_dir():
@@ -152,16 +158,20 @@ def _cifar_access(path: Path, stack: contextlib.ExitStack) -> tuple[set[str], Ca
         return set(files), lambda n: files[n].read_bytes()
     try:
         tar = stack.enter_context(tarfile.open(path))  # noqa: SIM115 (the ExitStack closes it)
-        members = {m.name.rsplit("/", 1)[-1]: m for m in tar.getmembers() if m.isfile()}
+        members = {}
+        for m in tar:  # one header at a time: a bomb is refused before its gigabytes are inflated to skip it
+            if m.isfile():
+                _check_member_size(m, path)
+                members[m.name.rsplit("/", 1)[-1]] = m
     except (tarfile.TarError, *limits.DECOMPRESS_ERRORS) as e:
-        raise DcganError(f"{str(path)!r} is not a readable .tar.gz ({e}); re-download it") from None
+        # tarfile lists what each decompressor said, one per line: keep the one this file's name promises
+        method = "method tar" if path.name.lower().endswith(".tar") else "method gz"
+        said = next((s.strip("- ") for s in str(e).splitlines() if s.strip("- ").startswith(method)), None)
+        raise DcganError(
+            f"{str(path)!r} is not a readable .tar.gz ({said or first_line(e)}); re-download it"
+        ) from None
 
     def read(n: str) -> bytes:
-        # the largest real member (CIFAR-100 train) is ~155 MB: anything far larger is not CIFAR (or a bomb)
-        if members[n].size > MAX_CIFAR_MEMBER:
-            raise DcganError(
-                f"{n} in {str(path)!r} is {members[n].size:,} bytes; CIFAR batches are at most ~155 MB"
-            )
         try:
             return tar.extractfile(members[n]).read()  # type: ignore[union-attr]
         except (tarfile.TarError, *limits.DECOMPRESS_ERRORS) as e:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dcgan.data.arrays import load_npy
 from dcgan.data.prepare import FORMAT
 from dcgan.errors import DcganError
 
@@ -50,10 +51,7 @@ class PreparedDataset:
             )
         if self.manifest.get("format") != FORMAT:
             raise DcganError(f"{str(manifest_path)!r} is not a {FORMAT} manifest; prepare the dataset again")
-        try:
-            self.images = np.load(images_path, mmap_mode=None if in_memory else "r", allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
-            raise DcganError(f"{str(images_path)!r} is unreadable ({e}); prepare the dataset again") from None
+        self.images = load_npy(images_path, in_memory, then="; prepare the dataset again")
         if self.images.dtype != np.uint8 or list(self.images.shape) != self.manifest["shape"]:
             raise DcganError(
                 f"{str(images_path)!r} holds {self.images.dtype} {list(self.images.shape)} but the manifest says "
@@ -61,8 +59,10 @@ class PreparedDataset:
             )
         self.labels: np.ndarray | None = None
         if self.manifest.get("labels"):
-            self.labels = np.load(self.path / "labels.npy", allow_pickle=False)
-            if self.labels.shape != (len(self.images),):
+            self.labels = load_npy(
+                self.path / "labels.npy", in_memory=True, then="; prepare the dataset again"
+            )
+            if self.labels.shape != (len(self.images),) or not np.issubdtype(self.labels.dtype, np.integer):
                 raise DcganError(
                     f"{str(self.path)!r}: labels.npy does not match images.npy; prepare it again"
                 )

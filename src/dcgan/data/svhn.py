@@ -52,20 +52,43 @@ def _mat_elements(buf: memoryview, pos: int, end: int, name: str, top: bool) -> 
     while end - pos >= 8:  # what is left under 8 bytes is padding
         kind, start, n, nxt = _mat_tag(buf, pos, end, name)
         if kind == 15 and top:
-            d = zlib.decompressobj()
-            try:
-                inner = d.decompress(buf[start : start + n], limits.MAX_RATIO * max(n, 1))
-            except zlib.error as e:
-                raise DcganError(f"{name} holds a damaged compressed element ({e}); re-download it") from None
-            if d.unconsumed_tail:
-                limits.check_expansion(name, limits.MAX_RATIO * max(n, 1) + 1, n)
-            _mat_elements(memoryview(inner), 0, len(inner), name, top=False)
+            head, total = _inflate_head(buf[start : start + n], name)
+            try:  # the array's tags lie in its first bytes; its data is only counted
+                _mat_elements(memoryview(head), 0, total, name, top=False)
+            except struct.error:
+                raise DcganError(f"{name} holds a damaged compressed element; re-download it") from None
             pos = start + n  # compressed elements are not padded
             continue
         if kind != 14:
             raise DcganError(f"{name} holds an element of type {kind} where an array belongs; re-download it")
         _mat_array(buf, start, start + n, name)
         pos = nxt
+
+
+def _inflate_head(data: memoryview, name: str, keep: int = 1 << 16) -> tuple[bytes, int]:
+    """(the first `keep` bytes, the length) of a zlib stream, inflated in chunks and never held whole. It
+    stops past what deflate could make of its bytes (a bomb) or past the size its first tag declares (which
+    must fit in memory: scipy will inflate it whole)."""
+    d, head, total, chunk = zlib.decompressobj(), b"", 0, 1 << 18
+    limit = limits.MAX_RATIO * max(len(data), 1)
+    try:
+        out = d.decompress(data, 8)  # the element's tag first
+        if len(out) == 8:
+            declared = 8 + struct.unpack_from("<I", out, 4)[0]
+            limits.check_memory(name, declared, "holds a compressed element that declares")
+            limit = min(limit, declared)
+        while out:
+            head += out[: max(keep - len(head), 0)]
+            total += len(out)
+            if total > limit:
+                limits.check_expansion(name, total, len(data))
+                raise DcganError(
+                    f"{name} holds a compressed element longer than its tag says; re-download it"
+                )
+            out = d.decompress(d.unconsumed_tail, chunk)
+    except zlib.error as e:
+        raise DcganError(f"{name} holds a damaged compressed element ({e}); re-download it") from None
+    return head, total
 
 
 def _mat_array(buf: memoryview, pos: int, end: int, name: str) -> None:
@@ -95,6 +118,7 @@ def read_svhn(path: Path) -> Source:
     import scipy.io
 
     try:
+        limits.check_memory(repr(str(path)), path.stat().st_size, "holds")
         data = path.read_bytes()
     except OSError as e:
         raise DcganError(f"{str(path)!r} could not be read ({e})") from None

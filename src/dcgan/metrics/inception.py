@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dcgan.errors import DcganError
-from dcgan.fileio import sha256_file
+from dcgan.errors import DcganError, first_line
+from dcgan.fileio import read_torch, sha256_file
 from dcgan.metrics.interface import Images, net_outputs
 
 FID_WEIGHTS_SHA256_PREFIX = "6726825d"
@@ -247,15 +247,10 @@ def load_inception(
             f"{str(p)!r} has sha256 {digest[:16]}…, expected {want}: not the FID Inception weights "
             "(pt_inception-2015-12-05-6726825d.pth); pass --inception-sha256 to accept another file on purpose"
         )
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for a damaged or foreign file
-        raise DcganError(f"{str(p)!r} is not a loadable PyTorch state dict ({e})") from None
+    state = read_torch(p)
     net = FIDInceptionV3()
     try:
         net.load_state_dict(state)
-    except RuntimeError as e:
-        raise DcganError(
-            f"{str(p)!r} does not hold InceptionV3 FID weights ({str(e).splitlines()[0]})"
-        ) from None
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise DcganError(f"{str(p)!r} does not hold InceptionV3 FID weights ({first_line(e)})") from None
     return InceptionExtractor(net.to(device, memory_format=torch.channels_last), digest)

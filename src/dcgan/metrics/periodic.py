@@ -21,7 +21,7 @@ from dcgan.metrics.evaluate import generated_features, real_features
 from dcgan.metrics.extractors import SHIPPED, load_extractor
 from dcgan.metrics.fid import diversity, fid_from_stats, mean_cov
 from dcgan.metrics.interface import FeatureExtractor
-from dcgan.training.stats import STATS_FILE, read_stats
+from dcgan.training.stats import STATS_FILE, is_number, read_stats
 from dcgan.training.trainer import Trainer
 
 DIVERSITY_FLOOR = 0.5  # warn when samples are less than half as spread out as real images
@@ -87,10 +87,17 @@ class PeriodicEval:
         self.real_diversity = diversity(real)
         self.key = f"fid[{self.ex.name}]"
         self.best = read_best(run)
-        if self.best is not None and self.key not in self.best:
-            self.best = None  # measured with another extractor: not comparable
+        if self.best is not None and not (
+            is_number(self.best.get(self.key)) and is_number(self.best.get("step"))
+        ):
+            self.best = None  # measured with another extractor (not comparable), or damaged
         # earlier evaluations of this run (stats.jsonl was truncated to the resumed checkpoint), then each new one
-        self.history = [r for r in read_stats(run / STATS_FILE) if self.key in r]
+        spread_key = f"diversity[{self.ex.name}]"
+        self.history = [
+            r
+            for r in read_stats(run / STATS_FILE)
+            if is_number(r.get(self.key)) and is_number(r.get(spread_key))
+        ]
 
     def __call__(self, trainer: Trainer) -> dict[str, Any]:
         """Evaluate now; returns the stats.jsonl record (with any warnings)."""

@@ -13,7 +13,6 @@ cut short and clears the rest.
 from __future__ import annotations
 
 import os
-import pickle
 import shutil
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,8 @@ from dcgan.artifacts import (
     step_name,
 )
 from dcgan.config import ModelConfig
-from dcgan.errors import DcganError
-from dcgan.fileio import atomic_path, fsync_dir, read_safetensors
+from dcgan.errors import DcganError, first_line
+from dcgan.fileio import atomic_path, fsync_dir, read_safetensors, read_torch
 
 
 def save_checkpoint(
@@ -102,11 +101,10 @@ def load_checkpoint(path: Path, g: nn.Module, d: nn.Module) -> dict[str, Any]:
     try:
         g.load_state_dict(read_safetensors(path / "G.safetensors")[0])
         d.load_state_dict(read_safetensors(path / "D.safetensors")[0])
-        state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
-    except (DcganError, OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
-        first = (str(e).strip().splitlines() or [""])[0][:300]
+        state = read_torch(path / "state.pt")
+    except (DcganError, OSError, RuntimeError, ValueError) as e:
         raise DcganError(
-            f"checkpoint {str(path)!r} could not be loaded ({type(e).__name__}: {first}); "
+            f"checkpoint {str(path)!r} could not be loaded ({first_line(e)}); "
             "delete it to resume from an earlier one"
         ) from None
     if not isinstance(state, dict):

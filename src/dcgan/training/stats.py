@@ -106,17 +106,29 @@ class StatsWriter:
             self.tb.close()
 
 
+def is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def read_stats(path: str | os.PathLike) -> list[dict]:
-    """The records of a stats.jsonl; a torn last line (a crash mid-write) is ignored."""
+    """The records of a stats.jsonl: JSON objects with a step and kimg. A torn last line (a crash mid-write)
+    or a damaged one is left out; readers check the type of any other value they use."""
     rows = []
     p = Path(path)
     if not p.is_file():
         return rows
-    for line in p.read_text().splitlines():
+    for line in p.read_text(errors="replace").splitlines():
         try:
-            rows.append(json.loads(line))
+            rec = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if (
+            isinstance(rec, dict)
+            and is_number(rec.get("step"))
+            and rec["step"] >= 0
+            and is_number(rec.get("kimg"))
+        ):
+            rows.append(rec)
     return rows
 
 
@@ -137,13 +149,13 @@ def plot_losses(stats_path: str | os.PathLike, out: str | os.PathLike) -> None:
 
     records = read_stats(stats_path)
     rows = [r for r in records if "loss_D" in r or "loss_G" in r]
-    evals = [r for r in records if any(k.startswith("fid[") for k in r)]
+    evals = [r for r in records if any(k.startswith("fid[") and is_number(v) for k, v in r.items())]
     if not rows:
         return
     kimg = [r["kimg"] for r in rows]
 
     def col(key: str) -> list[float]:  # a missing value (None) is a gap in the curve
-        return [math.nan if r.get(key) is None else r[key] for r in rows]
+        return [r[key] if is_number(r.get(key)) else math.nan for r in rows]
 
     fig, axes = plt.subplots(3 if evals else 2, 1, figsize=(8, 8.5 if evals else 6), sharex=True)
     a, b = axes[0], axes[1]
@@ -161,7 +173,7 @@ def plot_losses(stats_path: str | os.PathLike, out: str | os.PathLike) -> None:
     if evals:
         c = axes[2]
         key = next(k for k in evals[-1] if k.startswith("fid["))
-        points = [(r["kimg"], r[key]) for r in evals if key in r]
+        points = [(r["kimg"], r[key]) for r in evals if is_number(r.get(key))]
         c.plot(*zip(*points), "o-", label=key)
         best = min(points, key=lambda p: p[1])
         c.plot(*best, "*", markersize=14, label=f"best {best[1]:.2f}")
