@@ -1,6 +1,6 @@
 # make demo  — set up, get Fashion-MNIST, train the fmnist32 DCGAN for ~10 minutes (again: it resumes)
 # make test  — set up and run the suite;  make bench — benchmarks;  make lint — ruff
-# make fuzz  — thousands of damaged and hostile files per reader (~30 min), counts into docs/RELIABILITY.md
+# make fuzz  — 5,000 damaged and hostile files per reader family (~20 min), counts into docs/RELIABILITY.md
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -56,7 +56,7 @@ bench: setup
 	@if [ -d $(DEMO_RUN) ]; then echo "== bench/evaluate_speed.py"; $(BIN)/python bench/evaluate_speed.py; \
 	else echo "== bench/evaluate_speed.py skipped: run make demo first"; fi
 
-FUZZ_CASES ?= 1000
+FUZZ_CASES ?= 5000
 
 fuzz: setup
 	$(BIN)/python fuzz/campaign.py --per-family $(FUZZ_CASES) --record docs/RELIABILITY.md

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,14 +71,18 @@ def read_torch(path: str | os.PathLike) -> Any:
     from dcgan.errors import DcganError, first_line
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "pickle protocol 0": the refusal below says all there is
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except MemoryError:
         raise
     except Exception as e:  # the weights-only unpickler runs no code; whatever it raises, the file is damaged
-        said = next((s.strip() for s in str(e).splitlines() if "WeightsUnpickler error:" in s), None)
-        if said:  # torch's advice (load with weights_only=False) would run the file's code: give its reason only
-            reason = said.split("error:", 1)[1].split(". Please use")[0].strip()
-            why = f"it holds more than tensors and numbers, refused unread: {reason}"
+        _, marker, said = str(e).partition("WeightsUnpickler error:")
+        if (
+            marker
+        ):  # torch's advice (load with weights_only=False) would run the file's code: give its reason only
+            reason = next((s.strip() for s in said.splitlines() if s.strip()), "")
+            why = f"it holds more than tensors and numbers, refused unread: {reason.split('. Please use')[0]}"
         else:
             why = f"{type(e).__name__}: {first_line(e)}" if str(e).strip() else type(e).__name__
         raise DcganError(f"{str(path)!r} is not a readable PyTorch weights file ({why[:300]})") from None

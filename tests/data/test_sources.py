@@ -21,7 +21,7 @@ from dcgan.data.items import Unreadable
 from dcgan.data.sources import IMAGE_EXTS, open_source
 from dcgan.errors import DcganError
 
-from helpers import damages, flipped, rng_images, scratch_dir, write_cifar10, write_idx
+from helpers import damages, flipped, read_all, rng_images, scratch_dir, write_cifar10, write_idx
 
 
 def items(src):
@@ -487,6 +487,36 @@ def test_a_truncated_zip_is_a_dcgan_error(tmp_path_factory, tree, damage):
         path.write_bytes(damage(path.read_bytes()))
         with pytest.raises(DcganError, match="a.zip"):
             open_source(path)
+
+
+@QUICK
+@given(
+    tree=file_trees(),
+    spots=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), min_size=1, max_size=4),
+)
+def test_a_damaged_zip_directory_is_a_dcgan_error_or_lists_what_it_can(tmp_path_factory, tree, spots):
+    """Flipped bytes anywhere in the central directory (versions, methods, sizes, offsets, names)."""
+    with scratch_dir(tmp_path_factory) as d:
+        path = zip_tree(d / "a.zip", tree)
+        data = path.read_bytes()
+        path.write_bytes(flipped(data, spots, start=data.index(b"PK\x01\x02")))
+        src, got = read_all(path)
+        if isinstance(src, DcganError):
+            assert "a.zip" in str(src)
+        else:
+            assert all(isinstance(raw, bytes | Unreadable) for raw, _, _ in got)
+
+
+def test_a_zip_that_needs_a_future_version_is_a_dcgan_error(tmp_path):
+    """zipfile raises NotImplementedError for "version needed to extract" 25.1 (found by make fuzz)."""
+    path = zip_tree(tmp_path / "a.zip", {"a/x.png": b"x"})
+    data = bytearray(path.read_bytes())
+    data[data.index(b"PK\x01\x02") + 6] = 251
+    path.write_bytes(bytes(data))
+    with pytest.raises(
+        DcganError, match=r"'.*a.zip' is not a readable zip archive \(zip file version 25.1\)"
+    ):
+        open_source(path)
 
 
 def test_a_fifo_or_a_dangling_link_among_the_images_is_left_out_not_waited_on(tmp_path):

@@ -123,7 +123,7 @@ def read_zip(path: Path, class_folders: bool = False) -> Source:
     try:
         zf = zipfile.ZipFile(path)
         infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError) as e:
+    except (*limits.DECOMPRESS_ERRORS, ValueError) as e:  # NotImplementedError: a version from the future
         raise DcganError(
             f"{str(path)!r} is not a readable zip archive ({e}); re-create or re-download it"
         ) from None
