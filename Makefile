@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBS := dataset-fashion-mnist libtcmalloc-minimal4
+DEBS := dataset-fashion-mnist libtcmalloc-minimal4 chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup debs demo test lint bench fuzz clean

@@ -396,6 +396,12 @@ FAMILIES = [
         lambda p, s: ["@resume", str(p)],
         pick=lambda p: sorted(q for q in (p / "run").rglob("*") if q.is_file()),
     ),
+    Family(
+        "run-report",
+        _run,
+        lambda p, s: ["report", str(p / "run"), "--out", str(s / "report.html")],
+        pick=lambda p: sorted(q for q in (p / "run").rglob("*") if q.is_file()),
+    ),
 ]  # fmt: skip
 
 

@@ -291,3 +291,50 @@ def assert_fails_or_is_consistent(path, named: str, **kw) -> None:
         assert raw.ndim == 2 or (raw.ndim == 3 and raw.shape[2] in (1, 3, 4))
         assert src.grey == (raw.ndim == 2 or raw.shape[2] == 1)
         assert label is None or src.label_names is None or 0 <= label < len(src.label_names)
+
+
+# ---------------------------------------------------------------- a real browser (Debian's chromium)
+
+
+@contextlib.contextmanager
+def browser(javascript: bool = True, width: int = 1200, height: int = 900) -> Iterator:
+    """Headless Debian chromium driven by Selenium through Debian's chromedriver (nothing is downloaded);
+    skips the test with the reason where either is missing. The driver keeps the console log."""
+    import shutil
+
+    import pytest
+
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not driver_path:
+        pytest.skip("needs Debian's chromium and chromium-driver (make test installs them)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (make test installs it)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+    ):
+        options.add_argument(arg)
+    options.add_argument(f"--window-size={width},{height}")
+    if not javascript:
+        options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def console_errors(driver) -> list[str]:
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def full_page_screenshot(driver, path: Path) -> None:
+    """The whole page, not just the window: the window is grown to the document's height first."""
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(driver.get_window_size()["width"], min(height + 100, 16000))
+    driver.save_screenshot(str(path))

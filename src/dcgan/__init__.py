@@ -42,6 +42,7 @@ _API = {
             "extractor",
             "train_extractor",
             "evaluate",
+            "write_report",
         ),
         "dcgan.api",
     ),
@@ -87,6 +88,7 @@ __all__ = [
     "train_extractor",
     "vector",
     "walk",
+    "write_report",
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads each on first use
@@ -111,6 +113,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
         train_extractor,
         vector,
         walk,
+        write_report,
     )
     from dcgan.config import PRESETS, ModelConfig, TrainConfig, get_preset, train_config
     from dcgan.data.dataset import PreparedDataset

@@ -41,7 +41,7 @@ from dcgan.metrics.periodic import PeriodicEval
 from dcgan.models import Discriminator, Generator
 from dcgan.probes import memorization as probes_memorization
 from dcgan.probes import protocol
-from dcgan.report import latent
+from dcgan.report import latent, page
 from dcgan.training import loop
 
 PathLike = str | os.PathLike
@@ -203,6 +203,7 @@ def train(
     *,
     preset: str = "paper64",
     max_minutes: float | None = None,
+    report: bool = True,
     progress: bool = False,
     log: Callable[[str], None] = print,
     **overrides: Any,
@@ -210,6 +211,7 @@ def train(
     """Train (or resume: the same call again continues) a DCGAN; returns where everything is and how it
     ended (`status`: finished | time-limit | interrupted). Either a full TrainConfig, or a preset with
     overrides of its fields (epochs or kimg, batch, lr, seed, precision, device, eval_every, …).
+    With `report`, OUT/report.html is refreshed at every checkpoint.
 
     >>> dcgan.train("data/fashion-mnist/train", "runs/fm", preset="fmnist32", epochs=10, eval_every=500)
     """
@@ -220,9 +222,31 @@ def train(
     cfg = cfg or train_config(preset, **overrides)
     path = data.path if isinstance(data, PreparedDataset) else data
     make = functools.partial(PeriodicEval, cfg) if cfg.eval_every else None
+
+    def refresh(run: Path) -> None:  # the checkpoint is saved already: a report that fails costs nothing
+        try:
+            page.write_report(run)
+        except (DcganError, OSError) as e:
+            log(f"report not refreshed: {e}")
+
     return loop.train(
-        cfg, path, out, make_evaluator=make, max_minutes=max_minutes, progress=progress, log=log
+        cfg,
+        path,
+        out,
+        make_evaluator=make,
+        after_save=refresh if report else None,
+        max_minutes=max_minutes,
+        progress=progress,
+        log=log,
     )
+
+
+def write_report(run: PathLike, out: PathLike | None = None) -> Path:
+    """Write the run's self-contained HTML report (default RUN/report.html); returns its path.
+
+    >>> dcgan.write_report("runs/fm")   # then open runs/fm/report.html
+    """
+    return page.write_report(run, out)
 
 
 # ---------------------------------------------------------------- sampling and the latent space (§6)

@@ -26,7 +26,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from dcgan.config import ModelConfig, get_preset
-from dcgan.errors import DcganError, first_line
+from dcgan.errors import DcganError, one_line
 from dcgan.fileio import atomic_path, read_safetensors, read_torch, write_json
 from dcgan.models import Discriminator, Generator
 
@@ -197,7 +197,7 @@ def load_examples_state_dict(net: nn.Module, state: dict[str, torch.Tensor]) -> 
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
         lines = str(e).splitlines()
-        first = lines[1].strip() if len(lines) > 1 else first_line(e)
+        first = lines[1].strip() if len(lines) > 1 else one_line(e)
         raise DcganError(
             f"the state dict does not fit this {type(net).__name__} ({first}); pytorch/examples weights "
             "load into the examples64 preset with the same --ngf/--ndf/--nz/--nc they were trained with"

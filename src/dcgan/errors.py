@@ -9,8 +9,21 @@ class DcganError(ValueError):
     """A user error: the message says what was expected, what came, and what to do."""
 
 
-def first_line(e: BaseException, limit: int = 300) -> str:
-    """An exception's message cut to its first non-empty line: third-party messages (torch's weights_only
-    refusals, load_state_dict's key lists) run to many lines, and a user error is one."""
-    lines = [s.strip() for s in str(e).splitlines() if s.strip()]
-    return (lines[0] if lines else type(e).__name__)[:limit]
+def printable(text: str) -> str:
+    """text with every control, format or line-separator character escaped (\\x1b, \\u2028, …): a message may
+    quote bytes from a hostile file, and it must stay one line that cannot drive the terminal."""
+    import unicodedata
+
+    def safe(ch: str) -> str:
+        if ch == " " or unicodedata.category(ch)[0] not in "CZ":
+            return ch
+        return ascii(ch)[1:-1]
+
+    return "".join(map(safe, text))
+
+
+def one_line(e: BaseException, limit: int = 300) -> str:
+    """An exception's message as one line: third-party messages (pickle's, torch's weights-only refusals,
+    load_state_dict's key lists) run to several, and a user error is one. Cut at `limit` characters."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

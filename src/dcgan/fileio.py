@@ -68,7 +68,7 @@ def read_torch(path: str | os.PathLike) -> Any:
     a damaged or foreign file is a DcganError naming it. The caller checks what the object holds."""
     import torch
 
-    from dcgan.errors import DcganError, first_line
+    from dcgan.errors import DcganError, one_line
 
     try:
         with warnings.catch_warnings():  # e.g. "pickle protocol 0": the refusal below says all there is
@@ -84,7 +84,7 @@ def read_torch(path: str | os.PathLike) -> Any:
             reason = next((s.strip() for s in said.splitlines() if s.strip()), "")
             why = f"it holds more than tensors and numbers, refused unread: {reason.split('. Please use')[0]}"
         else:
-            why = f"{type(e).__name__}: {first_line(e)}" if str(e).strip() else type(e).__name__
+            why = f"{type(e).__name__}: {one_line(e)}" if str(e).strip() else type(e).__name__
         raise DcganError(f"{str(path)!r} is not a readable PyTorch weights file ({why[:300]})") from None
 
 

@@ -66,3 +66,18 @@ def test_every_command_help_ends_with_an_example():
     for name, p in sub.choices.items():
         text = p.format_help()
         assert "example:\n  dcgan " + name in text, name
+
+
+def test_an_error_quoting_a_hostile_file_is_one_line_that_cannot_drive_the_terminal(tmp_path, capsys):
+    """A CIFAR batch whose class name carries a newline, an ANSI escape and a record separator (which
+    str.splitlines also breaks on): the message quotes it escaped (found by make fuzz)."""
+    from dcgan.cli import main
+
+    from helpers import write_cifar10
+
+    root = write_cifar10(tmp_path / "cifar-10-batches-py")
+    (root / "data_batch_2").write_bytes(b"\x80\x02cnumpy\nnd\x1b[31mar\x1eray\n.")
+    assert main(["prepare", str(root), str(tmp_path / "out"), "--size", "8", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "\x1b" not in err and "\x1e" not in err
+    assert "data_batch_2 is not a valid CIFAR batch" in err and "\\x1b[31m" in err

@@ -2,11 +2,13 @@
 damage fails with a DcganError naming the file — never a crash of scipy's reader."""
 
 import numpy as np
+import pytest
 import scipy.io
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dcgan.data.sources import open_source
+from dcgan.errors import DcganError
 
 from helpers import (
     QUICK,
@@ -53,6 +55,13 @@ def _mat_data_type_0(b: bytes) -> bytes:  # X's data element claims type 0: scip
     return b[:at] + (0).to_bytes(4, "little") + b[at + 4 :]
 
 
+def _mat_complex_flag(
+    b: bytes,
+) -> bytes:  # X's flags say complex: scipy read a missing imaginary part (make fuzz)
+    at = b.index(b"\x06\x00\x00\x00\x08\x00\x00\x00") + 9  # the array-flags element; its second byte
+    return b[:at] + bytes([0x9A]) + b[at + 1 :]
+
+
 # Any damage, flipped bits included: every tag is checked before scipy reads the file (one flipped bit used to
 # crash the process with SIGSEGV or SIGBUS, or raise zlib.error, ZeroDivisionError or UnboundLocalError).
 @settings(QUICK, max_examples=80)
@@ -64,3 +73,11 @@ def test_damaged_svhn_fails_with_a_dcgan_error(tmp_path_factory, data, compress,
         path.write_bytes(damage(path.read_bytes()))
         peak = traced_peak(lambda: assert_fails_or_is_consistent(path, path.name))
     assert peak < 4 << 20  # the file holds at most ~3 KB of pixels
+
+
+def test_an_array_flagged_complex_is_refused_before_scipy_reads_its_missing_imaginary_part(tmp_path):
+    """Found by make fuzz: flags 0x9a on X made scipy read an imaginary part that is not there (SIGSEGV)."""
+    path = write_svhn(tmp_path / "train_32x32.mat", rng_images(2, 32, 32, 3), None, False)
+    path.write_bytes(_mat_complex_flag(path.read_bytes()))
+    with pytest.raises(DcganError, match=r"flags 0x9a \(complex or unknown\); SVHN's are real arrays"):
+        open_source(path)

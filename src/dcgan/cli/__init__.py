@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import dcgan
 from dcgan.cli import data, latent, metrics, probes, train
-from dcgan.errors import DcganError
+from dcgan.errors import DcganError, printable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         data.add_data,
         train.add_train,
         train.add_sample,
+        train.add_report,
         latent.add_interpolate,
         latent.add_sheet,
         latent.add_arithmetic,
@@ -62,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.fn(args)
     except DcganError as e:
-        print(f"dcgan {args.command}: error: {e}", file=sys.stderr)
+        print(f"dcgan {args.command}: error: {printable(str(e))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `dcgan info … | head`: the reader left, nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -8,6 +8,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from dcgan.cli.common import generator_from_args, parser_for
@@ -69,6 +70,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         a.out,
         cfg,
         max_minutes=a.max_minutes,
+        report=not a.no_report,
         progress=not a.quiet,
         log=_silent if a.quiet else print,
     )
@@ -79,6 +81,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     print(
         f"samples   {s['samples']}\nloss plot {s['loss_plot']}\nstats     {s['stats']}\ngenerator {s['generator']}"
     )
+    if not a.no_report:
+        print(f"report    {Path(a.out) / 'report.html'}")
     if "best" in s:
         fid = next(f"{k} {v:.3f}" for k, v in s["best"].items() if k.startswith("fid["))
         print(f"best      {s['best']['path']} (step {s['best']['step']:,}, {fid})")
@@ -152,8 +156,34 @@ def add_train(sub: Any) -> None:
         "--eval-patience", type=int, help="warn when FID rose this many evaluations in a row (default 3)"
     )
     p.add_argument("--dry-run", action="store_true", help="two steps, to check that everything runs")
+    p.add_argument(
+        "--no-report", action="store_true", help="do not refresh OUT/report.html at every checkpoint"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or config print-out")
     p.set_defaults(fn=cmd_train)
+
+
+# ---------------------------------------------------------------- report
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from dcgan import api
+
+    path = api.write_report(a.run, a.out)
+    print(f"report    {path} ({path.stat().st_size / 2**20:.1f} MB, self-contained: open it in any browser)")
+    return 0
+
+
+def add_report(sub: Any) -> None:
+    p = parser_for(
+        sub,
+        "report",
+        "one self-contained HTML page of a run: curves, samples over training, config, dataset, results",
+        "dcgan report runs/fmnist && xdg-open runs/fmnist/report.html",
+    )
+    p.add_argument("run", help="a run folder made by `dcgan train`")
+    p.add_argument("--out", metavar="HTML", help="where to write it (default RUN/report.html)")
+    p.set_defaults(fn=cmd_report)
 
 
 # ---------------------------------------------------------------- sample

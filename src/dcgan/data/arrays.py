@@ -257,7 +257,7 @@ def _class_names(labels: np.ndarray | None, path: Path) -> list[str] | None:
 
 def _as_nhwc_uint8(arr: np.ndarray, path: Path) -> np.ndarray:
     """(N, H, W), (N, H, W, C) or (N, C, H, W) with C in 1, 3, 4; uint8, or floats in [0, 1] or [-1, 1]."""
-    if arr.ndim == 4 and arr.shape[1] in (1, 3) and arr.shape[3] not in (1, 3, 4):
+    if arr.ndim == 4 and arr.shape[1] in (1, 3, 4) and arr.shape[3] not in (1, 3, 4):
         arr = arr.transpose(0, 2, 3, 1)
     if not (arr.ndim == 3 or (arr.ndim == 4 and arr.shape[3] in (1, 3, 4))):
         raise DcganError(

@@ -19,7 +19,7 @@ import numpy as np
 from dcgan.data import limits
 from dcgan.data.arrays import array_source, check_split
 from dcgan.data.items import Source
-from dcgan.errors import DcganError, first_line
+from dcgan.errors import DcganError, one_line
 
 # CIFAR-10/100 python batches are pickles. The unpickler below builds only what real batches hold — dicts,
 # lists, numbers, strings, and numeric numpy arrays made the way numpy pickles them — so a hostile file can
@@ -115,7 +115,9 @@ def safe_unpickle(data: bytes, name: str) -> Any:
             pass
         out = _CifarUnpickler(data).load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, AttributeError) as e:
-        raise DcganError(f"{name} is not a valid CIFAR batch ({e}); re-download the dataset") from None
+        raise DcganError(
+            f"{name} is not a valid CIFAR batch ({one_line(e)}); re-download the dataset"
+        ) from None
     except (MemoryError, RecursionError, OverflowError, LookupError, KeyError) as e:
         raise DcganError(
             f"{name} is not a valid CIFAR batch ({type(e).__name__}); re-download the dataset"
@@ -168,7 +170,7 @@ def _cifar_access(path: Path, stack: contextlib.ExitStack) -> tuple[set[str], Ca
         method = "method tar" if path.name.lower().endswith(".tar") else "method gz"
         said = next((s.strip("- ") for s in str(e).splitlines() if s.strip("- ").startswith(method)), None)
         raise DcganError(
-            f"{str(path)!r} is not a readable .tar.gz ({said or first_line(e)}); re-download it"
+            f"{str(path)!r} is not a readable .tar.gz ({said or one_line(e)}); re-download it"
         ) from None
 
     def read(n: str) -> bytes:

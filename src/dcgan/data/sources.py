@@ -91,8 +91,9 @@ def _labels_from_paths(rel_paths: list[str], origin: str) -> tuple[list[int], li
 
 
 def read_folder(root: Path, class_folders: bool = False) -> Source:
-    """All images under `root`, recursively, in sorted order; hidden files and folders, and anything that is
-    not a regular file (FIFOs, devices, dangling links: counted as ignored), are left out."""
+    """All images under `root`, recursively, sorted by relative path (as a zip of the folder is); hidden files
+    and folders, and anything that is not a regular file (FIFOs, devices, dangling links: counted as
+    ignored), are left out."""
     files, ignored = [], 0
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -104,6 +105,7 @@ def read_folder(root: Path, class_folders: bool = False) -> Source:
                 files.append(os.path.relpath(os.path.join(dirpath, f), root).replace(os.sep, "/"))
             else:
                 ignored += 1
+    files.sort()
     if not files:
         raise DcganError(
             f"no images found in {str(root)!r} (looked for {', '.join(sorted(IMAGE_EXTS))}"
@@ -119,7 +121,7 @@ def read_folder(root: Path, class_folders: bool = False) -> Source:
 
 
 def read_zip(path: Path, class_folders: bool = False) -> Source:
-    """Images inside a .zip, in sorted order; macOS resource forks and hidden files are left out."""
+    """Images inside a .zip, sorted by name; macOS resource forks and hidden files and folders are left out."""
     try:
         zf = zipfile.ZipFile(path)
         infos = zf.infolist()
@@ -130,7 +132,8 @@ def read_zip(path: Path, class_folders: bool = False) -> Source:
     names, ignored = [], 0
     for info in infos:
         base = info.filename.rsplit("/", 1)[-1]
-        if info.is_dir() or info.filename.startswith("__MACOSX/") or base.startswith("."):
+        hidden = any(part.startswith(".") for part in info.filename.split("/"))
+        if info.is_dir() or info.filename.startswith("__MACOSX/") or hidden:
             continue
         if os.path.splitext(base)[1].lower() in IMAGE_EXTS:
             names.append(info.filename)

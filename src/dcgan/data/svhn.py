@@ -98,6 +98,10 @@ def _mat_array(buf: memoryview, pos: int, end: int, name: str) -> None:
         raise DcganError(f"{name} has an array whose flags are damaged; re-download it")
     if buf[start] not in _MAT_NUMERIC_CLASSES:
         raise DcganError(f"{name} holds an array of MATLAB class {buf[start]}; SVHN's hold numbers")
+    if buf[start + 1] & ~0x06:  # only "logical" and "global" may be set: a complex array's imaginary part
+        raise DcganError(  # is read without a check by scipy (a SIGSEGV), and other bits are not MATLAB's
+            f"{name} has an array with flags {buf[start + 1]:#04x} (complex or unknown); SVHN's are real arrays"
+        )
     kind, start, n, pos = _mat_tag(buf, pos, end, name)
     if kind != 5 or n % 4 or n == 0:
         raise DcganError(f"{name} has an array whose dimensions are damaged; re-download it")

@@ -130,6 +130,14 @@ def to_mode(img: Image.Image, channels: int, background: tuple[int, int, int]) -
     return img.convert("L" if channels == 1 else "RGB")
 
 
+def fill(background: tuple[int, int, int], channels: int) -> tuple[int, ...]:
+    """The background as `channels` values: grey is its luma as Pillow converts RGB to L, so padding and
+    transparency (composited in RGB, then converted) give a grey image the same background."""
+    if channels == 3:
+        return tuple(background)
+    return (Image.new("RGB", (1, 1), tuple(background)).convert("L").getpixel((0, 0)),)
+
+
 def fit_square(img: Image.Image, spec: ImageSpec) -> Image.Image:
     """A spec.size² image by the spec's fit: centre crop, pad (no upscaling of small images), or stretch."""
     w, h = img.size
@@ -144,8 +152,8 @@ def fit_square(img: Image.Image, spec: ImageSpec) -> Image.Image:
             img = img.resize((max(1, round(w * f)), max(1, round(h * f))), FILTERS[spec.filter])
             w, h = img.size
         side = max(w, h, s)  # small images sit unscaled in the middle of a size² canvas (28² → 32²)
-        fill = spec.background[0] if img.mode == "L" else spec.background
-        canvas = Image.new(img.mode, (side, side), fill)
+        values = fill(spec.background, 1 if img.mode == "L" else 3)
+        canvas = Image.new(img.mode, (side, side), values[0] if img.mode == "L" else values)
         canvas.paste(img, ((side - w) // 2, (side - h) // 2))
         img = canvas
     if img.size != (s, s):
@@ -176,7 +184,7 @@ def process_array(a: np.ndarray, spec: ImageSpec) -> np.ndarray:
             return np.ascontiguousarray(a)
         if spec.fit == "pad" and h <= spec.size and w <= spec.size:
             out = np.empty((spec.size, spec.size, c), np.uint8)
-            out[:] = np.asarray(spec.background[:c] if c == 3 else spec.background[:1], np.uint8)
+            out[:] = np.asarray(fill(spec.background, c), np.uint8)
             top, left = (spec.size - h) // 2, (spec.size - w) // 2
             out[top : top + h, left : left + w] = a
             return out

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dcgan.errors import DcganError, first_line
+from dcgan.errors import DcganError, one_line
 from dcgan.fileio import read_torch, sha256_file
 from dcgan.metrics.interface import Images, net_outputs
 
@@ -252,5 +252,5 @@ def load_inception(
     try:
         net.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as e:
-        raise DcganError(f"{str(p)!r} does not hold InceptionV3 FID weights ({first_line(e)})") from None
+        raise DcganError(f"{str(p)!r} does not hold InceptionV3 FID weights ({one_line(e)})") from None
     return InceptionExtractor(net.to(device, memory_format=torch.channels_last), digest)

@@ -30,7 +30,7 @@ from dcgan.artifacts import (
     step_name,
 )
 from dcgan.config import ModelConfig
-from dcgan.errors import DcganError, first_line
+from dcgan.errors import DcganError, one_line
 from dcgan.fileio import atomic_path, fsync_dir, read_safetensors, read_torch
 
 
@@ -104,7 +104,7 @@ def load_checkpoint(path: Path, g: nn.Module, d: nn.Module) -> dict[str, Any]:
         state = read_torch(path / "state.pt")
     except (DcganError, OSError, RuntimeError, ValueError) as e:
         raise DcganError(
-            f"checkpoint {str(path)!r} could not be loaded ({first_line(e)}); "
+            f"checkpoint {str(path)!r} could not be loaded ({one_line(e)}); "
             "delete it to resume from an earlier one"
         ) from None
     if not isinstance(state, dict):

@@ -59,12 +59,14 @@ def train(
     run_dir: str | Path,
     *,
     make_evaluator: EvaluatorFactory | None = None,
+    after_save: Callable[[Path], None] | None = None,
     max_minutes: float | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train (or resume) the run in `run_dir` on a prepared dataset. Returns a summary with `status`:
-    finished | time-limit | interrupted. With cfg.eval_every, `make_evaluator` builds the evaluator."""
+    finished | time-limit | interrupted. With cfg.eval_every, `make_evaluator` builds the evaluator;
+    `after_save(run)` runs after every checkpoint (the report refresh)."""
     if cfg.eval_every and make_evaluator is None:
         raise DcganError("eval_every needs an evaluator: call dcgan.train, which builds one from the config")
     ds = PreparedDataset(dataset)
@@ -111,6 +113,8 @@ def train(
                 if trainer.step % cfg.ckpt_every == 0:
                     log_record(meter.flush(trainer, len(ds)), writer, bar)  # check the steps before saving
                     save_run(trainer, run)
+                    if after_save:
+                        after_save(run)
                 if evaluator and trainer.step % cfg.eval_every == 0:
                     log_record(meter.flush(trainer, len(ds)), writer, bar)
                     evaluate_now(evaluator, trainer, writer)
@@ -132,6 +136,8 @@ def train(
     last = latest_checkpoint(run)
     if last is None or last.name != step_name(trainer.step):  # the loop may have just saved this step
         save_run(trainer, run)
+        if after_save:
+            after_save(run)
     return summary(run, trainer, status, caught.get("signal"))
 
 

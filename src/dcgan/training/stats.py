@@ -140,7 +140,8 @@ def truncate_stats(path: str | os.PathLike, step: int) -> None:
 
 
 def plot_losses(stats_path: str | os.PathLike, out: str | os.PathLike) -> None:
-    """Losses (top) and D's mean outputs against thousands of images shown; with --eval-every, FID below."""
+    """The run's curves against thousands of images shown: losses, D's mean outputs, throughput, and with
+    --eval-every the FID (log scale) with the generated/real diversity ratio, collapse warnings marked."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -154,37 +155,63 @@ def plot_losses(stats_path: str | os.PathLike, out: str | os.PathLike) -> None:
         return
     kimg = [r["kimg"] for r in rows]
 
-    def col(key: str) -> list[float]:  # a missing value (None) is a gap in the curve
-        return [r[key] if is_number(r.get(key)) else math.nan for r in rows]
+    def col(key: str, of: list[dict] = rows) -> list[float]:  # a missing value (None) is a gap in the curve
+        return [r[key] if is_number(r.get(key)) else math.nan for r in of]
 
-    fig, axes = plt.subplots(3 if evals else 2, 1, figsize=(8, 8.5 if evals else 6), sharex=True)
-    a, b = axes[0], axes[1]
+    heights = [3, 2, 1.2] + ([3] if evals else [])
+    fig, axes = plt.subplots(
+        len(heights),
+        1,
+        figsize=(8, 1.2 * sum(heights) + 1),
+        sharex=True,
+        gridspec_kw={"height_ratios": heights},
+    )
+    a, b, t = axes[0], axes[1], axes[2]
     a.plot(kimg, col("loss_D"), label="loss D")
     a.plot(kimg, col("loss_G"), label="loss G")
     a.set_ylabel("BCE loss")
-    a.legend()
-    a.grid(alpha=0.3)
     b.plot(kimg, col("D_x"), label="D(x)")
     b.plot(kimg, col("D_G_z"), label="D(G(z))")
     b.set_ylim(0, 1)
     b.set_ylabel("mean D output")
-    b.legend()
-    b.grid(alpha=0.3)
+    t.plot(kimg, col("img_per_s"), label="images / s", color="tab:gray")
+    t.set_ylim(bottom=0)
+    t.set_ylabel("throughput")
     if evals:
-        c = axes[2]
-        key = next(k for k in evals[-1] if k.startswith("fid["))
-        points = [(r["kimg"], r[key]) for r in evals if is_number(r.get(key))]
-        c.plot(*zip(*points), "o-", label=key)
-        best = min(points, key=lambda p: p[1])
-        c.plot(*best, "*", markersize=14, label=f"best {best[1]:.2f}")
-        c.set_yscale("log")
-        c.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())  # 40, not 4×10¹
-        c.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
-        c.set_ylabel("FID (log)")
-        c.legend()
-        c.grid(alpha=0.3, which="both")
+        _plot_evals(axes[3], evals, col, matplotlib.ticker)
+    for ax in axes:
+        ax.legend(loc="best", fontsize="small")
+        ax.grid(alpha=0.3, which="both")
     axes[-1].set_xlabel("thousands of images shown")
     fig.tight_layout()
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+
+
+def _plot_evals(c: Any, evals: list[dict], col: Any, ticker: Any) -> None:
+    """FID (log scale, the best starred), the diversity ratio on a second axis, red marks where the
+    evaluation warned of collapse."""
+    key = next(k for k in evals[-1] if k.startswith("fid[") and is_number(evals[-1][k]))
+    points = [(r["kimg"], r[key]) for r in evals if is_number(r.get(key))]
+    c.plot(*zip(*points), "o-", label=key)
+    best = min(points, key=lambda p: p[1])
+    c.plot(*best, "*", markersize=14, label=f"best {best[1]:.2f}")
+    warned = [(r["kimg"], r[key]) for r in evals if r.get("warnings") and is_number(r.get(key))]
+    if warned:
+        c.plot(*zip(*warned), "v", color="tab:red", markersize=10, label="collapse warning")
+    c.set_yscale("log")
+    c.yaxis.set_major_formatter(ticker.ScalarFormatter())  # 40, not 4×10¹
+    c.yaxis.set_minor_formatter(ticker.ScalarFormatter())
+    c.set_ylabel("FID (log)")
+    name = key[len("fid[") : -1]
+    spread, real = col(f"diversity[{name}]", evals), col(f"diversity_real[{name}]", evals)
+    ratio = [s / r if r else math.nan for s, r in zip(spread, real)]
+    if any(not math.isnan(x) for x in ratio):
+        d = c.twinx()
+        d.plot(
+            [r["kimg"] for r in evals], ratio, "s--", color="tab:green", alpha=0.6, label="diversity / real"
+        )
+        d.set_ylim(0, max(1.2, *(x for x in ratio if not math.isnan(x))))
+        d.set_ylabel("diversity, generated / real")
+        d.legend(loc="upper center", fontsize="small")

@@ -19,7 +19,7 @@ import dcgan
 from dcgan.config import TrainConfig
 from dcgan.data.dataset import batch_indices, to_unit_range
 from dcgan.device import Placement
-from dcgan.errors import DcganError, first_line
+from dcgan.errors import DcganError, one_line
 from dcgan.models import build, sample_z, z_for_seeds
 from dcgan.training import cpu_conv, cuda_layers
 from dcgan.training.cuda_graph import GraphedStep
@@ -99,7 +99,7 @@ class Trainer:
             if not self.compiled:
                 raise
             raise DcganError(
-                f"torch.compile failed for this GPU ({type(e).__name__}: {first_line(e, 200)}); "
+                f"torch.compile failed for this GPU ({type(e).__name__}: {one_line(e, 200)}); "
                 "run again with --no-compile"
             ) from e
 

@@ -1,0 +1,105 @@
+"""The run report (src/dcgan/report/page.py): self-contained, complete without JavaScript, within its image
+budget, and safe with whatever the run folder holds."""
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dcgan.errors import DcganError
+from dcgan.report.page import BUDGET, frame_steps, write_report
+
+from helpers import rng_images
+
+
+@pytest.fixture
+def run(tiny_run, tmp_path):
+    """A copy of the tiny run with 40 grids over training (noise, so they do not compress away)."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    for i, a in enumerate(rng_images(40, 138, 138, 3, seed=3)):
+        Image.fromarray(a).save(run / "samples" / f"step-{(i + 1) * 100:08d}.png")
+    return run
+
+
+def srcs(page: str) -> list[str]:
+    return re.findall(r'\bsrc="([^"]*)"', page)
+
+
+def test_the_report_is_one_file_with_every_section_and_every_grid(run):
+    page = write_report(run).read_text()
+    assert (run / "report.html").is_file()
+    for section in ("summary", "curves", "progress", "final", "dataset", "config"):
+        assert f'<section id="{section}">' in page
+    assert frame_steps(page) == [0, 5] + [(i + 1) * 100 for i in range(40)]  # all listed: no JS needed
+    assert srcs(page) and all(s.startswith("data:image/") for s in srcs(page))  # nothing to fetch
+    assert "http://" not in page and "https://" not in page
+    assert "No preset named" in page  # the tiny test preset has nothing to compare with
+
+
+def test_grids_are_thinned_to_the_budget_keeping_the_first_and_the_newest(run):
+    page = write_report(run, run / "small.html", budget=1 << 20).read_text()
+    steps = frame_steps(page)
+    assert steps[0] == 0 and steps[-1] == 4000 and 2 <= len(steps) < 42
+    used = sum(len(s) for s in srcs(page))
+    assert used <= 1 << 20
+    assert "of a 1 MiB budget" in page
+
+
+def test_a_run_that_changed_the_preset_lists_the_changes(run):
+    meta = json.loads((run / "config.json").read_text())
+    from dcgan.config import train_config
+
+    cfg = train_config("fmnist32").to_dict()
+    meta["train"] = cfg | {"lr": 0.0005, "batch": 64}
+    (run / "config.json").write_text(json.dumps(meta))
+    page = write_report(run).read_text()
+    assert "Changed from the fmnist32 preset" in page and "lr: 0.0002 → 0.0005" in page
+
+
+def test_text_from_the_run_folder_is_escaped_and_damaged_files_are_left_out(run):
+    meta = json.loads((run / "config.json").read_text())
+    meta["train"]["preset"] = "<script>alert(1)</script>"
+    (run / "config.json").write_text(json.dumps(meta))
+    (run / "evaluate.json").write_text(json.dumps({"fid[x]": 12.5, "note": "<img src=x onerror=alert(1)>"}))
+    (run / "samples" / "step-00000150.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    (run / "figures").mkdir()
+    frames = [Image.fromarray(a) for a in rng_images(3, 16, 16, 3)]
+    frames[0].save(run / "figures" / "walk.gif", save_all=True, append_images=frames[1:])
+    (run / "figures" / "fake.png").write_bytes(b"GIF89a but not an image")
+    page = write_report(run).read_text()
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "onerror=alert" not in page.replace("onerror=alert(1)&gt;", "")  # only as escaped text
+    assert "150" not in [str(s) for s in frame_steps(page)]  # the damaged grid is left out
+    assert "evaluate.json" in page and "12.5" in page
+    assert "figures/walk.gif" in page and "data:image/gif;base64," in page and "fake.png" not in page
+
+
+def test_only_a_run_folder_makes_a_report(tmp_path):
+    with pytest.raises(DcganError, match="expected a run folder made by `dcgan train`"):
+        write_report(tmp_path)
+    (tmp_path / "config.json").write_text("[]")
+    with pytest.raises(DcganError, match="is not a run's config.json"):
+        write_report(tmp_path)
+
+
+def test_a_run_without_statistics_or_generator_still_reports(run):
+    (run / "stats.jsonl").unlink()
+    (run / "generator.safetensors").unlink()
+    page = write_report(run).read_text()
+    assert "No statistics yet" in page and 'id="final"' not in page and frame_steps(page)
+
+
+def test_the_default_budget_holds_a_long_64px_run(tmp_path, tiny_run):
+    """Sixty 8×8 grids of 64² images: the page stays under the budget it states."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    for i, a in enumerate(rng_images(100, 530, 530, 3, seed=4)):
+        Image.fromarray(a).save(run / "samples" / f"step-{(i + 1) * 500:08d}.png")
+    page = write_report(run).read_text()
+    assert sum(len(s) for s in srcs(page)) <= BUDGET
+    assert frame_steps(page)[-1] == 50000
+    assert np.isclose(len(page), sum(len(s) for s in srcs(page)), rtol=0.1)  # images are most of it
