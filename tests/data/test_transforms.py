@@ -277,6 +277,20 @@ def test_an_image_over_the_pixel_limit_is_skipped_with_its_size_before_decoding(
     assert process_encoded(encode(Image.new("RGB", (30, 30)), "PNG"), spec).shape == (8, 8, 3)
 
 
+def test_a_file_larger_than_any_image_within_the_pixel_limit_is_skipped_unread(monkeypatch, tmp_path):
+    """Files are read whole before decoding (Pillow sizes some reads by a chunk's claimed length): so a file
+    longer than 4 bytes a pixel of the limit is refused by its size."""
+    monkeypatch.setenv("DCGAN_MAX_PIXELS", "1000")
+    spec = ImageSpec(8, 3, "crop", "area", (0, 0, 0))
+    big = encode(Image.new("RGB", (30, 30)), "PNG") + bytes(5000)
+    (tmp_path / "big.png").write_bytes(big)
+    assert process_encoded(str(tmp_path / "big.png"), spec) == (
+        f"a file of {len(big):,} bytes, more than an image within the pixel limit"
+    )
+    (tmp_path / "ok.png").write_bytes(encode(Image.new("RGB", (30, 30)), "PNG"))
+    assert process_encoded(tmp_path / "ok.png", spec).shape == (8, 8, 3)
+
+
 def test_a_thin_strip_is_padded_without_making_its_square_canvas():
     """A 10⁶ × 1 PNG (a few KB) under --fit pad: shrunk first, never a 10⁶ × 10⁶ canvas."""
     strip = encode(Image.new("L", (1_000_000, 1), 200), "PNG")

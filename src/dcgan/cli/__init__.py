@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         latent.add_arithmetic,
         latent.add_vector,
         latent.add_walk,
+        latent.add_explore,
         probes.add_memorization,
         probes.add_probe,
         metrics.add_evaluate,

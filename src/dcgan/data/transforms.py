@@ -90,9 +90,18 @@ def parse_color(text: str) -> tuple[int, int, int]:
 
 
 def decode(raw: bytes | str | Path, spec: ImageSpec) -> Image.Image:
-    """Open encoded bytes or a file path; JPEGs decode at reduced scale when that still leaves 2× the target."""
+    """Open encoded bytes or a file path; JPEGs decode at reduced scale when that still leaves 2× the target.
+
+    A file is read into memory first, refused by its size when no image within the pixel limit could need
+    it (4 bytes a pixel): Pillow sizes some reads by the length a chunk claims, and from a BytesIO such a
+    read returns only the bytes that are there."""
     try:
-        img = Image.open(io.BytesIO(raw) if isinstance(raw, bytes) else raw)
+        if not isinstance(raw, bytes):
+            size = Path(raw).stat().st_size
+            if size > 4 * limits.max_pixels():
+                raise DcganError(f"a file of {size:,} bytes, more than an image within the pixel limit")
+            raw = Path(raw).read_bytes()
+        img = Image.open(io.BytesIO(raw))
         limits.check_pixels("the image", *img.size)  # from the header, before a pixel is decoded
         if img.format == "JPEG":
             w, h = img.size
