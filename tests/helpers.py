@@ -337,4 +337,5 @@ def full_page_screenshot(driver, path: Path) -> None:
     """The whole page, not just the window: the window is grown to the document's height first."""
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(driver.get_window_size()["width"], min(height + 100, 16000))
+    driver.execute_script("window.scrollTo(0, 0)")
     driver.save_screenshot(str(path))

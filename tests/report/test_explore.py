@@ -79,6 +79,10 @@ def test_a_saved_vector_is_the_cli_vector_and_walks(explorer, tmp_path):
     )
     np.testing.assert_array_equal(np.load(saved["path"]), np.load(tmp_path / "v.npy"))
     assert "turn-1" in json.loads(explorer.handle("GET", "/api/info")[2])["vectors"]
+    np.testing.assert_array_equal(
+        np.load(io.BytesIO(explorer.handle("GET", "/api/vector.npy?name=turn-1")[2])),
+        np.load(tmp_path / "v.npy"),
+    )
     zero, moved = (
         png(explorer.handle("GET", f"/api/walk.png?seeds=5&vector=turn-1&amount={x}")[2]) for x in (0, 2)
     )

@@ -13,6 +13,7 @@ given and the vectors it saved itself (RUN/vectors/NAME.npy, NAME of letters, di
          arithmetic    a= b= c= noise=0.25 seed=0                   the paper's 3×3 grid, Y = A − B + C
          walk          seeds= vector=NAME amount=1.5                z + amount · vector
     POST /api/vector                from=SEEDS to=SEEDS name=NAME: saves mean(to) − mean(from)
+    GET  /api/vector.npy?name=NAME  a saved vector
 
 Each image response carries the `dcgan` command that makes the same picture (header X-Dcgan-Command). A bad
 request is a 4xx with a one-line JSON message; G runs one request at a time (a lock), which on 2 CPU cores
@@ -110,6 +111,10 @@ class Explorer:
                 )
             if method == "POST" and url.path == "/api/vector":
                 return 200, "application/json", json.dumps(self.save_vector(params)).encode(), {}
+            if method == "GET" and url.path == "/api/vector.npy":
+                buf = io.BytesIO()
+                np.save(buf, self._vector(_get(params, "name")).numpy())
+                return 200, "application/octet-stream", buf.getvalue(), {}
             m = re.fullmatch(r"/api/([a-z]+)\.(png|npy)", url.path)
             if method == "GET" and m and m.group(1) in self.kinds:
                 view = self.kinds[m.group(1)](params)
@@ -119,7 +124,7 @@ class Explorer:
                     np.save(buf, (view.z if view.latents is None else view.latents).numpy())
                     return 200, "application/octet-stream", buf.getvalue(), headers
                 return 200, "image/png", self.png(view.z, view.ncols), headers
-            if url.path in ("/", "/api/info", "/api/seeds", "/api/vector") or (
+            if url.path in ("/", "/api/info", "/api/seeds", "/api/vector", "/api/vector.npy") or (
                 m and m.group(1) in self.kinds
             ):
                 return 405, *_error(f"{url.path} does not take {method}")
