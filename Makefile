@@ -1,6 +1,6 @@
 # make demo  — set up, get Fashion-MNIST, train the fmnist32 DCGAN for ~10 minutes (again: it resumes)
 # make test  — set up and run the suite;  make bench — benchmarks;  make lint — ruff
-# make fuzz  — 5,000 damaged and hostile files per reader family (~20 min), counts into docs/RELIABILITY.md
+# make fuzz  — 5,000 damaged and hostile files per reader family (~30 min), counts into docs/RELIABILITY.md
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv

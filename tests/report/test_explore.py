@@ -147,6 +147,9 @@ def test_the_server_answers_over_http_and_refuses_oversized_bodies(explorer):
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(f"{base}/api/sample.png?seeds=-1")
         assert e.value.code == 400 and "error" in json.loads(e.value.read())
+        # Arabic-Indic digits are seeds to int(); the command header that quotes them stays ASCII
+        with urllib.request.urlopen(f"{base}/api/sample.png?seeds=%D9%A3") as r:
+            assert r.status == 200 and "\\u0663" in r.headers["X-Dcgan-Command"]
     finally:
         server.shutdown()
         server.server_close()
@@ -228,3 +231,26 @@ def test_concurrent_requests_share_forward_passes_and_get_their_own_images(explo
     for s in range(48):
         np.testing.assert_array_equal(got[s], alone[s])
     assert explorer.render.passes - before < 48  # batched, not one pass per tile
+
+
+def test_the_command_prints_its_address_serves_and_stops_on_ctrl_c(explorer):
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    p = subprocess.Popen(
+        [sys.executable, "-m", "dcgan.cli", "explore", str(explorer.run), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = p.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
+        with urllib.request.urlopen(url + "api/info") as r:
+            assert json.loads(r.read())["z_dim"] == explorer.g.cfg.z_dim
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=30) == 0 and "Traceback" not in p.stderr.read()
+    finally:
+        p.kill()

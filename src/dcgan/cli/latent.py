@@ -179,7 +179,7 @@ def add_walk(sub: Any) -> None:
 def cmd_explore(a: argparse.Namespace) -> int:
     from dcgan.report.explore import Explorer, serve
 
-    server = serve(Explorer(a.run, device="cpu" if a.device == "auto" else a.device), a.host, a.port)
+    server = serve(Explorer(a.run, generator_from_args(a)), a.host, a.port)
     host, port = server.server_address[:2]
     print(f"explore   http://{host}:{port}/  (the run {a.run}; Ctrl-C stops)", flush=True)
     if a.host not in ("127.0.0.1", "localhost", "::1"):
@@ -200,12 +200,9 @@ def add_explore(sub: Any) -> None:
         "the latent space in the browser: pick exemplars, interpolate, arithmetic, vectors (a local web app)",
         "dcgan explore runs/fmnist32   # then open http://127.0.0.1:8765/",
     )
-    p.add_argument("run", help="run folder, checkpoint folder or generator .safetensors")
+    run_argument(p)
     p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
     p.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)"
-    )
-    p.add_argument(
-        "--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="where G runs (auto: CPU)"
     )
     p.set_defaults(fn=cmd_explore)

@@ -29,6 +29,7 @@ import math
 import re
 import shlex
 import threading
+import traceback
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ import torch
 from PIL import Image
 
 from dcgan.artifacts import load_generator
-from dcgan.errors import DcganError
+from dcgan.errors import DcganError, printable
 from dcgan.fileio import atomic_path
 from dcgan.images import make_grid
 from dcgan.models import Generator
@@ -79,9 +80,11 @@ class BadRequest(DcganError):
 class Explorer:
     """The run's generator and what the page may ask of it; `handle` maps a request to a response."""
 
-    def __init__(self, run: str | Path, device: str = "cpu") -> None:
+    def __init__(self, run: str | Path, g: Generator | None = None) -> None:
+        """`run` is a run folder, a checkpoint or a generator file; `g` its generator if loaded already (on
+        the device it should run on), else it is loaded onto the CPU."""
         self.run = Path(run)
-        self.g: Generator = load_generator(self.run, device=device)
+        self.g: Generator = g if g is not None else load_generator(self.run)
         self.vectors = (self.run if self.run.is_dir() else self.run.parent) / "vectors"
         self.render = Batcher(self.g)
         self.kinds: dict[str, Callable[[dict[str, str]], View]] = {
@@ -335,13 +338,20 @@ def serve(explorer: Explorer, host: str = "127.0.0.1", port: int = 8765) -> http
                 status, ctype, body, extra = 413, *_error("request body over 64 KiB")
             else:
                 data = self.rfile.read(length) if length else b""
-                status, ctype, body, extra = explorer.handle(method, self.path, data)
+                try:
+                    status, ctype, body, extra = explorer.handle(method, self.path, data)
+                except Exception as e:  # a bug: the page gets a 500 and a line, the terminal the traceback
+                    traceback.print_exc()
+                    status, ctype, body, extra = (
+                        500,
+                        *_error(f"internal error ({type(e).__name__}); see the terminal"),
+                    )
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
-            for k, v in extra.items():
-                self.send_header(k, v)
+            for k, v in extra.items():  # a header is one line of latin-1: escape the rest (paths, seeds)
+                self.send_header(k, printable(v).encode("ascii", "backslashreplace").decode("ascii"))
             self.end_headers()
             self.wfile.write(body)
 
