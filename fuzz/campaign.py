@@ -103,7 +103,10 @@ WRONG = (None, True, -1, 0, 2**63, 1e308, float("nan"), "", "x" * 300, [], [1, "
 
 def damage_json(data: bytes, rng: random.Random) -> bytes:
     """A JSON object with one value (at any depth) replaced by one of the wrong type, or a key deleted; or
-    the bytes damaged as any file's are."""
+    the bytes damaged as any file's are; or, now and then, arrays nested past Python's recursion limit."""
+    if rng.random() < 0.03:
+        depth = rng.choice((1_000, 100_000))
+        return b"[" * depth + b"]" * depth
     try:
         doc = json.loads(data)
     except ValueError:
@@ -446,7 +449,9 @@ def worker() -> None:
 
     torch.set_num_threads(1)
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
-    real_out = sys.stdout
+    # answers go to a private copy of fd 1; fd 1 itself (where C libraries and children write) is /dev/null
+    real_out = os.fdopen(os.dup(1), "w")
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     print("ready", file=real_out, flush=True)
     for line in sys.stdin:
         case = json.loads(line)
@@ -491,8 +496,10 @@ class Worker:
             stderr=subprocess.DEVNULL,
             text=True,
             cwd=ROOT,
+            start_new_session=True,  # a hang is killed with whatever it started
         )
-        assert self._line(120) == "ready", "the fuzz worker did not start"
+        if self._line(120) != "ready":
+            raise RuntimeError("the fuzz worker did not start")
         self.served = 0
 
     def _line(self, timeout: float) -> str | None:
@@ -520,7 +527,7 @@ class Worker:
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
 
     def alive(self) -> bool:

@@ -226,8 +226,8 @@ def train(
     def refresh(run: Path) -> None:  # the checkpoint is saved already: a report that fails costs nothing
         try:
             page.write_report(run)
-        except (DcganError, OSError) as e:
-            log(f"report not refreshed: {e}")
+        except Exception as e:  # whatever it is, training goes on; `dcgan report RUN` shows it in full
+            log(f"report not refreshed ({type(e).__name__}: {e}); training goes on")
 
     return loop.train(
         cfg,

@@ -139,3 +139,16 @@ def test_a_reader_that_fails_reports_its_last_line(tmp_path, db, monkeypatch):
     )
     with pytest.raises(DcganError, match=r"could not be read after 0 entries \(lmdb.Error: page 7 is odd\)"):
         list(open_source(db).items())
+
+
+def test_a_reader_that_stops_without_its_end_mark_is_an_error_not_a_short_dataset(db, monkeypatch):
+    """Killed from outside (the OOM killer) or exiting early: the entries so far are not the dataset."""
+    monkeypatch.setattr(
+        lsun,
+        "_CHILD",
+        "import sys, struct; out = sys.stdout.buffer; out.write(struct.pack('<II', 1, 3) + b'kabc'); out.flush()",
+    )
+    with pytest.raises(
+        DcganError, match=r"stopped after 1 entries without finishing \(the reader exited early\)"
+    ):
+        list(open_source(db).items())

@@ -254,3 +254,36 @@ def test_the_command_prints_its_address_serves_and_stops_on_ctrl_c(explorer):
         assert p.wait(timeout=30) == 0 and "Traceback" not in p.stderr.read()
     finally:
         p.kill()
+
+
+def test_the_server_refuses_what_the_page_cannot_have_sent(explorer):
+    """Another site's form (POST with its Origin), a rebound DNS name (Host), a lying Content-Length."""
+    import http.client
+
+    from dcgan.errors import DcganError
+
+    server = serve(explorer, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+
+    def ask(method, path, headers, body=None):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request(method, path, body=body, headers=headers)
+        r = c.getresponse()
+        return r.status, json.loads(r.read() or b"{}").get("error", "")
+
+    try:
+        assert ask("GET", "/api/info", {"Host": "evil.example:80"}) == (
+            403,
+            "this server answers to 127.0.0.1 and localhost, not 'evil.example:80'",
+        )
+        status, message = ask("POST", "/api/vector", {"Origin": "http://evil.example"}, b"from=1&to=2&name=x")
+        assert status == 403 and "another site" in message
+        status, _ = ask("POST", "/api/vector", {"Origin": f"http://127.0.0.1:{port}"}, b"from=1&to=2&name=x")
+        assert status == 200  # the page's own POST
+        assert ask("POST", "/api/vector", {"Content-Length": "-5"})[0] == 400
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(DcganError, match="--port must be 0-65535, got 70000"):
+        serve(explorer, port=70000)

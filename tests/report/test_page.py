@@ -103,3 +103,12 @@ def test_the_default_budget_holds_a_long_64px_run(tmp_path, tiny_run):
     assert sum(len(s) for s in srcs(page)) <= BUDGET
     assert frame_steps(page)[-1] == 50000
     assert np.isclose(len(page), sum(len(s) for s in srcs(page)), rtol=0.1)  # images are most of it
+
+
+def test_json_nested_past_the_stack_is_left_out_and_the_run_folder_is_not_written(run):
+    (run / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (run / "deep2.json").write_text('{"a": ' * 50_000 + "1" + "}" * 50_000)
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    page = write_report(run, run.parent / "elsewhere.html").read_text()
+    assert "deep.json" not in page and "deep2.json" not in page
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before  # loss.png untouched

@@ -182,7 +182,7 @@ def cmd_explore(a: argparse.Namespace) -> int:
     server = serve(Explorer(a.run, generator_from_args(a)), a.host, a.port)
     host, port = server.server_address[:2]
     print(f"explore   http://{host}:{port}/  (the run {a.run}; Ctrl-C stops)", flush=True)
-    if a.host not in ("127.0.0.1", "localhost", "::1"):
+    if a.host not in ("127.0.0.1", "localhost"):
         print(f"warning   listening on {a.host}: anyone who can reach this machine can use the page")
     try:
         server.serve_forever()

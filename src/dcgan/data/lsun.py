@@ -8,21 +8,24 @@ streams them over a pipe, so damage deeper inside kills only the child and becom
 
 from __future__ import annotations
 
+import json
 import signal
 import struct
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from dcgan.data import limits
 from dcgan.data.items import Item, Source
 from dcgan.errors import DcganError
 
 # one frame per entry: key length, value length, key, value; END instead of a key length closes the stream
 _FRAME = struct.Struct("<II")
 _END = 0xFFFFFFFF
-_CHILD = "import sys; from dcgan.data.lsun import serve; serve(sys.argv[1])"
+_CHILD = "from dcgan.data.lsun import serve; serve(sys.argv[1], int(sys.argv[3]))"
 
 
 def _open(root: Path) -> Any:
@@ -54,45 +57,61 @@ def read_lmdb(root: Path) -> Source:
 
 
 def _items(root: Path) -> Iterator[Item]:
-    child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    assert child.stdout is not None and child.stderr is not None
-    file_size = (root / "data.mdb").stat().st_size  # no entry is longer than the file that holds it
-    n, done = 0, False
-    try:
-        while True:
-            frame = _read(child.stdout, _FRAME.size)
-            if frame is None:
-                break
-            key_len, value_len = _FRAME.unpack(frame)
-            if key_len == _END:
-                done = True
-                break
-            if key_len + value_len > file_size:
-                break
-            key, value = _read(child.stdout, key_len), _read(child.stdout, value_len)
-            if key is None or value is None:
-                break
-            n += 1
-            yield value, None, key.decode("utf-8", errors="replace")
-    finally:
-        if not done:
-            child.kill()  # the consumer stopped early (max_images) or the stream broke
-        child.stdout.close()
-        err = child.stderr.read().decode("utf-8", errors="replace").strip()
-        child.stderr.close()
-        code = child.wait()
+    file_size = (root / "data.mdb").stat().st_size
+    cap = min(file_size, 4 * limits.max_pixels())  # no image within the pixel limit needs more bytes
+    # the child imports exactly what this process imports (its sys.path, not the working directory's)
+    code = f"import sys, json; sys.path[:] = json.loads(sys.argv[2]); {_CHILD}"
+    with tempfile.TemporaryFile() as err_file:  # not a pipe: a chatty child cannot block on a full one
+        child = subprocess.Popen(
+            [sys.executable, "-c", code, str(root), json.dumps(sys.path), str(cap)],
+            stdout=subprocess.PIPE,
+            stderr=err_file,
+        )
+        assert child.stdout is not None
+        n, done, garbled = 0, False, False
+        try:
+            while True:
+                frame = _read(child.stdout, _FRAME.size)
+                if frame is None:
+                    break
+                key_len, value_len = _FRAME.unpack(frame)
+                if key_len == _END:
+                    done = True
+                    break
+                if key_len + value_len > cap:  # the child refuses these itself: the stream is garbled
+                    garbled = True
+                    break
+                key, value = _read(child.stdout, key_len), _read(child.stdout, value_len)
+                if key is None or value is None:
+                    break
+                n += 1
+                yield value, None, key.decode("utf-8", errors="replace")
+        finally:
+            if not done:
+                child.kill()  # the consumer stopped early (max_images), or the stream broke
+            child.stdout.close()
+            code_ = child.wait()
+            err_file.seek(0)
+            err = err_file.read(1 << 16).decode("utf-8", errors="replace").strip()
     if done:
         return
-    if code < 0 and -code != signal.SIGKILL:
+    if garbled:
+        raise DcganError(
+            f"reading the LMDB database {str(root)!r} failed after {n:,} entries: the reader's stream was garbled"
+        )
+    if code_ < 0 and -code_ != signal.SIGKILL:
         raise DcganError(
             f"the LMDB database {str(root)!r} is damaged: reading it crashed "
-            f"({signal.Signals(-code).name}) after {n:,} entries; copy or download it again"
+            f"({signal.Signals(-code_).name}) after {n:,} entries; copy or download it again"
         )
-    if code > 0:
-        last = err.splitlines()[-1] if err else f"exit status {code}"
+    if code_ > 0:
+        last = err.splitlines()[-1] if err else f"exit status {code_}"
         raise DcganError(f"the LMDB database {str(root)!r} could not be read after {n:,} entries ({last})")
+    # the stream ended without its end mark: the reader was killed from outside (the OOM killer) or exited
+    raise DcganError(
+        f"reading the LMDB database {str(root)!r} stopped after {n:,} entries without finishing "
+        f"(the reader {'was killed' if code_ < 0 else 'exited early'}); run the command again"
+    )
 
 
 def _read(stream: BinaryIO, n: int) -> bytes | None:
@@ -101,19 +120,20 @@ def _read(stream: BinaryIO, n: int) -> bytes | None:
     return data if len(data) == n else None
 
 
-def serve(root: str) -> None:
-    """The child: every entry of the database at `root` as frames on stdout; an LMDB error is one line on
-    stderr and exit status 1."""
+def serve(root: str, cap: int) -> None:
+    """The child: every entry of the database at `root` as frames on stdout; an LMDB error, or an entry
+    longer than `cap` bytes, is one line on stderr and exit status 1."""
     import lmdb
 
     out = sys.stdout.buffer
     try:
         env = _open(Path(root))
-        file_size = (Path(root) / "data.mdb").stat().st_size
         with env.begin(buffers=True) as txn:
             for key, value in txn.cursor():
-                if len(key) + len(value) > file_size:
-                    raise DcganError(f"an entry claims {len(value):,} bytes, more than data.mdb holds")
+                if len(key) + len(value) > cap:
+                    raise DcganError(
+                        f"an entry of {len(value):,} bytes, more than data.mdb or an image within the pixel limit holds"
+                    )
                 out.write(_FRAME.pack(len(key), len(value)))
                 out.write(key)
                 out.write(value)

@@ -6,7 +6,8 @@ given and the vectors it saved itself (RUN/vectors/NAME.npy, NAME of letters, di
 
     GET  /                          the page
     GET  /api/info                  the model, the saved vectors (JSON)
-    GET  /api/seeds?seeds=0-47      the seeds that text names (JSON), as every command parses them
+    GET  /api/seeds?seeds=0-47      the seeds that text names, as every command parses them (JSON strings:
+                                    seeds go to 2^63 − 1, JavaScript's numbers to 2^53)
     GET  /api/KIND.png | .npy       an image grid, or the latents behind it, for KIND in:
          sample        seeds=3,17            one image per seed
          interpolate   a=SEEDS b=SEEDS t=0.4 mode=auto|lerp|slerp   (A and B: the mean z of their seeds)
@@ -22,6 +23,7 @@ keeps a slider interactive at 64² (docs/PERFORMANCE.md has the latency).
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import io
 import json
@@ -87,6 +89,7 @@ class Explorer:
         self.g: Generator = g if g is not None else load_generator(self.run)
         self.vectors = (self.run if self.run.is_dir() else self.run.parent) / "vectors"
         self.render = Batcher(self.g)
+        self.saving = threading.Lock()
         self.kinds: dict[str, Callable[[dict[str, str]], View]] = {
             "sample": self._sample,
             "interpolate": self._interpolate,
@@ -109,7 +112,7 @@ class Explorer:
                 return (
                     200,
                     "application/json",
-                    json.dumps({"seeds": self._seeds(params, "seeds")}).encode(),
+                    json.dumps({"seeds": [str(s) for s in self._seeds(params, "seeds")]}).encode(),
                     {},
                 )
             if method == "POST" and url.path == "/api/vector":
@@ -239,10 +242,14 @@ class Explorer:
         v = direction(
             z_for_seeds(self.g.cfg, self._seeds(p, "from")), z_for_seeds(self.g.cfg, self._seeds(p, "to"))
         )
-        self.vectors.mkdir(exist_ok=True)
         path = self.vectors / f"{name}.npy"
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.save(f, v.numpy())
+        try:
+            with self.saving:  # two clicks at once would share the temporary file
+                self.vectors.mkdir(exist_ok=True)
+                with atomic_path(path) as tmp, open(tmp, "wb") as f:
+                    np.save(f, v.numpy())
+        except OSError as e:
+            raise DcganError(f"could not save {path} ({e.strerror or e})") from None
         command = self._command("vector", "--from", p["from"], "--to", p["to"], "--out", str(path))
         return {"name": name, "path": str(path), "command": command}
 
@@ -279,7 +286,7 @@ class Batcher:
                 except BaseException as e:  # every request of the pass gets the failure, none waits forever
                     for r in batch:
                         r["error"] = e
-                    break
+                    continue
                 self.passes += 1
                 for r, part in zip(batch, np.split(out, np.cumsum([len(r["z"]) for r in batch])[:-1])):
                     r["out"] = part
@@ -332,11 +339,30 @@ def serve(explorer: Explorer, host: str = "127.0.0.1", port: int = 8765) -> http
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = "dcgan-explore"
 
+        def _refuse(self, method: str) -> tuple[int, str] | None:
+            """(status, reason) for a request the page cannot have sent: a body of a bad or large size, a
+            Host other than this machine's name for a loopback server (DNS rebinding), a POST from another
+            site (a cross-site form)."""
+            text = self.headers.get("Content-Length") or "0"
+            if not text.isdigit():
+                return 400, f"a Content-Length of {text[:20]!r}"
+            if int(text) > 1 << 16:
+                return 413, "request body over 64 KiB"
+            host = self.headers.get("Host") or ""
+            local = self.server.server_address[0] in ("127.0.0.1", "localhost")
+            if local and urllib.parse.urlsplit(f"//{host}").hostname not in ("127.0.0.1", "localhost"):
+                return 403, f"this server answers to 127.0.0.1 and localhost, not {host[:60]!r}"
+            origin = self.headers.get("Origin")
+            if method == "POST" and origin is not None and urllib.parse.urlsplit(origin).netloc != host:
+                return 403, f"a POST from another site ({origin[:60]!r})"
+            return None
+
         def _answer(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > 1 << 16:
-                status, ctype, body, extra = 413, *_error("request body over 64 KiB")
+            refused = self._refuse(method)
+            if refused is not None:
+                status, ctype, body, extra = refused[0], *_error(refused[1])
             else:
+                length = int(self.headers.get("Content-Length") or 0)
                 data = self.rfile.read(length) if length else b""
                 try:
                     status, ctype, body, extra = explorer.handle(method, self.path, data)
@@ -353,7 +379,8 @@ def serve(explorer: Explorer, host: str = "127.0.0.1", port: int = 8765) -> http
             for k, v in extra.items():  # a header is one line of latin-1: escape the rest (paths, seeds)
                 self.send_header(k, printable(v).encode("ascii", "backslashreplace").decode("ascii"))
             self.end_headers()
-            self.wfile.write(body)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the page moved on
+                self.wfile.write(body)
 
         def do_GET(self) -> None:
             self._answer("GET")
@@ -364,10 +391,14 @@ def serve(explorer: Explorer, host: str = "127.0.0.1", port: int = 8765) -> http
         def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet: the page makes a request per slider step
 
+    if not 0 <= port <= 65535:
+        raise DcganError(f"--port must be 0-65535, got {port}")
     try:
         return http.server.ThreadingHTTPServer((host, port), Handler)
     except OSError as e:
-        raise DcganError(f"cannot listen on {host}:{port} ({e.strerror}); pick another --port") from None
+        raise DcganError(
+            f"cannot listen on {host}:{port} ({e.strerror or e}); pick another --port or --host"
+        ) from None
 
 
 PAGE = resources.files("dcgan.report").joinpath("explore.html").read_text(encoding="utf-8")

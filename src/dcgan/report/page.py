@@ -16,6 +16,8 @@ import json
 import math
 import os
 import re
+import shlex
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,8 +62,10 @@ def build_report(run: Path, budget: int = BUDGET) -> str:
         train = meta["train"]
         if not isinstance(train, dict):
             raise TypeError("train is not an object")
-    except (ValueError, KeyError, TypeError) as e:
-        raise DcganError(f"{str(run / 'config.json')!r} is not a run's config.json ({e})") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
+        raise DcganError(
+            f"{str(run / 'config.json')!r} is not a run's config.json ({type(e).__name__})"
+        ) from None
     images = _Images(budget)
     stats = read_stats(run / STATS_FILE)
     sections = [
@@ -173,10 +177,11 @@ def _curves(run: Path, stats: list[dict], images: _Images) -> str:
         return (
             '<section id="curves"><h2>Curves</h2><p>No statistics yet (stats.jsonl is empty).</p></section>'
         )
-    plot_losses(run / STATS_FILE, run / "loss.png")  # current, whatever wrote it last
-    if not (run / "loss.png").is_file():
-        return ""
-    uri = images.uri((run / "loss.png").read_bytes(), "image/png", "loss.png")
+    with tempfile.TemporaryDirectory() as tmp:  # drawn now, from stats.jsonl; the run folder is not written
+        plot_losses(run / STATS_FILE, Path(tmp) / "loss.png")
+        if not (Path(tmp) / "loss.png").is_file():
+            return ""
+        uri = images.uri((Path(tmp) / "loss.png").read_bytes(), "image/png", "loss.png")
     alt = "losses, D outputs, throughput and FID against thousands of images shown"
     return f'<section id="curves"><h2>Curves</h2>{_img(uri, alt, "wide")}</section>'
 
@@ -253,7 +258,7 @@ def _final(run: Path, images: _Images) -> str:
     uri = images.png(grid, GENERATOR_FILE)
     return (
         '<section id="final"><h2>Final samples</h2>'
-        f"<p>Seeds 0-63 of generator.safetensors: <code>dcgan sample {_e(run)} --seeds 0-63</code></p>"
+        f"<p>Seeds 0-63 of generator.safetensors: <code>{_e(shlex.join(['dcgan', 'sample', str(run), '--seeds', '0-63']))}</code></p>"
         f"{_img(uri, 'seeds 0-63 of the exported generator')}</section>"
     )
 
@@ -286,7 +291,11 @@ def _config(train: dict) -> str:
         )
     except (DcganError, TypeError, ValueError, KeyError):
         note = f"<p>No preset named {_e(preset)} to compare with.</p>"
-    rows = "".join(f"<tr><th>{_e(k)}</th><td><code>{_e(v)}</code></td></tr>" for k, v in _flatten(train))
+    try:
+        flat = list(_flatten(train))
+    except RecursionError:
+        flat = [("(config)", "nested too deeply to show")]
+    rows = "".join(f"<tr><th>{_e(k)}</th><td><code>{_e(v)}</code></td></tr>" for k, v in flat)
     return (
         f'<section id="config"><h2>Configuration</h2>{note}'
         f'<details><summary>Resolved configuration</summary><table class="facts">{rows}</table></details></section>'
@@ -339,12 +348,13 @@ def _image_format(path: Path) -> str | None:
 def _json_table(path: Path, max_rows: int = 200) -> str:
     try:
         doc = json.loads(path.read_bytes())
-    except (ValueError, OSError):
+        rows_of = list(_flatten(doc)) if isinstance(doc, dict) else []
+    except (ValueError, OSError, RecursionError):  # not JSON, unreadable, or nested past Python's stack
         return ""
-    if not isinstance(doc, dict):
+    if not rows_of:
         return ""
     rows = []
-    for k, v in _flatten(doc):
+    for k, v in rows_of:
         if isinstance(v, float):
             v = f"{v:.6g}"
         rows.append(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>")
