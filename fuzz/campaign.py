@@ -15,7 +15,8 @@ worker process under a 4 GiB address-space limit. Each case ends as one of
 
 and the counts per family are printed (and, with --record, written into RELIABILITY.md between its fuzz
 markers). A case that crashed, hung or blew memory is kept under fuzz/findings/ to reproduce. Cases are a
-function of (family, index, --seed), so `--family idx --only 417` replays one.
+function of (family, index, --seed), so `--family idx --only 417` replays one — except in the families built
+from a freshly trained run, whose files hold timings: there the finding's folder is the exact case.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from torch import nn
 
 from dcgan.config import ModelConfig, get_preset
 from dcgan.errors import DcganError, one_line
-from dcgan.fileio import atomic_path, read_safetensors, read_torch, write_json
+from dcgan.fileio import atomic_path, parse_json, read_safetensors, read_torch, write_json
 from dcgan.models import Discriminator, Generator
 
 CONFIG_KEY = "dcgan_model_config"  # safetensors metadata key holding the ModelConfig JSON
@@ -70,9 +70,9 @@ def read_best(run: Path) -> dict | None:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
         if BEST_KEY in meta:
-            record = json.loads(meta[BEST_KEY])
+            record = parse_json(meta[BEST_KEY])
         else:  # written before the record went inside: best.json was its only description
-            record = json.loads((run / "best.json").read_text())
+            record = parse_json((run / "best.json").read_bytes())
     except (SafetensorError, OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None
@@ -88,7 +88,7 @@ def read_weights(
     if CONFIG_KEY not in meta:
         raise DcganError(f"{str(path)!r} carries no {CONFIG_KEY} metadata; it was not written by dcgan")
     try:
-        spec = json.loads(meta[CONFIG_KEY])
+        spec = parse_json(meta[CONFIG_KEY])
         cfg = ModelConfig.from_dict(spec) if isinstance(spec, dict) else None
     except (ValueError, TypeError):
         cfg = None

@@ -88,6 +88,15 @@ def read_torch(path: str | os.PathLike) -> Any:
         raise DcganError(f"{str(path)!r} is not a readable PyTorch weights file ({why[:300]})") from None
 
 
+def parse_json(data: str | bytes) -> Any:
+    """json.loads whose every failure is a ValueError: JSON nested past Python's recursion limit (a few
+    bytes of "[[[[…" from a hostile file) raises RecursionError from the standard library."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -7,7 +7,6 @@ so the (B, C, H, W) tensors handed out are channels_last views with no copy beyo
 from __future__ import annotations
 
 import functools
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from dcgan.data.arrays import load_npy
 from dcgan.data.prepare import FORMAT
 from dcgan.errors import DcganError
+from dcgan.fileio import parse_json
 
 
 class PreparedDataset:
@@ -38,8 +38,8 @@ class PreparedDataset:
                 f"got {str(self.path)!r}; run `dcgan prepare SOURCE {self.path}` first"
             )
         try:
-            self.manifest: dict[str, Any] = json.loads(manifest_path.read_bytes())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            self.manifest: dict[str, Any] = parse_json(manifest_path.read_bytes())
+        except ValueError as e:  # not JSON, not UTF-8, nested too deeply
             raise DcganError(
                 f"{str(manifest_path)!r} is not valid JSON ({e}); prepare the dataset again"
             ) from None

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import multiprocessing
 import os
 import shutil
@@ -30,7 +29,7 @@ from dcgan.data.items import Item, Source, Unreadable
 from dcgan.data.sources import open_source
 from dcgan.data.transforms import ImageSpec, process_array, process_encoded
 from dcgan.errors import DcganError
-from dcgan.fileio import fsync_dir, fsync_file, sha256_file, write_json
+from dcgan.fileio import fsync_dir, fsync_file, parse_json, sha256_file, write_json
 from dcgan.progress import progress_bar
 
 FORMAT = "dcgan-dataset/1"
@@ -226,7 +225,7 @@ def is_dataset(path: Path) -> bool:
     try:
         if not manifest.is_file() or manifest.stat().st_size > 64 << 20:
             return False
-        return json.loads(manifest.read_bytes()).get("format") == FORMAT
+        return parse_json(manifest.read_bytes()).get("format") == FORMAT
     except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not an object
         return False
 

@@ -28,7 +28,7 @@ from torch import nn
 from dcgan.artifacts import check_shapes, safetensors_header
 from dcgan.data.dataset import PreparedDataset
 from dcgan.errors import DcganError
-from dcgan.fileio import atomic_path, read_safetensors, sha256_file
+from dcgan.fileio import atomic_path, parse_json, read_safetensors, sha256_file
 from dcgan.metrics.inception import load_inception
 from dcgan.metrics.interface import FeatureExtractor, Images, net_outputs
 from dcgan.training.classifier import check_recipe, fit_classifier
@@ -163,7 +163,7 @@ def load_extractor(
         )
     meta, shapes = safetensors_header(p)
     try:
-        spec = json.loads(meta[META_KEY])
+        spec = parse_json(meta[META_KEY])
         cfg = ExtractorConfig(**spec) if isinstance(spec, dict) else None
     except (KeyError, ValueError, TypeError, AttributeError):  # missing, not JSON, or not a config
         cfg = None

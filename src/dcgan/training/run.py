@@ -8,7 +8,6 @@ may not.
 
 from __future__ import annotations
 
-import json
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ from dcgan.config import DEFAULT_EPOCHS, PRESETS, ModelConfig, TrainConfig, conf
 from dcgan.data.dataset import PreparedDataset
 from dcgan.device import Placement
 from dcgan.errors import DcganError
-from dcgan.fileio import write_json
+from dcgan.fileio import parse_json, write_json
 from dcgan.images import save_grid, to_uint8
 from dcgan.models import run_generator
 from dcgan.training.checkpoint import load_checkpoint, save_checkpoint
@@ -81,7 +80,7 @@ def init_run(run: Path, cfg: TrainConfig, ds: PreparedDataset) -> list[str]:
         write_json(path, meta)
         return []
     try:
-        old = json.loads(path.read_bytes())
+        old = parse_json(path.read_bytes())
         old_sha, old_train = old["dataset"]["images_sha256"], dict(old["train"])
     except (ValueError, KeyError, TypeError) as e:  # not JSON, not UTF-8, not an object, keys missing
         raise DcganError(
@@ -168,7 +167,15 @@ def resume(trainer: Trainer, run: Path) -> Path | None:
         state = load_checkpoint(ckpt, trainer.g, trainer.d)
         try:
             trainer.load_state_dict(state)
-        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            RuntimeError,
+            IndexError,
+            AttributeError,
+            OverflowError,
+        ) as e:
             raise DcganError(
                 f"checkpoint {str(ckpt)!r} holds a training state that cannot be resumed ({type(e).__name__}: "
                 f"{str(e)[:200]}); delete it to resume from an earlier one"

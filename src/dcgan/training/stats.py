@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from dcgan.fileio import atomic_path, write_bytes
+from dcgan.fileio import atomic_path, parse_json, write_bytes
 from dcgan.training.trainer import Trainer, TrainingDiverged
 
 STATS_FILE = "stats.jsonl"
@@ -119,8 +119,8 @@ def read_stats(path: str | os.PathLike) -> list[dict]:
         return rows
     for line in p.read_text(errors="replace").splitlines():
         try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
+            rec = parse_json(line)
+        except ValueError:
             continue
         if (
             isinstance(rec, dict)
