@@ -259,7 +259,7 @@ class Explorer:
 
 class Batcher:
     """G for many request threads at once: a request queues its latents; whichever thread gets G next runs
-    everything queued so far (up to MAX_BATCH images) in one forward pass and hands each request its
+    everything queued so far (up to the pixels of MAX_BATCH 64² images) in one forward pass and hands each request its
     images. The 48 tiles of a seed sheet, asked for together, cost about one pass, not 48. With running BN
     statistics an image depends on its z alone, whatever it is batched with."""
 
@@ -267,6 +267,7 @@ class Batcher:
 
     def __init__(self, g: Generator) -> None:
         self.g, self.pending, self.queue_lock, self.g_lock = g, [], threading.Lock(), threading.Lock()
+        self.max_batch = max(1, self.MAX_BATCH * 64 * 64 // g.cfg.image_size**2)  # memory follows pixels
         self.passes = 0  # forward passes run (for tests and the benchmark)
 
     def __call__(self, z: torch.Tensor) -> np.ndarray:
@@ -277,7 +278,7 @@ class Batcher:
             while request["out"] is None and request["error"] is None:  # run what waits, oldest first
                 with self.queue_lock:
                     batch, n = [], 0
-                    while self.pending and (not batch or n + len(self.pending[0]["z"]) <= self.MAX_BATCH):
+                    while self.pending and (not batch or n + len(self.pending[0]["z"]) <= self.max_batch):
                         batch.append(self.pending.pop(0))
                         n += len(batch[-1]["z"])
                 try:
