@@ -293,6 +293,19 @@ def assert_fails_or_is_consistent(path, named: str, **kw) -> None:
         assert label is None or src.label_names is None or 0 <= label < len(src.label_names)
 
 
+def run_with_grids(
+    tiny_run: Path, dest: Path, n: int, side: int = 138, seed: int = 0, every: int = 100
+) -> Path:
+    """A copy of a run at dest with n more grids over training (noise, so they do not compress away), at
+    steps every, 2·every, …"""
+    import shutil
+
+    shutil.copytree(tiny_run, dest)
+    for i, a in enumerate(rng_images(n, side, side, 3, seed=seed)):
+        Image.fromarray(a).save(dest / "samples" / f"step-{(i + 1) * every:08d}.png")
+    return dest
+
+
 # ---------------------------------------------------------------- a real browser (Debian's chromium)
 
 

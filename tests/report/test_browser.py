@@ -1,13 +1,11 @@
 """The run report in a real browser (headless Debian chromium): no console errors, every image decodes, the
 scrubber changes the grid shown, and with JavaScript off every grid is there to read."""
 
-import shutil
-
 from PIL import Image
 
 from dcgan.report.page import frame_steps, write_report
 
-from helpers import browser, console_errors, full_page_screenshot, rng_images
+from helpers import browser, console_errors, full_page_screenshot, run_with_grids
 
 VISIBLE_STEP = """
 var on = Array.from(document.querySelectorAll('#progress figure')).filter(f => f.offsetParent !== null);
@@ -15,16 +13,8 @@ return on.map(f => [parseInt(f.dataset.step), f.querySelector('img').currentSrc.
 """
 
 
-def run_with_grids(tiny_run, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run, run)
-    for i, a in enumerate(rng_images(6, 138, 138, 3, seed=5)):
-        Image.fromarray(a).save(run / "samples" / f"step-{(i + 1) * 100:08d}.png")
-    return run
-
-
 def test_the_report_renders_decodes_every_image_and_scrubs(tiny_run, tmp_path):
-    page = write_report(run_with_grids(tiny_run, tmp_path))
+    page = write_report(run_with_grids(tiny_run, tmp_path / "run", 6, seed=5))
     steps = frame_steps(page.read_text())
     with browser() as b:
         b.get(page.as_uri())
@@ -46,7 +36,7 @@ def test_the_report_renders_decodes_every_image_and_scrubs(tiny_run, tmp_path):
 
 
 def test_without_javascript_every_grid_is_shown(tiny_run, tmp_path):
-    page = write_report(run_with_grids(tiny_run, tmp_path))
+    page = write_report(run_with_grids(tiny_run, tmp_path / "run", 6, seed=5))
     with browser(javascript=False) as b:
         b.get(page.as_uri())
         figures = b.find_elements("css selector", "#progress figure")

@@ -3,7 +3,6 @@ budget, and safe with whatever the run folder holds."""
 
 import json
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -12,17 +11,13 @@ from PIL import Image
 from dcgan.errors import DcganError
 from dcgan.report.page import BUDGET, frame_steps, write_report
 
-from helpers import rng_images
+from helpers import rng_images, run_with_grids
 
 
 @pytest.fixture
 def run(tiny_run, tmp_path):
-    """A copy of the tiny run with 40 grids over training (noise, so they do not compress away)."""
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run, run)
-    for i, a in enumerate(rng_images(40, 138, 138, 3, seed=3)):
-        Image.fromarray(a).save(run / "samples" / f"step-{(i + 1) * 100:08d}.png")
-    return run
+    """A copy of the tiny run with 40 grids over training."""
+    return run_with_grids(tiny_run, tmp_path / "run", 40, seed=3)
 
 
 def srcs(page: str) -> list[str]:
@@ -95,10 +90,7 @@ def test_a_run_without_statistics_or_generator_still_reports(run):
 
 def test_the_default_budget_holds_a_long_64px_run(tmp_path, tiny_run):
     """Sixty 8×8 grids of 64² images: the page stays under the budget it states."""
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run, run)
-    for i, a in enumerate(rng_images(100, 530, 530, 3, seed=4)):
-        Image.fromarray(a).save(run / "samples" / f"step-{(i + 1) * 500:08d}.png")
+    run = run_with_grids(tiny_run, tmp_path / "run", 100, side=530, seed=4, every=500)
     page = write_report(run).read_text()
     assert sum(len(s) for s in srcs(page)) <= BUDGET
     assert frame_steps(page)[-1] == 50000
