@@ -69,23 +69,13 @@ def train(
     `after_save(run)` runs after every checkpoint (the report refresh)."""
     if cfg.eval_every and make_evaluator is None:
         raise DcganError("eval_every needs an evaluator: call dcgan.train, which builds one from the config")
-    ds = PreparedDataset(dataset)
-    check_dataset_fits(cfg.model, ds, cfg.preset)
     run = Path(run_dir)
-    changed = init_run(run, cfg, ds)
-    recover_checkpoints(run)
-    trainer = Trainer(cfg, resolve(cfg.device, cfg.precision))
-    ckpt = resume(trainer, run)
-    if trainer.compiled:
-        log(
-            "compiling G and D's training step for this GPU (once per start, ~10-30 s; --no-compile skips it)"
-        )
-    trainer.capture((cfg.model.channels, cfg.model.image_size, cfg.model.image_size))
-    log(describe(cfg))
-    resumed = (
-        f"\nresume    from {ckpt.name}" + (f" with {'; '.join(changed)}" if changed else "") if ckpt else ""
-    )
-    log(f"device    {trainer.place.describe()}; dataset {ds.path} ({len(ds):,} images){resumed}")
+    ds, trainer = start(cfg, dataset, run, log)
+
+    def checkpoint() -> None:
+        save_run(trainer, run)
+        if after_save:
+            after_save(run)
 
     total_steps = math.ceil(cfg.total_images(len(ds)) / cfg.batch)
     fetch, meter = row_reader(ds, trainer.place), Meter()
@@ -112,9 +102,7 @@ def train(
                     save_samples(trainer, run)
                 if trainer.step % cfg.ckpt_every == 0:
                     log_record(meter.flush(trainer, len(ds)), writer, bar)  # check the steps before saving
-                    save_run(trainer, run)
-                    if after_save:
-                        after_save(run)
+                    checkpoint()
                 if evaluator and trainer.step % cfg.eval_every == 0:
                     log_record(meter.flush(trainer, len(ds)), writer, bar)
                     evaluate_now(evaluator, trainer, writer)
@@ -135,10 +123,32 @@ def train(
         save_samples(trainer, run)
     last = latest_checkpoint(run)
     if last is None or last.name != step_name(trainer.step):  # the loop may have just saved this step
-        save_run(trainer, run)
-        if after_save:
-            after_save(run)
+        checkpoint()
     return summary(run, trainer, status, caught.get("signal"))
+
+
+def start(
+    cfg: TrainConfig, dataset: str | Path, run: Path, log: Callable[[str], None]
+) -> tuple[PreparedDataset, Trainer]:
+    """Open the dataset and the run folder (checked against each other), build the Trainer and resume it
+    from the newest whole checkpoint, and say what is about to run."""
+    ds = PreparedDataset(dataset)
+    check_dataset_fits(cfg.model, ds, cfg.preset)
+    changed = init_run(run, cfg, ds)
+    recover_checkpoints(run)
+    trainer = Trainer(cfg, resolve(cfg.device, cfg.precision))
+    ckpt = resume(trainer, run)
+    if trainer.compiled:
+        log(
+            "compiling G and D's training step for this GPU (once per start, ~10-30 s; --no-compile skips it)"
+        )
+    trainer.capture((cfg.model.channels, cfg.model.image_size, cfg.model.image_size))
+    log(describe(cfg))
+    resumed = (
+        f"\nresume    from {ckpt.name}" + (f" with {'; '.join(changed)}" if changed else "") if ckpt else ""
+    )
+    log(f"device    {trainer.place.describe()}; dataset {ds.path} ({len(ds):,} images){resumed}")
+    return ds, trainer
 
 
 def log_record(rec: dict[str, Any] | None, writer: StatsWriter, bar: tqdm) -> None:
