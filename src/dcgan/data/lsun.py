@@ -42,7 +42,8 @@ def read_lmdb(root: Path) -> Source:
     them) and return a Source whose items a child process reads."""
     env = _open(root)
     try:
-        page, last, count = env.stat()["psize"], env.info()["last_pgno"], env.stat()["entries"]
+        stat, last = env.stat(), env.info()["last_pgno"]
+        page, count = stat["psize"], stat["entries"]
     finally:
         env.close()
     need, have = (last + 1) * page, (root / "data.mdb").stat().st_size
