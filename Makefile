@@ -1,4 +1,5 @@
 # make demo  — set up, get Fashion-MNIST, train the fmnist32 DCGAN for ~10 minutes (again: it resumes)
+# make demo-faces — draw 50,000 colour faces, train examples64 on them for ~30 minutes (again: it resumes)
 # make test  — set up and run the suite;  make bench — benchmarks;  make lint — ruff
 # make fuzz  — 5,000 damaged and hostile files per reader family (~30 min), counts into docs/RELIABILITY.md
 SHELL := /bin/bash
@@ -7,9 +8,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBS := dataset-fashion-mnist libtcmalloc-minimal4 chromium chromium-driver
+TEST_DEBS := wesnoth-1.16-data
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup debs demo test lint bench fuzz clean
+.PHONY: setup debs test-debs install-debs demo demo-faces test lint bench fuzz clean
 
 DEMO_RUN := runs/fmnist32
 DEMO_MINUTES ?= 10
@@ -24,7 +26,14 @@ $(STAMP): pyproject.toml
 	touch $@
 
 debs:
-	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@$(MAKE) --no-print-directory install-debs PACKAGES="$(DEBS)"
+
+# the real Wesnoth sprites for their reader's test (~190 MB installed; `dcgan data sprites` needs them too)
+test-debs:
+	@$(MAKE) --no-print-directory install-debs PACKAGES="$(TEST_DEBS)"
+
+install-debs:
+	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
@@ -37,7 +46,17 @@ demo: setup
 	$(BIN)/dcgan sample $(DEMO_RUN) --seeds 0-63 --grid $(DEMO_RUN)/final-grid.png
 	@echo "open $(DEMO_RUN)/final-grid.png (64 samples), $(DEMO_RUN)/loss.png, $(DEMO_RUN)/samples/ (progress)"
 
-test: setup
+FACES_RUN := runs/faces64
+FACES_MINUTES ?= 30
+
+demo-faces: setup
+	$(BIN)/dcgan data faces --out data/faces
+	$(BIN)/dcgan train data/faces --preset examples64 --out $(FACES_RUN) --epochs 25 \
+	  --max-minutes $(FACES_MINUTES) --sample-every 200
+	$(BIN)/dcgan sample $(FACES_RUN) --seeds 0-63 --grid $(FACES_RUN)/final-grid.png
+	@echo "open $(FACES_RUN)/report.html (the run), $(FACES_RUN)/final-grid.png (64 samples)"
+
+test: setup test-debs
 	$(BIN)/pytest -n 2 -q
 
 lint: $(STAMP)

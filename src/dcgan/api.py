@@ -25,6 +25,7 @@ import torch
 
 from dcgan import artifacts, sampling
 from dcgan.config import TrainConfig, train_config
+from dcgan.data import catalog
 from dcgan.data import prepare as data_prepare
 from dcgan.data.dataset import PreparedDataset
 from dcgan.data.download import prepare_fashion_mnist
@@ -191,6 +192,21 @@ def fashion_mnist(out: PathLike, *, progress: bool = False, **options: Any) -> d
     """
     prepare_fashion_mnist(out, progress=progress, **options)
     return {split: PreparedDataset(Path(out) / split) for split in ("train", "test")}
+
+
+def get_dataset(
+    name: str, out: PathLike, *, progress: bool = False, **options: Any
+) -> dict[Path, PreparedDataset]:
+    """One of the datasets that install offline (fashion-mnist, emoji, sprites, faces), got and prepared
+    under OUT; {dataset folder: dataset}. An OUT already prepared is opened as it is. Options as `dcgan
+    data`: source, size, fit, background, base_url, num, seed, label, force, workers.
+
+    >>> faces = dcgan.get_dataset("faces", "data/faces", num=2000)[Path("data/faces")]
+    >>> faces.array("attributes").shape
+    (2000, 15)
+    """
+    manifests = catalog.get_dataset(name, out, progress=progress, **options)
+    return {folder: PreparedDataset(folder) for folder in manifests}
 
 
 # ---------------------------------------------------------------- training

@@ -170,43 +170,77 @@ def add_info(sub: Any) -> None:
 
 
 def cmd_data(a: argparse.Namespace) -> int:
-    from dcgan.data.download import prepare_fashion_mnist
+    from dcgan import api
+    from dcgan.data.transforms import parse_color
 
-    ms = prepare_fashion_mnist(
-        a.out, a.dir, base_url=a.url, size=a.size, fit=a.fit, force=a.force, progress=not a.quiet
+    out = a.out or f"data/{a.name}"
+    datasets = api.get_dataset(
+        a.name,
+        out,
+        source=a.source,
+        size=a.size,
+        fit=a.fit,
+        background=parse_color(a.background) if a.background else None,
+        base_url=a.url,
+        num=a.num,
+        seed=a.seed,
+        label=a.label,
+        force=a.force,
+        workers=a.workers,
+        progress=not a.quiet,
     )
-    for split, m in ms.items():
-        n, s, _, c = m["shape"]
-        print(f"{split:<5} {n:>7,} images {s}×{s}×{c} → {a.out}/{split}")
+    for folder, ds in datasets.items():
+        n, s, _, c = ds.manifest["shape"]
+        names = ds.label_names
+        labels = f", {len(names)} classes" if names else ""
+        extra = "".join(f" + {k}.npy" for k in ds.arrays)
+        print(f"{n:>7,} images {s}×{s}×{c}{labels}{extra} → {folder}")
     return 0
 
 
 def add_data(sub: Any) -> None:
+    from dcgan.data.catalog import NAMES
+
     p = parser_for(
         sub,
         "data",
-        "get an offline dataset and prepare it (fashion-mnist)",
-        "dcgan data fashion-mnist --out data/fashion-mnist",
-    )
-    p.add_argument("name", choices=["fashion-mnist"], help="which dataset")
-    p.add_argument(
-        "--out", default="data/fashion-mnist", help="folder for train/ and test/ (default data/fashion-mnist)"
+        "get a dataset that installs offline and prepare it: " + ", ".join(NAMES),
+        "dcgan data faces --out data/faces --num 50000\n  dcgan data fashion-mnist --out data/fashion-mnist",
     )
     p.add_argument(
-        "--dir", help="folder with the four IDX files (default: the Debian package, else download)"
+        "name",
+        choices=NAMES,
+        help="fashion-mnist (grey 32², train/ and test/), emoji (3,786, 10 categories), sprites (~5,800 "
+        "Wesnoth units, 21 races), faces (drawn from a seed, with attributes); see docs/DATA.md",
     )
+    p.add_argument(
+        "--out", help="dataset folder (fashion-mnist: the folder for train/ and test/); default data/NAME"
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        metavar="PATH",
+        help="where the raw files are: fashion-mnist the four IDX files' folder (default: the Debian "
+        "package, else download); emoji the .tgz of `npm pack emoji-datasource-google@16.0.0` (default: "
+        "packed into data/raw); sprites Wesnoth's units/ folder (default: the Debian package)",
+    )
+    p.add_argument("--dir", dest="source", help=argparse.SUPPRESS)  # the old name of --from
     p.add_argument(
         "--url",
-        help="download from this base URL even if the Debian package is installed "
-        "(default: the package, else the official mirror)",
+        help="fashion-mnist: download from this base URL even if the Debian package is installed",
+    )
+    p.add_argument("--size", type=int, help="output side (default 32 for fashion-mnist, else 64)")
+    p.add_argument(
+        "--fit", choices=("pad", "crop", "stretch"), help="how non-square images are fitted (default pad)"
     )
     p.add_argument(
-        "--size",
-        type=int,
-        default=32,
-        help="output side (default 32: 28² padded, as the fmnist32 preset wants)",
+        "--background",
+        help="emoji, sprites, faces: colour behind transparent pixels (white; faces #e6ecf2)",
     )
-    p.add_argument("--fit", default="pad", choices=("pad", "crop", "stretch"), help="default pad")
-    p.add_argument("--force", action="store_true", help="prepare again even if OUT/train and OUT/test exist")
+    p.add_argument("--num", type=int, help="faces: how many to draw (default 50,000)")
+    p.add_argument("--seed", type=int, help="faces: which faces (face k of a seed is always the same)")
+    p.add_argument("--label", help="faces: the attribute labels.npy holds (default smiling)")
+    p.add_argument("--force", action="store_true", help="prepare again even if OUT is already prepared")
+    p.add_argument("--workers", type=int, help="decoding or drawing processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_data)

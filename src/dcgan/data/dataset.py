@@ -82,6 +82,25 @@ class PreparedDataset:
     def label_names(self) -> list[str] | None:
         return self.manifest.get("label_names")
 
+    @property
+    def arrays(self) -> list[str]:
+        """Names of the per-image arrays beside images.npy and labels.npy (e.g. "attributes")."""
+        names = self.manifest.get("arrays")
+        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+    def array(self, name: str) -> np.ndarray:
+        """The per-image array NAME.npy (one row per image), loaded into memory and checked against images."""
+        if name not in self.arrays:
+            have = ", ".join(self.arrays) or "none"
+            raise DcganError(f"{str(self.path)!r} has no per-image array {name!r} (it has: {have})")
+        a = load_npy(self.path / f"{name}.npy", in_memory=True, then="; prepare the dataset again")
+        if len(a) != len(self.images):
+            raise DcganError(
+                f"{str(self.path)!r}: {name}.npy has {len(a):,} rows for {len(self.images):,} images; "
+                "prepare it again"
+            )
+        return a
+
     def batch(self, indices: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Images at `indices` as a (B, C, H, W) uint8 tensor in channels_last memory, in the given order."""
         return as_nchw(read_rows(self.images, indices))

@@ -8,8 +8,9 @@ sources.py (folders, zips, LMDB, and the dispatcher) and arrays.py (IDX, CIFAR, 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,3 +39,7 @@ class Source:
     grey: bool = False  # the source is single-channel: prepare defaults to 1 channel
     split: str | None = None
     ignored: int = 0  # files that are not images (by extension), left out
+    # more per-image arrays beside labels.npy (attributes.npy, …): given the ids of the images kept, in order,
+    # the arrays by name; `about` is what the manifest says of them (column names, value names)
+    extras: Callable[[list[str]], dict[str, np.ndarray]] | None = None
+    about: dict[str, Any] = field(default_factory=dict)

@@ -2,6 +2,7 @@
 
 OUT/images.npy   uint8 (N, S, S, C), written into a memmap so sources larger than RAM are fine
 OUT/labels.npy   int64 (N,), when the source has labels
+OUT/NAME.npy     more per-image arrays a generated source brings (attributes.npy, …), listed in the manifest
 OUT/manifest.json source, reader, counts, every skipped file and why, parameters, sha256 of images.npy
 The folder is built as a hidden `.OUT.partial` sibling and renamed into place at the end, so OUT is either
 absent, the previous dataset, or complete. `--force` replaces only a folder that is itself a prepared dataset
@@ -65,7 +66,7 @@ def default_workers() -> int:
 
 
 def prepare(
-    source: str | os.PathLike,
+    source: str | os.PathLike | Source,
     out: str | os.PathLike,
     *,
     size: int,
@@ -82,22 +83,26 @@ def prepare(
     workers: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Prepare `source` into the dataset folder `out`; returns the manifest. `channels=None` follows the source."""
+    """Prepare `source` (a path, or a Source already opened) into the dataset folder `out`; returns the
+    manifest. `channels=None` follows the source."""
     out = Path(out)
     if max_images is not None and max_images < 1:
         raise DcganError(f"--max-images must be at least 1, got {max_images}")
-    check_out(out, Path(source), force)
-    src = open_source(source, split=split, class_folders=class_folders)
+    check_out(out, source.path if isinstance(source, Source) else Path(source), force)
+    src = source if isinstance(source, Source) else open_source(source, split, class_folders)
     spec = ImageSpec(size, channels or (1 if src.grey else 3), fit, filter, tuple(background))  # type: ignore[arg-type]
     n_max = min(src.count, max_images or src.count)
     tmp = _partial(out)
     tmp.mkdir(parents=True)
     t0 = time.perf_counter()
     try:
-        n, labels, skipped, read = _write_images(
+        n, labels, ids, skipped, read = _write_images(
             src, spec, tmp / "images.npy", n_max, strict, workers, progress
         )
+        arrays = _write_extras(src, tmp, ids)
         manifest = _manifest(src, spec, tmp, n, labels, skipped, read, label_names, time.perf_counter() - t0)
+        manifest.update(arrays=arrays, **src.about)
+        write_json(tmp / "manifest.json", manifest)  # written last: a manifest means the folder is whole
         _swap_into_place(tmp, out)
     except BaseException:
         with contextlib.suppress(OSError):  # whatever failed, leave OUT whole: old, new or absent
@@ -108,10 +113,13 @@ def prepare(
 
 def _write_images(
     src: Source, spec: ImageSpec, path: Path, n_max: int, strict: bool, workers: int | None, progress: bool
-) -> tuple[int, list[int | None], list[dict[str, str]], int]:
+) -> tuple[int, list[int | None], list[str], list[dict[str, str]], int]:
+    """Decode, transform and store up to n_max images; returns (count, labels, ids of the kept images when
+    the source has extras to align with them, skipped, read)."""
     s, c = spec.size, spec.channels
     images = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n_max, s, s, c))
     labels: list[int | None] = []
+    ids: list[str] = []
     skipped: list[dict[str, str]] = []
     n = read = 0
     bar = progress_bar(progress, total=n_max, unit="img", desc=f"prepare {src.reader}")
@@ -128,6 +136,8 @@ def _write_images(
                 continue
             images[n] = result
             labels.append(label)
+            if src.extras is not None:
+                ids.append(sid)
             n += 1
             bar.update()
             if n == n_max:
@@ -140,7 +150,19 @@ def _write_images(
     if n < n_max:
         _shrink_npy(path, n)
     fsync_file(path)
-    return n, labels, skipped, read
+    return n, labels, ids, skipped, read
+
+
+def _write_extras(src: Source, tmp: Path, ids: list[str]) -> list[str]:
+    """The source's per-image arrays for the images kept, as NAME.npy; returns their names."""
+    if src.extras is None:
+        return []
+    arrays = src.extras(ids)
+    for name, a in arrays.items():
+        assert len(a) == len(ids) and name not in ("images", "labels"), name
+        np.save(tmp / f"{name}.npy", a)
+        fsync_file(tmp / f"{name}.npy")
+    return sorted(arrays)
 
 
 def _shrink_npy(path: Path, n: int) -> None:
@@ -190,7 +212,7 @@ def _manifest(
         "format": FORMAT,
         "dcgan_version": dcgan.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "source": str(Path(src.path).resolve()),
+        "source": str(src.path.resolve()) if src.path.exists() else str(src.path),  # a generator: its name
         "reader": src.reader,
         "split": src.split,
         "shape": [n, spec.size, spec.size, spec.channels],
@@ -207,7 +229,6 @@ def _manifest(
         "images_sha256": sha256_file(tmp / "images.npy"),
         "skipped": skipped,
     }
-    write_json(tmp / "manifest.json", manifest)
     return manifest
 
 

@@ -1,0 +1,81 @@
+"""`dcgan data NAME`: the datasets that install offline, each got, verified and prepared in one command.
+
+    fashion-mnist  grey 32², OUT/train and OUT/test (Debian's dataset-fashion-mnist, else downloaded)
+    emoji          colour 64², 3,786 Noto emoji on a background (npm emoji-datasource-google), 10 categories
+    sprites        colour 64², ~5,800 Wesnoth unit sprites (Debian wesnoth-1.16-data), 21 races
+    faces          colour 64², N cartoon faces drawn from a seed (python-avatars), every attribute kept
+
+A dataset already prepared at OUT is kept as it is (the command is safe to repeat, as `make demo` does);
+`force` prepares it again.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from dcgan.data.prepare import is_dataset, prepare
+from dcgan.errors import DcganError
+from dcgan.fileio import parse_json
+
+# name → (what `data` prepares it with unless told otherwise, the options it takes beyond those)
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "fashion-mnist": {"size": 32, "fit": "pad"},
+    "emoji": {"size": 64, "fit": "pad", "background": (255, 255, 255)},
+    "sprites": {"size": 64, "fit": "pad", "background": (255, 255, 255)},
+    "faces": {"size": 64, "background": (230, 236, 242), "num": 50_000, "seed": 0, "label": "smiling"},
+}
+OWN_OPTIONS = {"fashion-mnist": {"base_url"}, "faces": {"num", "seed", "label"}}
+NAMES = tuple(DEFAULTS)
+
+
+def get_dataset(
+    name: str,
+    out: str | os.PathLike,
+    *,
+    source: str | os.PathLike | None = None,
+    force: bool = False,
+    progress: bool = True,
+    workers: int | None = None,
+    **options: Any,
+) -> dict[Path, dict[str, Any]]:
+    """Get and prepare dataset `name` under `out`; returns {dataset folder: manifest}. `source` is where the
+    raw files are when not in their default place (the IDX folder, the npm .tgz, Wesnoth's units/ folder).
+    Options: size, fit, background (all), base_url (fashion-mnist), num, seed, label (faces)."""
+    if name not in DEFAULTS:
+        raise DcganError(f"unknown dataset {name!r}; choose one of {', '.join(NAMES)}")
+    given = {k: v for k, v in options.items() if v is not None}
+    allowed = {"size", "fit", "background"} | OWN_OPTIONS.get(name, set())
+    if name == "fashion-mnist":
+        allowed -= {"background"}
+    wrong = sorted(set(given) - allowed)
+    if wrong:
+        flags = ", ".join("--url" if w == "base_url" else "--" + w for w in wrong)
+        raise DcganError(f"{flags} do{'es' if len(wrong) == 1 else ''} not apply to {name}; leave it out")
+    if name == "faces" and source is not None:
+        raise DcganError("faces are drawn, not read: --from does not apply; use --num and --seed")
+    opts = {**DEFAULTS[name], **given}
+    out = Path(out)
+    if name == "fashion-mnist":
+        from dcgan.data.download import prepare_fashion_mnist
+
+        ms = prepare_fashion_mnist(out, source, force=force, progress=progress, **opts)
+        return {out / split: m for split, m in ms.items()}
+    if is_dataset(out) and not force:
+        return {out: parse_json((out / "manifest.json").read_bytes())}
+    if name == "emoji":
+        from dcgan.data.emoji import fetch_emoji, read_emoji
+
+        src = read_emoji(source if source is not None else fetch_emoji(out.parent / "raw"))
+    elif name == "sprites":
+        from dcgan.data.sprites import WESNOTH_UNITS, read_sprites
+
+        src = read_sprites(source if source is not None else WESNOTH_UNITS)
+    else:
+        from dcgan.data.faces import read_faces
+        from dcgan.data.prepare import default_workers
+
+        n, seed, label = opts.pop("num"), opts.pop("seed"), opts.pop("label")
+        src = read_faces(n, seed, opts["size"], opts["background"], label, workers or default_workers())
+    return {out: prepare(src, out, force=force, progress=progress, workers=workers, channels=3, **opts)}
