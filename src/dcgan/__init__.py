@@ -26,6 +26,7 @@ _API = {
             "prepare",
             "fashion_mnist",
             "get_dataset",
+            "dedup",
             "train",
             "load_generator",
             "load_discriminator",
@@ -65,6 +66,7 @@ __all__ = [
     "TrainConfig",
     "arithmetic",
     "dataset",
+    "dedup",
     "evaluate",
     "extractor",
     "fashion_mnist",
@@ -97,6 +99,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     from dcgan.api import (
         arithmetic,
         dataset,
+        dedup,
         evaluate,
         extractor,
         fashion_mnist,

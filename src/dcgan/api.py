@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from dcgan.config import TrainConfig, train_config
 from dcgan.data import catalog
 from dcgan.data import prepare as data_prepare
 from dcgan.data.dataset import PreparedDataset
+from dcgan.data.dedup import Duplicates, HashConfig, find_duplicates
 from dcgan.data.download import prepare_fashion_mnist
 from dcgan.data.transforms import parse_color
 from dcgan.device import resolve
@@ -42,6 +44,7 @@ from dcgan.metrics.periodic import PeriodicEval
 from dcgan.models import Discriminator, Generator
 from dcgan.probes import memorization as probes_memorization
 from dcgan.probes import protocol
+from dcgan.report import audit as report_audit
 from dcgan.report import latent, page
 from dcgan.training import loop
 
@@ -170,18 +173,31 @@ def prepare(
     *,
     size: int,
     background: str | tuple[int, int, int] = (0, 0, 0),
+    dedup_radius: int | None = None,
     progress: bool = False,
     **options: Any,
 ) -> PreparedDataset:
     """Turn images (folder, zip, LSUN LMDB, CIFAR, SVHN, IDX, .npy/.npz) into a dataset folder and open
     it. Options as `dcgan prepare`: channels, fit ("crop" | "pad" | "stretch"), filter, max_images, split,
-    class_folders, strict, force, workers.
+    class_folders, strict, force, workers. With `dedup_radius` (0 = the paper's exact collisions), OUT is
+    the dataset without duplicates, as `dedup` writes it.
 
     >>> ds = dcgan.prepare("~/photos", "data/photos64", size=64, fit="crop")
     """
     color = parse_color(background) if isinstance(background, str) else background
-    data_prepare.prepare(source, out, size=size, background=color, progress=progress, **options)
-    return PreparedDataset(out)
+    if dedup_radius is None:
+        data_prepare.prepare(source, out, size=size, background=color, progress=progress, **options)
+        return PreparedDataset(out)
+    # prepared whole into a hidden sibling first, then de-duplicated into OUT; OUT is checked before any work
+    data_prepare.check_out(Path(out), Path(source), bool(options.get("force")))
+    whole = Path(out).parent / f".{Path(out).name}.whole"
+    if whole.exists():
+        shutil.rmtree(whole)  # left by a run that was killed: only this function writes there
+    try:
+        data_prepare.prepare(source, whole, size=size, background=color, progress=progress, **options)
+        return dedup(whole, out, radius=dedup_radius, force=bool(options.get("force")), progress=progress)[0]
+    finally:
+        shutil.rmtree(whole, ignore_errors=True)
 
 
 def fashion_mnist(out: PathLike, *, progress: bool = False, **options: Any) -> dict[str, PreparedDataset]:
@@ -207,6 +223,46 @@ def get_dataset(
     """
     manifests = catalog.get_dataset(name, out, progress=progress, **options)
     return {folder: PreparedDataset(folder) for folder in manifests}
+
+
+def dedup(
+    data: DatasetLike,
+    out: PathLike,
+    *,
+    radius: int = 0,
+    audit: int = 300,
+    allow_collapsed: bool = False,
+    force: bool = False,
+    progress: bool = False,
+    **hash_options: Any,
+) -> tuple[PreparedDataset, Duplicates]:
+    """The paper's de-duplication (§4.1.1): hash every image with a de-noising autoencoder's binarized code,
+    group codes within `radius` bits, keep each group's first image. Writes OUT (the dataset without the
+    duplicates, with dedup.json) and the audit sheet (dedup-audit.html/.png, `audit` random pairs); returns
+    the new dataset and what was found. Hash options as `HashConfig`: bits, side, epochs, batch, lr, noise,
+    dropout, threshold ("zero" | "median"), train_images, seed.
+
+    >>> clean, found = dcgan.dedup("data/emoji", "data/emoji-dedup", radius=2)
+    >>> found.health["active_bits"], len(found.removed)
+    """
+    ds = dataset(data)
+    dups = find_duplicates(ds.images, HashConfig(**hash_options), radius, allow_collapsed, progress)
+    summary = dups.summary()
+    brief = {k: summary[k] for k in ("method", "radius", "pairs", "groups", "removed")}
+    data_prepare.write_subset(
+        ds.path, dups.keep(len(ds)), Path(out), {"dedup": brief}, {"dedup.json": summary}, force
+    )
+    pairs = report_audit.audit_pairs(dups, audit, dups.config.seed)
+    share = len(dups.removed) / len(ds)
+    report_audit.write_audit(
+        ds.images,
+        pairs,
+        Path(out),
+        str(ds.path),
+        f"{len(dups.removed):,} of {len(ds):,} images removed ({share:.1%}) in {len(dups.groups):,} groups, "
+        f"codes within {radius} bits; hash: {dups.health['active_bits']} of {dups.config.bits} bits vary.",
+    )
+    return PreparedDataset(out), dups
 
 
 # ---------------------------------------------------------------- training

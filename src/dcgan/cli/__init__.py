@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         data.add_prepare,
         data.add_info,
         data.add_data,
+        data.add_dedup,
         train.add_train,
         train.add_sample,
         train.add_report,

@@ -14,30 +14,36 @@ from dcgan.errors import DcganError
 
 
 def cmd_prepare(a: argparse.Namespace) -> int:
-    from dcgan.data.prepare import prepare
-    from dcgan.data.transforms import parse_color
+    from dcgan import api
 
-    m = prepare(
+    ds = api.prepare(
         a.source,
         a.out,
         size=a.size,
         channels=a.channels,
         fit=a.fit,
         filter=a.filter,
-        background=parse_color(a.background),
+        background=a.background,
         max_images=a.max_images,
         split=a.split,
         class_folders=a.labels,
         strict=a.strict,
         force=a.force,
         workers=a.workers,
+        dedup_radius=a.dedup,
         progress=not a.quiet,
     )
+    m = ds.manifest
     n, s, _, c = m["shape"]
     print(
         f"wrote {n:,} images {s}×{s}×{c} to {a.out} in {m['seconds']:.1f} s "
         f"({m['counts']['skipped']:,} skipped{', see manifest.json' if m['counts']['skipped'] else ''})"
     )
+    if "dedup" in m:
+        print(
+            f"dedup     removed {m['dedup']['removed']:,} duplicates in {m['dedup']['groups']:,} groups; "
+            f"audit them in {a.out}/dedup-audit.html"
+        )
     return 0
 
 
@@ -79,6 +85,14 @@ def add_prepare(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.add_argument(
         "--workers", type=int, help="decoding processes for folders, zips, LMDB (default: all cores)"
+    )
+    p.add_argument(
+        "--dedup",
+        type=int,
+        nargs="?",
+        const=0,
+        metavar="RADIUS",
+        help="then remove near-duplicates as `dcgan dedup` does (codes within RADIUS bits; default 0)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_prepare)
@@ -244,3 +258,83 @@ def add_data(sub: Any) -> None:
     p.add_argument("--workers", type=int, help="decoding or drawing processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_data)
+
+
+# ---------------------------------------------------------------- dedup
+
+
+def cmd_dedup(a: argparse.Namespace) -> int:
+    from dcgan import api
+
+    hash_options = {
+        k: v
+        for k, v in dict(
+            bits=a.bits, side=a.side, epochs=a.epochs, noise=a.noise, dropout=a.dropout, threshold=a.threshold,
+            seed=a.seed,
+        ).items()
+        if v is not None
+    }  # fmt: skip
+    clean, found = api.dedup(
+        a.dataset,
+        a.out,
+        radius=a.radius,
+        audit=a.audit,
+        allow_collapsed=a.allow_collapsed,
+        force=a.force,
+        progress=not a.quiet,
+        **hash_options,
+    )
+    print(describe_hash(found.health))
+    n = found.health["images"]
+    print(
+        f"removed {len(found.removed):,} of {n:,} images ({len(found.removed) / n:.1%}) in "
+        f"{len(found.groups):,} groups (codes within {found.radius} bits) → {a.out} ({len(clean):,} images)"
+    )
+    print(f"audit     {a.out}/dedup-audit.html: mark pairs same/different for a bound on false positives")
+    return 0
+
+
+def describe_hash(h: dict[str, Any]) -> str:
+    return (
+        f"hash      {h['active_bits']} of {h['bits']} bits vary, bit entropy {h['bit_entropy']}, "
+        f"{h['distinct_codes']:,} distinct codes, largest collision {h['largest_collision']:,}"
+    )
+
+
+def add_dedup(sub: Any) -> None:
+    p = parser_for(
+        sub,
+        "dedup",
+        "remove near-duplicate images the paper's way: an autoencoder's binarized code as a hash (§4.1.1)",
+        "dcgan dedup data/emoji --out data/emoji-dedup --radius 2",
+    )
+    p.add_argument("dataset", help="a folder made by `dcgan prepare` or `dcgan data`")
+    p.add_argument(
+        "--out", required=True, help="the dataset without duplicates (+ dedup.json, the audit sheet)"
+    )
+    p.add_argument(
+        "--radius",
+        type=int,
+        default=0,
+        help="codes within this many bits are duplicates (default 0: exact collisions, as the paper)",
+    )
+    p.add_argument(
+        "--threshold",
+        choices=("zero", "median"),
+        help="a bit is on when its ReLU unit is above 0 (default, the paper) or above its median",
+    )
+    p.add_argument("--bits", type=int, help="code length (default 128)")
+    p.add_argument("--side", type=int, help="images are downsampled to side² before hashing (default 32)")
+    p.add_argument("--epochs", type=int, help="autoencoder epochs (default 10, on at most 200k images)")
+    p.add_argument("--noise", type=float, help="de-noising: input noise while training (default 0.2)")
+    p.add_argument("--dropout", type=float, help="dropout on the code while training (default 0.5)")
+    p.add_argument("--seed", type=int, help="autoencoder init, subset and audit pairs (default 0)")
+    p.add_argument("--audit", type=int, default=300, help="random pairs on the audit sheet (default 300)")
+    p.add_argument(
+        "--allow-collapsed",
+        action="store_true",
+        help="go on even when the hash collapsed (few bits vary, or one code covers >1%% of the images)",
+    )
+    p.add_argument("--force", action="store_true", help="replace OUT if it is a prepared dataset")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(fn=cmd_dedup)

@@ -232,6 +232,63 @@ def _manifest(
     return manifest
 
 
+def write_subset(
+    dataset: Path,
+    keep: np.ndarray,
+    out: Path,
+    about: dict[str, Any],
+    files: dict[str, Any] | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """The images at sorted indices `keep` of the prepared dataset at `dataset`, with their labels and
+    per-image arrays, as a new dataset folder `out` (atomic, as `prepare`). The manifest is the source's,
+    counted again, with `derived_from` and `about` added; `files` are JSON files written beside it."""
+    dataset = Path(dataset)
+    check_out(out, dataset, force)
+    source = parse_json((dataset / "manifest.json").read_bytes())
+    images = np.load(dataset / "images.npy", mmap_mode="r")
+    keep = np.asarray(keep, np.int64)
+    tmp = _partial(out)
+    tmp.mkdir(parents=True)
+    try:
+        dst = np.lib.format.open_memmap(
+            tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(keep), *images.shape[1:])
+        )
+        for i in range(0, len(keep), 4096):
+            dst[i : i + 4096] = images[keep[i : i + 4096]]
+        dst.flush()
+        del dst
+        fsync_file(tmp / "images.npy")
+        manifest = {**source, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "skipped": []}
+        manifest["shape"] = [len(keep), *images.shape[1:]]
+        for name in (
+            ["labels", *source.get("arrays", [])] if source.get("labels") else source.get("arrays", [])
+        ):
+            np.save(tmp / f"{name}.npy", np.load(dataset / f"{name}.npy", mmap_mode="r")[keep])
+            fsync_file(tmp / f"{name}.npy")
+        if source.get("labels"):
+            labels = np.load(tmp / "labels.npy")
+            manifest["class_counts"] = np.bincount(labels, minlength=len(source["class_counts"])).tolist()
+        manifest["counts"] = {**source.get("counts", {}), "written": len(keep)}
+        manifest["derived_from"] = {
+            "path": str(dataset.resolve()),
+            "images_sha256": source.get("images_sha256"),
+            "images": int(images.shape[0]),
+            "kept": len(keep),
+        }
+        manifest.update(about)
+        manifest["images_sha256"] = sha256_file(tmp / "images.npy")
+        for name, obj in (files or {}).items():
+            write_json(tmp / name, obj)
+        write_json(tmp / "manifest.json", manifest)
+        _swap_into_place(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            recover(out)
+        raise
+    return manifest
+
+
 def _partial(out: Path) -> Path:
     return out.parent / f".{out.name}.partial"
 
