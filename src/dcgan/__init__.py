@@ -37,6 +37,7 @@ _API = {
             "interpolate",
             "sheet",
             "arithmetic",
+            "arithmetic_score",
             "vector",
             "walk",
             "memorization",
@@ -65,6 +66,7 @@ __all__ = [
     "PreparedDataset",
     "TrainConfig",
     "arithmetic",
+    "arithmetic_score",
     "dataset",
     "dedup",
     "evaluate",
@@ -98,6 +100,7 @@ __all__ = [
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads each on first use
     from dcgan.api import (
         arithmetic,
+        arithmetic_score,
         dataset,
         dedup,
         evaluate,

@@ -42,8 +42,8 @@ from dcgan.metrics.extractors import train_extractor as fit_extractor
 from dcgan.metrics.interface import FeatureExtractor
 from dcgan.metrics.periodic import PeriodicEval
 from dcgan.models import Discriminator, Generator
+from dcgan.probes import attributes, protocol
 from dcgan.probes import memorization as probes_memorization
-from dcgan.probes import protocol
 from dcgan.report import audit as report_audit
 from dcgan.report import latent, page
 from dcgan.training import loop
@@ -414,6 +414,39 @@ def memorization(
     train_set = dataset(data)
     held = dataset(heldout) if heldout is not None else None
     return probes_memorization.memorization(g, train_set, held, num, k, panels, next(g.parameters()).device)
+
+
+def arithmetic_score(
+    g: GeneratorLike,
+    data: DatasetLike,
+    recipes: Sequence[str] = ("smile", "glasses"),
+    *,
+    trials: int = 200,
+    pool: int = 4_000,
+    classifier_images: int = 20_000,
+    epochs: int = 3,
+    seed: int = 0,
+    confident: float = attributes.CONFIDENT,
+) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """The paper's face arithmetic (§6.3.2) scored: how often A − B + C (3 exemplars each, chosen among G's
+    samples by a classifier of the dataset's yes/no attributes) has the attributes it should, beside one
+    exemplar each, the same arithmetic on pixels, and the prior. Returns (one summary per recipe, {recipe:
+    figure}); a recipe is a name of `attributes.RECIPES` or 'a=yes,b=no - … + …'.
+
+    >>> results, figures = dcgan.arithmetic_score("runs/faces64", "data/faces")
+    >>> results[0]["latent3"], results[0]["prior"]
+    """
+    g, ds = load_generator(g, "cpu"), dataset(data)
+    parsed = [attributes.parse_recipe(r) for r in recipes]
+    names = tuple(sorted({n for r in parsed for n in r.names}))
+    if len(names) > 6:
+        raise DcganError(f"the recipes use {len(names)} attributes; score at most 6 at once")
+    clf = attributes.train_attribute_classifier(ds, names, g.cfg, classifier_images, epochs=epochs, seed=seed)
+    results, figures = [], {}
+    for text, r in zip(recipes, parsed):
+        summary, figures[text] = attributes.score_arithmetic(g, clf, r, pool, trials, seed, confident)
+        results.append(summary)
+    return results, figures
 
 
 def probe(

@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         latent.add_explore,
         probes.add_memorization,
         probes.add_probe,
+        probes.add_arithmetic_score,
         metrics.add_evaluate,
         metrics.add_extractor,
     ):

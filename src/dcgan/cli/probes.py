@@ -47,6 +47,63 @@ def add_memorization(sub: Any) -> None:
     p.set_defaults(fn=cmd_memorization)
 
 
+def cmd_arithmetic_score(a: argparse.Namespace) -> int:
+    from dcgan import api
+    from dcgan.fileio import write_json
+    from dcgan.images import labelled_grid, save_png
+
+    g = generator_from_args(a)
+    recipes = a.recipe or ["smile", "glasses"]
+    results, figures = api.arithmetic_score(
+        g, a.dataset, recipes, trials=a.trials, pool=a.pool, epochs=a.epochs, seed=a.seed
+    )
+    os.makedirs(a.out, exist_ok=True)
+    write_json(os.path.join(a.out, "arithmetic-score.json"), results)
+    acc = ", ".join(f"{n} {v:.1%}" for n, v in results[0]["classifier_accuracy"].items())
+    print(f"classifier held-out accuracy: {acc}")
+    print(
+        f"{'recipe':<10} {'target':<32} {'latent, 3 each':>15} {'latent, 1 each':>15} {'pixels, 3 each':>15} {'prior':>7}"
+    )
+    for name, r in zip(recipes, results):
+        target = ",".join(f"{k}={v}" for k, v in r["target"].items())
+        print(
+            f"{name[:10]:<10} {target:<32} {r['latent3']:>15.1%} {r['latent1']:>15.1%} {r['pixels3']:>15.1%} "
+            f"{r['prior']:>7.1%}"
+        )
+        fig = figures[name]
+        if len(fig):
+            stem = name if name.isidentifier() else f"recipe-{recipes.index(name)}"
+            captions = ["A", "A", "A", "B", "B", "B", "C", "C", "C", "= G(Y)", "pixels"] * (len(fig) // 11)
+            save_png(labelled_grid(fig, captions, ncols=11), os.path.join(a.out, f"arithmetic-{stem}.png"))
+    print(
+        f"results   {a.out}/arithmetic-score.json and a figure per recipe (rows: A₁₋₃ B₁₋₃ C₁₋₃, G(Y), pixels)"
+    )
+    return 0
+
+
+def add_arithmetic_score(sub: Any) -> None:
+    p = parser_for(
+        sub,
+        "arithmetic-score",
+        "score the paper's face arithmetic (§6.3.2) with a classifier of the dataset's yes/no attributes",
+        "dcgan arithmetic-score runs/faces64 --dataset data/faces --out runs/faces64/figures",
+    )
+    run_argument(p)
+    p.add_argument("--dataset", required=True, help="the training set, with yes/no columns in attributes.npy")
+    p.add_argument(
+        "--recipe",
+        action="append",
+        help="smile, glasses (default: both), or 'smiling=yes,long_hair=yes - smiling=no,long_hair=yes + "
+        "smiling=no,long_hair=no'; repeat for more",
+    )
+    p.add_argument("--trials", type=int, default=200, help="arithmetic trials per recipe (default 200)")
+    p.add_argument("--pool", type=int, default=4000, help="samples exemplars are chosen from (default 4000)")
+    p.add_argument("--epochs", type=int, default=3, help="attribute classifier epochs (default 3)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, metavar="DIR", help="arithmetic-score.json and figures go here")
+    p.set_defaults(fn=cmd_arithmetic_score)
+
+
 def _budgets(text: str) -> list[int | None]:
     out: list[int | None] = []
     for part in text.split(","):
