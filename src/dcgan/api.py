@@ -407,13 +407,17 @@ def memorization(
     num: int = 10_000,
     k: int = 5,
     panels: int = 8,
+    discriminator: PathLike | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Nearest training images of samples of seeds 0…num−1 (and the original code's nnd against held-out
-    images): (summary, a panel image whose rows are a sample and its k nearest training images)."""
+    images): (summary, a panel image whose rows are a sample and its k nearest training images). Distances
+    are on pixels, or on the features of the D at `discriminator` (a run or checkpoint folder) when given."""
     g = load_generator(g)
     train_set = dataset(data)
     held = dataset(heldout) if heldout is not None else None
-    return probes_memorization.memorization(g, train_set, held, num, k, panels, next(g.parameters()).device)
+    device = next(g.parameters()).device
+    d = load_discriminator(discriminator, device) if discriminator is not None else None
+    return probes_memorization.memorization(g, train_set, held, num, k, panels, device, d)
 
 
 def arithmetic_score(

@@ -67,3 +67,31 @@ def test_memorization_cli_writes_panels_and_json(tiny_run, tmp_path):
         "memorization", str(tiny_run), "--dataset", str(tmp_path / "grey"), "--out", str(tmp_path / "x")
     )
     assert r.returncode == 2 and "this generator makes 16²×3" in r.stderr
+
+
+def test_in_d_feature_space_the_search_is_exact_and_a_copy_is_at_distance_zero(tiny_run):
+    from dcgan.api import load_discriminator
+    from dcgan.probes.memorization import d_embedding
+
+    base = rng_images(60, 16, 16, 3, seed=4)
+    embed = d_embedding(load_discriminator(tiny_run, "cpu"), base)
+    q = np.concatenate([base[[7, 31]], rng_images(3, 16, 16, 3, seed=5)])
+    d, i = nearest(q, base, k=4, chunk=16, embed=embed)
+    fq, fb = embed(q, torch.device("cpu")), embed(base, torch.device("cpu"))
+    full = torch.cdist(fq.double(), fb.double()).numpy()
+    assert (i.numpy() == np.argsort(full, 1)[:, :4]).all()
+    assert np.allclose(d.numpy(), np.sort(full, 1)[:, :4], atol=1e-3)
+    assert i[:2, 0].tolist() == [7, 31] and (d[:2, 0] < 1e-3).all()
+    assert torch.allclose(fb.norm(dim=1), torch.ones(60))  # unit length: distances are in [0, 2]
+
+
+def test_the_cli_compares_in_d_space_when_asked(tiny_run, tmp_path):
+    np.save(tmp_path / "train.npy", rng_images(40, 16, 16, 3, seed=0))
+    prepare(tmp_path / "train.npy", tmp_path / "train", size=16, progress=False)
+    r = run_cli(
+        "memorization", str(tiny_run), "--dataset", str(tmp_path / "train"), "--num", "10", "--space", "d",
+        "--out", str(tmp_path / "m"),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "m" / "memorization.json").read_text())
+    assert "D features" in summary["distance"] and summary["samples"] == 10

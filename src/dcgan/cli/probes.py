@@ -17,7 +17,12 @@ def cmd_memorization(a: argparse.Namespace) -> int:
     from dcgan.images import save_png
 
     g = generator_from_args(a)
-    summary, figure = api.memorization(g, a.dataset, a.heldout, num=a.num, k=a.k, panels=a.panels)
+    if a.space == "d" and not a.run:
+        raise DcganError("--space d needs a run or checkpoint folder as RUN: D comes from there")
+    d = a.run if a.space == "d" else None
+    summary, figure = api.memorization(
+        g, a.dataset, a.heldout, num=a.num, k=a.k, panels=a.panels, discriminator=d
+    )
     os.makedirs(a.out, exist_ok=True)
     save_png(figure, os.path.join(a.out, "nearest.png"))
     write_json(os.path.join(a.out, "memorization.json"), summary)
@@ -43,6 +48,12 @@ def add_memorization(sub: Any) -> None:
     p.add_argument("--num", type=int, default=10000, help="samples, seeds 0…num−1 (default 10000)")
     p.add_argument("--k", type=int, default=5, help="neighbours per sample (default 5)")
     p.add_argument("--panels", type=int, default=8, help="samples shown in nearest.png (default 8)")
+    p.add_argument(
+        "--space",
+        choices=("pixels", "d"),
+        default="pixels",
+        help="compare pixels (default), or the run's D features (unit length, every conv layer max-pooled)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="nearest.png and memorization.json go here")
     p.set_defaults(fn=cmd_memorization)
 
