@@ -250,7 +250,7 @@ def dedup(
     summary = dups.summary()
     brief = {k: summary[k] for k in ("method", "radius", "pairs", "groups", "removed")}
     data_prepare.write_subset(
-        ds.path, dups.keep(len(ds)), Path(out), {"dedup": brief}, {"dedup.json": summary}, force
+        ds, dups.keep(len(ds)), Path(out), {"dedup": brief}, {"dedup.json": summary}, force
     )
     pairs = report_audit.audit_pairs(dups, audit, dups.config.seed)
     share = len(dups.removed) / len(ds)

@@ -143,7 +143,7 @@ def test_per_image_arrays_follow_the_kept_images(tmp_path):
     from dcgan.data.prepare import prepare, write_subset
 
     prepare(read_faces(12, seed=5, size=16), tmp_path / "f", size=16, progress=False)
-    write_subset(tmp_path / "f", np.array([1, 4, 11]), tmp_path / "g", {"why": "test"})
+    write_subset(PreparedDataset(tmp_path / "f"), np.array([1, 4, 11]), tmp_path / "g", {"why": "test"})
     f, g = PreparedDataset(tmp_path / "f"), PreparedDataset(tmp_path / "g")
     assert (g.array("attributes") == f.array("attributes")[[1, 4, 11]]).all()
     assert (g.labels == f.labels[[1, 4, 11]]).all() and g.manifest["why"] == "test"

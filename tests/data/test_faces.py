@@ -60,7 +60,7 @@ def test_the_dataset_has_attributes_labels_and_the_generator_in_its_manifest(tmp
     assert ds.images.shape == (80, 64, 64, 3) and attrs.shape == (80, len(faces.ATTRIBUTES))
     assert (attrs == np.stack([faces.draw_attributes(3, k) for k in range(80)])).all()
     assert (ds.labels == attrs[:, list(faces.ATTRIBUTES).index("glasses")]).all()
-    assert ds.label_names == ["no", "yes"] and ds.manifest["generator"]["seed"] == 3
+    assert ds.label_names == ["glasses=no", "glasses=yes"] and ds.manifest["generator"]["seed"] == 3
     assert [a["name"] for a in ds.manifest["attributes"]] == list(faces.ATTRIBUTES)
     # the same faces as one process draws them, whatever the pool
     one = faces.read_faces(80, seed=3, workers=1)

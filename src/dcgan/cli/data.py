@@ -162,6 +162,16 @@ def describe_dataset(ds: Any) -> str:
             lines.append(f"  {i:>3} {name!s:<16} {num(k):>9}")
     else:
         lines.append("labels    none" if not m.get("labels") else "labels    yes (names or counts missing)")
+    about = m.get("attributes") if isinstance(m.get("attributes"), list) else []
+    columns = [str(a.get("name")) for a in about if isinstance(a, dict)]
+    for name in ds.arrays:
+        what = f": {', '.join(columns)}" if name == "attributes" and columns else ""
+        lines.append(f"per image {name}.npy{what}")
+    if isinstance(m.get("dedup"), dict):
+        d = m["dedup"]
+        lines.append(
+            f"dedup     {num(d.get('removed', '?'))} removed in {num(d.get('groups', '?'))} groups, see dedup.json"
+        )
     return "\n".join(lines)
 
 

@@ -229,7 +229,7 @@ def read_faces(
         Path(f"faces-seed{seed}"),
         num,
         items,
-        ATTRIBUTES[label],
+        [f"{label}={v}" for v in ATTRIBUTES[label]],
         extras=extras,
         about=about,
     )

@@ -21,7 +21,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from dcgan.data.transforms import ImageSpec, process_array, process_encoded
 from dcgan.errors import DcganError
 from dcgan.fileio import fsync_dir, fsync_file, parse_json, sha256_file, write_json
 from dcgan.progress import progress_bar
+
+if TYPE_CHECKING:
+    from dcgan.data.dataset import PreparedDataset
 
 FORMAT = "dcgan-dataset/1"
 
@@ -233,54 +236,51 @@ def _manifest(
 
 
 def write_subset(
-    dataset: Path,
+    ds: PreparedDataset,
     keep: np.ndarray,
     out: Path,
     about: dict[str, Any],
     files: dict[str, Any] | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
-    """The images at sorted indices `keep` of the prepared dataset at `dataset`, with their labels and
-    per-image arrays, as a new dataset folder `out` (atomic, as `prepare`). The manifest is the source's,
-    counted again, with `derived_from` and `about` added; `files` are JSON files written beside it."""
-    dataset = Path(dataset)
-    check_out(out, dataset, force)
-    source = parse_json((dataset / "manifest.json").read_bytes())
-    images = np.load(dataset / "images.npy", mmap_mode="r")
+    """The images at sorted indices `keep` of the opened dataset `ds`, with their labels and per-image
+    arrays, as a new dataset folder `out` (atomic, as `prepare`). The manifest is the source's, counted
+    again, with `derived_from` and `about` added; `files` are JSON files written beside it."""
+    check_out(out, ds.path, force)
     keep = np.asarray(keep, np.int64)
     tmp = _partial(out)
     tmp.mkdir(parents=True)
     try:
-        dst = np.lib.format.open_memmap(
-            tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(keep), *images.shape[1:])
-        )
+        shape = (len(keep), *ds.images.shape[1:])
+        dst = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=shape)
         for i in range(0, len(keep), 4096):
-            dst[i : i + 4096] = images[keep[i : i + 4096]]
+            dst[i : i + 4096] = ds.images[keep[i : i + 4096]]
         dst.flush()
         del dst
         fsync_file(tmp / "images.npy")
-        manifest = {**source, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "skipped": []}
-        manifest["shape"] = [len(keep), *images.shape[1:]]
-        for name in (
-            ["labels", *source.get("arrays", [])] if source.get("labels") else source.get("arrays", [])
-        ):
-            np.save(tmp / f"{name}.npy", np.load(dataset / f"{name}.npy", mmap_mode="r")[keep])
+        per_image = {name: ds.array(name) for name in ds.arrays}
+        if ds.labels is not None:
+            per_image["labels"] = ds.labels
+        for name, a in per_image.items():
+            np.save(tmp / f"{name}.npy", a[keep])
             fsync_file(tmp / f"{name}.npy")
-        if source.get("labels"):
-            labels = np.load(tmp / "labels.npy")
-            manifest["class_counts"] = np.bincount(labels, minlength=len(source["class_counts"])).tolist()
-        manifest["counts"] = {**source.get("counts", {}), "written": len(keep)}
+        manifest = {**ds.manifest, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "shape": list(shape)}
+        counts = ds.manifest.get("counts")
+        manifest["counts"] = {**(counts if isinstance(counts, dict) else {}), "written": len(keep)}
+        if ds.labels is not None:
+            classes = max(len(ds.label_names or []), int(ds.labels.max()) + 1)
+            manifest["class_counts"] = np.bincount(ds.labels[keep], minlength=classes).tolist()
         manifest["derived_from"] = {
-            "path": str(dataset.resolve()),
-            "images_sha256": source.get("images_sha256"),
-            "images": int(images.shape[0]),
+            "path": str(ds.path.resolve()),
+            "images_sha256": ds.manifest["images_sha256"],
+            "images": len(ds),
             "kept": len(keep),
         }
         manifest.update(about)
         manifest["images_sha256"] = sha256_file(tmp / "images.npy")
         for name, obj in (files or {}).items():
             write_json(tmp / name, obj)
-        write_json(tmp / "manifest.json", manifest)
+        write_json(tmp / "manifest.json", manifest)  # last: a manifest means the folder is whole
         _swap_into_place(tmp, out)
     except BaseException:
         with contextlib.suppress(OSError):
