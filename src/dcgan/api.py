@@ -29,7 +29,7 @@ from dcgan.config import TrainConfig, train_config
 from dcgan.data import catalog
 from dcgan.data import prepare as data_prepare
 from dcgan.data.dataset import PreparedDataset
-from dcgan.data.dedup import Duplicates, HashConfig, find_duplicates
+from dcgan.data.dedup import Duplicates, HashConfig, check_radius, find_duplicates
 from dcgan.data.download import prepare_fashion_mnist
 from dcgan.data.transforms import parse_color
 from dcgan.device import resolve
@@ -195,7 +195,8 @@ def prepare(
         shutil.rmtree(whole)  # left by a run that was killed: only this function writes there
     try:
         data_prepare.prepare(source, whole, size=size, background=color, progress=progress, **options)
-        return dedup(whole, out, radius=dedup_radius, force=bool(options.get("force")), progress=progress)[0]
+        force = bool(options.get("force"))
+        return dedup(whole, out, radius=dedup_radius, force=force, progress=progress, origin=source)[0]
     finally:
         shutil.rmtree(whole, ignore_errors=True)
 
@@ -217,7 +218,7 @@ def get_dataset(
     under OUT; {dataset folder: dataset}. An OUT already prepared is opened as it is. Options as `dcgan
     data`: source, size, fit, background, base_url, num, seed, label, force, workers.
 
-    >>> faces = dcgan.get_dataset("faces", "data/faces", num=2000)[Path("data/faces")]
+    >>> faces = dcgan.get_dataset("faces", "data/faces2k", num=2000)[Path("data/faces2k")]
     >>> faces.array("attributes").shape
     (2000, 15)
     """
@@ -234,34 +235,51 @@ def dedup(
     allow_collapsed: bool = False,
     force: bool = False,
     progress: bool = False,
+    origin: PathLike | None = None,
     **hash_options: Any,
 ) -> tuple[PreparedDataset, Duplicates]:
     """The paper's de-duplication (§4.1.1): hash every image with a de-noising autoencoder's binarized code,
     group codes within `radius` bits, keep each group's first image. Writes OUT (the dataset without the
-    duplicates, with dedup.json) and the audit sheet (dedup-audit.html/.png, `audit` random pairs); returns
-    the new dataset and what was found. Hash options as `HashConfig`: bits, side, epochs, batch, lr, noise,
-    dropout, threshold ("zero" | "median"), train_images, seed.
+    duplicates, with dedup.json and the audit sheet dedup-audit.html/.png of `audit` random pairs) and
+    returns it with what was found. Hash options as `HashConfig`: bits, side, epochs, batch, lr, noise,
+    dropout, threshold ("zero" | "median"), train_images, seed. `origin` names the source when `data` is
+    a temporary copy of it (as in `prepare(..., dedup_radius=…)`).
 
     >>> clean, found = dcgan.dedup("data/emoji", "data/emoji-dedup", radius=2)
     >>> found.health["active_bits"], len(found.removed)
     """
     ds = dataset(data)
-    dups = find_duplicates(ds.images, HashConfig(**hash_options), radius, allow_collapsed, progress)
+    cfg = HashConfig(**hash_options)
+    check_radius(radius, cfg.bits)
+    if audit < 0:
+        raise DcganError(f"--audit must be 0 or more pairs, got {audit}")
+    data_prepare.check_out(Path(out), ds.path, force)  # before minutes of work, not after
+    dups = find_duplicates(ds.images, cfg, radius, allow_collapsed, progress)
     summary = dups.summary()
-    brief = {k: summary[k] for k in ("method", "radius", "pairs", "groups", "removed")}
-    data_prepare.write_subset(
-        ds, dups.keep(len(ds)), Path(out), {"dedup": brief}, {"dedup.json": summary}, force
-    )
-    pairs = report_audit.audit_pairs(dups, audit, dups.config.seed)
     share = len(dups.removed) / len(ds)
-    report_audit.write_audit(
-        ds.images,
-        pairs,
-        Path(out),
-        str(ds.path),
-        f"{len(dups.removed):,} of {len(ds):,} images removed ({share:.1%}) in {len(dups.groups):,} groups, "
-        f"codes within {radius} bits; hash: {dups.health['active_bits']} of {dups.config.bits} bits vary.",
-    )
+    where = str(origin if origin is not None else ds.path)
+    about: dict[str, Any] = {
+        "dedup": {k: summary[k] for k in ("method", "radius", "pairs", "groups", "removed")}
+    }
+    if origin is not None:  # indices in dedup.json are of the images as prepared from the source
+        about["derived_from"] = {
+            "source": str(Path(origin).resolve()),
+            "images": len(ds),
+            "kept": len(ds) - len(dups.removed),
+        }
+
+    def write_more(folder: Path) -> None:
+        write_json(folder / "dedup.json", summary)
+        report_audit.write_audit(
+            ds.images,
+            report_audit.audit_pairs(dups, audit, cfg.seed),
+            folder,
+            where,
+            f"{len(dups.removed):,} of {len(ds):,} images removed ({share:.1%}) in {len(dups.groups):,} groups, "
+            f"codes within {radius} bits; hash: {dups.health['active_bits']} of {cfg.bits} bits vary.",
+        )
+
+    data_prepare.write_subset(ds, dups.keep(len(ds)), Path(out), about, write_more, force)
     return PreparedDataset(out), dups
 
 

@@ -133,8 +133,14 @@ def test_the_cli_writes_the_dataset_without_duplicates_its_record_and_the_audit(
     assert (tmp_path / "d" / "dedup-audit.html").is_file() and (tmp_path / "d" / "dedup-audit.png").is_file()
     r = run_cli("dedup", str(planted), "--out", str(tmp_path / "d"), "--epochs", "3", "--quiet")
     assert r.returncode == 2 and "already exists" in r.stderr  # never over a folder without --force
-    r = run_cli("dedup", str(planted), "--out", str(tmp_path / "e"), "--radius", "500")
-    assert r.returncode == 2 and "--radius must be" in r.stderr and "Traceback" not in r.stderr
+    for bad, message in (
+        (["--radius", "500"], "--radius must be"),
+        (["--audit", "-1"], "--audit must be 0 or more"),
+        (["--seed", "-1"], "--seed must be 0 or more"),
+        (["--dropout", "1"], "dropout must be"),
+    ):
+        r = run_cli("dedup", str(planted), "--out", str(tmp_path / "e"), *bad)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, bad
     assert not (tmp_path / "e").exists()
 
 
@@ -158,3 +164,6 @@ def test_prepare_with_dedup_leaves_only_the_clean_dataset(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "wrote 200 images" in r.stdout and "removed 5 duplicates in 5 groups" in r.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "x.npy"]  # no hidden whole copy left
+    m = PreparedDataset(tmp_path / "out").manifest
+    assert m["derived_from"] == {"source": str((tmp_path / "x.npy").resolve()), "images": 205, "kept": 200}
+    assert json.loads((tmp_path / "out" / "dedup.json").read_text())["removed"] == 5

@@ -150,3 +150,12 @@ def test_a_damaged_tarball_is_a_clear_error_or_reads_consistently(tmp_path_facto
         assert len(got) == src.count and all(0 <= label < len(src.label_names) for _, label, _ in got)
         kept = [sid for raw, _, sid in got if isinstance(raw, bytes)]
         assert len(src.extras(kept)["attributes"]) == len(kept)
+
+
+def test_a_tarball_that_unpacks_past_the_memory_budget_is_refused_before_it_is_held(tmp_path, monkeypatch):
+    """A gzip of zeros (a bomb): the stream is cut at the budget, whatever the tar headers say."""
+    zeros = {"package/img/google/64/zeros.bin": b"\0" * (3 << 20)}
+    tgz = pack(tmp_path / "e.tgz", entries(), pngs(ALL), extra=zeros)
+    monkeypatch.setenv("DCGAN_MAX_MEMORY", str(2 << 20))
+    with pytest.raises(DcganError, match="unpacks to more than a reader may hold"):
+        emoji.read_emoji(tgz)

@@ -65,7 +65,19 @@ def test_the_dataset_has_attributes_labels_and_the_generator_in_its_manifest(tmp
     # the same faces as one process draws them, whatever the pool
     one = faces.read_faces(80, seed=3, workers=1)
     assert all((img == ds.images[k]).all() for k, (img, _, _) in enumerate(one.items()))
-    r = run_cli("data", "faces", "--num", "80", "--seed", "3", "--out", str(tmp_path / "f"), "--quiet")
+    again = (
+        "data",
+        "faces",
+        "--num",
+        "80",
+        "--seed",
+        "3",
+        "--label",
+        "glasses",
+        "--out",
+        str(tmp_path / "f"),
+    )
+    r = run_cli(*again)
     assert r.returncode == 0 and "80 images" in r.stdout  # already there: kept
 
 
@@ -85,3 +97,14 @@ def test_impossible_requests_are_refused(tmp_path, options, message):
 def test_from_does_not_apply_to_drawn_faces(tmp_path):
     with pytest.raises(DcganError, match="faces are drawn, not read"):
         get_dataset("faces", tmp_path / "f", source=tmp_path, progress=False)
+
+
+def test_a_kept_dataset_must_be_the_one_asked_for(tmp_path):
+    get_dataset("faces", tmp_path / "f", num=20, size=16, progress=False, workers=1)
+    with pytest.raises(DcganError, match=r"already holds faces with generator .* pass --force"):
+        get_dataset("faces", tmp_path / "f", num=30, size=16, progress=False)
+    with pytest.raises(DcganError, match="already holds faces with size 16"):
+        get_dataset("faces", tmp_path / "f", num=20, size=32, progress=False)
+    assert (
+        len(get_dataset("faces", tmp_path / "f", num=30, size=16, force=True, progress=False, workers=1)) == 1
+    )

@@ -74,16 +74,11 @@ def test_scoring_runs_end_to_end_and_the_cli_refuses_a_bad_recipe(faces16, tmp_p
     cfg = TrainConfig(preset="tiny", model=tiny_model(), batch=16, kimg=0.1, precision="fp32", device="cpu")
     train(cfg, faces16, tmp_path / "run", progress=False, log=lambda s: None)
     results, figures = api.arithmetic_score(
-        tmp_path / "run",
-        faces16,
-        ["smile"],
-        trials=5,
-        pool=64,
-        classifier_images=300,
-        epochs=1,
+        tmp_path / "run", faces16, ["smile", "glasses"], trials=5, pool=64, classifier_images=300, epochs=1,
         confident=0.0,
-    )
-    (res,) = results
+    )  # fmt: skip
+    res = results[0]
+    assert results[1]["target"] == {"glasses": "yes", "long_hair": "yes"}
     assert set(res) >= {"latent3", "latent1", "pixels3", "prior", "classifier_accuracy", "target"}
     assert all(0 <= res[k] <= 1 for k in ("latent3", "latent1", "pixels3", "prior"))
     assert figures["smile"].shape[0] == 5 * 11 and res["exemplars"] == {"A": 64, "B": 64, "C": 64}

@@ -63,7 +63,9 @@ def get_dataset(
         ms = prepare_fashion_mnist(out, source, force=force, progress=progress, **opts)
         return {out / split: m for split, m in ms.items()}
     if is_dataset(out) and not force:
-        return {out: parse_json((out / "manifest.json").read_bytes())}
+        kept = parse_json((out / "manifest.json").read_bytes())
+        _check_same(name, kept, opts, out)
+        return {out: kept}
     if name == "emoji":
         from dcgan.data.emoji import fetch_emoji, read_emoji
 
@@ -79,3 +81,26 @@ def get_dataset(
         n, seed, label = opts.pop("num"), opts.pop("seed"), opts.pop("label")
         src = read_faces(n, seed, opts["size"], opts["background"], label, workers or default_workers())
     return {out: prepare(src, out, force=force, progress=progress, workers=workers, channels=3, **opts)}
+
+
+def _check_same(name: str, manifest: dict[str, Any], opts: dict[str, Any], out: Path) -> None:
+    """A dataset kept at OUT must be the one asked for: the same size, fit and background, and for faces
+    the same draw; otherwise say so rather than hand back something else."""
+    want = {"size": opts["size"], "background": list(opts["background"])}
+    if "fit" in opts:
+        want["fit"] = opts["fit"]
+    if name == "faces":
+        want["generator"] = {
+            "name": "faces",
+            "seed": opts["seed"],
+            "num": opts["num"],
+            "label": opts["label"],
+        }
+    differ = [k for k, v in want.items() if manifest.get(k) != v]
+    if differ:
+        has = ", ".join(f"{k} {manifest.get(k)}" for k in differ)
+        asked = ", ".join(f"{k} {want[k]}" for k in differ)
+        raise DcganError(
+            f"{str(out)!r} already holds {name} with {has}, not {asked}; pass --force to prepare it again "
+            "or choose another --out"
+        )

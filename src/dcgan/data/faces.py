@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import io
-import multiprocessing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -198,8 +197,8 @@ def read_faces(
 ) -> Source:
     """A Source of `num` faces drawn from `seed` (rendered by `workers` processes), with attributes.npy."""
     check_installed()
-    if num < 1:
-        raise DcganError(f"--num must be at least 1, got {num}")
+    if num < 1 or seed < 0:
+        raise DcganError(f"--num must be at least 1 and --seed 0 or more, got {num} and {seed}")
     if label not in ATTRIBUTES:
         raise DcganError(f"--label must be one of {', '.join(ATTRIBUTES)}; got {label!r}")
     column = list(ATTRIBUTES).index(label)
@@ -208,8 +207,9 @@ def read_faces(
     def items() -> Iterator[Item]:
         indices = range(num)
         if workers > 1 and num >= 64:
-            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            with multiprocessing.get_context(method).Pool(workers) as pool:
+            from dcgan.data.prepare import process_pool
+
+            with process_pool(workers) as pool:
                 for k, image in enumerate(pool.imap(draw, indices, chunksize=32)):
                     yield image, int(draw_attributes(seed, k)[column]), f"face {k}"
             return

@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,11 +57,16 @@ def _results(
     if not src.encoded or workers <= 1 or src.count < 64:
         yield from map(fn, src.items())
         return
-    # fork where the OS has it: workers start at once and need no importable __main__ (stdin scripts,
-    # notebooks). They only run Pillow and NumPy, never a lock a parent thread could hold.
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with multiprocessing.get_context(method).Pool(workers) as pool:
+    with process_pool(workers) as pool:
         yield from pool.imap(fn, src.items(), chunksize=16)
+
+
+def process_pool(workers: int) -> Any:
+    """A pool of worker processes, forked where the OS has it: workers start at once and need no importable
+    __main__ (stdin scripts, notebooks). They only run Pillow, NumPy and pure Python, never a lock a parent
+    thread could hold."""
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(method).Pool(workers)
 
 
 def default_workers() -> int:
@@ -240,12 +245,13 @@ def write_subset(
     keep: np.ndarray,
     out: Path,
     about: dict[str, Any],
-    files: dict[str, Any] | None = None,
+    write_more: Callable[[Path], None] | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
     """The images at sorted indices `keep` of the opened dataset `ds`, with their labels and per-image
     arrays, as a new dataset folder `out` (atomic, as `prepare`). The manifest is the source's, counted
-    again, with `derived_from` and `about` added; `files` are JSON files written beside it."""
+    again, with `derived_from` and `about` added (`about` may replace `derived_from`); `write_more(folder)`
+    adds files to the folder before it is complete."""
     check_out(out, ds.path, force)
     keep = np.asarray(keep, np.int64)
     tmp = _partial(out)
@@ -278,8 +284,8 @@ def write_subset(
         }
         manifest.update(about)
         manifest["images_sha256"] = sha256_file(tmp / "images.npy")
-        for name, obj in (files or {}).items():
-            write_json(tmp / name, obj)
+        if write_more is not None:
+            write_more(tmp)
         write_json(tmp / "manifest.json", manifest)  # last: a manifest means the folder is whole
         _swap_into_place(tmp, out)
     except BaseException:

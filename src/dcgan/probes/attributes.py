@@ -30,6 +30,7 @@ import torch
 from dcgan.config import ModelConfig
 from dcgan.data.dataset import PreparedDataset
 from dcgan.errors import DcganError
+from dcgan.images import to_uint8
 from dcgan.models import Generator, run_generator, z_for_seeds
 from dcgan.probes.supervised import Hyper, predict, train_classifier
 
@@ -133,6 +134,8 @@ def train_attribute_classifier(
 ) -> AttributeClassifier:
     """Learn the 2^k combinations of the yes/no attributes `names` on a random subset of `ds`; the accuracy
     of each attribute on `heldout` other images is kept."""
+    if seed < 0:
+        raise DcganError(f"--seed must be 0 or more, got {seed}")
     bits = binary_columns(ds, names)
     if len(ds) < 4:
         raise DcganError(f"the attribute classifier needs at least 4 images, got {len(ds)}")
@@ -143,12 +146,12 @@ def train_attribute_classifier(
     # D's layout at half its width: the attributes are plain to see, and a quarter of the work
     body = dataclasses.replace(cfg, d_layers=tuple((s, max(8, c // 2)) for s, c in cfg.d_layers))
     labels = joint(bits[train])
-    net = train_classifier(body, np.asarray(ds.images[train]), labels, hyper, seed)
-    if int(labels.max()) + 1 < 2 ** len(names):  # a combination never seen: the head still needs its logit
+    if (np.bincount(labels, minlength=2 ** len(names)) == 0).any():
         raise DcganError(
             f"some combination of {', '.join(names)} never occurs in the {len(train):,} training images; "
             "use a larger dataset or other attributes"
         )
+    net = train_classifier(body, np.asarray(ds.images[train]), labels, hyper, seed)
     guess = predict(net, np.asarray(ds.images[held]))
     guess_bits = (guess[:, None] >> np.arange(len(names))) & 1
     accuracy = {n: float((guess_bits[:, k] == bits[held, k]).mean()) for k, n in enumerate(names)}
@@ -160,12 +163,9 @@ def _matches(probs: np.ndarray, names: tuple[str, ...], want: dict[str, int]) ->
     combos = np.arange(probs.shape[1])
     ok = np.ones(len(combos), bool)
     for k, n in enumerate(names):
-        ok &= ((combos >> k) & 1) == want[n]
+        if n in want:
+            ok &= ((combos >> k) & 1) == want[n]
     return probs[:, ok].sum(1)
-
-
-def _uint8(x: torch.Tensor) -> np.ndarray:
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def score_arithmetic(
@@ -180,9 +180,11 @@ def score_arithmetic(
     """Success rates of the recipe (latent k=3, latent k=1, pixels k=3, prior) and a figure of the first
     trials: each row A₁…A₃ | B₁…B₃ | C₁…C₃ | latent result | pixel result. A sample is an exemplar of a
     concept when the classifier gives the concept at least `confident`."""
+    if trials < 1 or pool < 3:
+        raise DcganError(f"--trials must be at least 1 and --pool at least 3, got {trials} and {pool}")
     z = z_for_seeds(g.cfg, range(pool))
     x = run_generator(g, z)
-    probs = clf.probabilities(_uint8(x))
+    probs = clf.probabilities(to_uint8(x))
     exemplars = {}
     for key, concept in (("A", recipe.a), ("B", recipe.b), ("C", recipe.c)):
         exemplars[key] = np.flatnonzero(_matches(probs, clf.names, concept) >= confident)
@@ -216,7 +218,7 @@ def score_arithmetic(
         "prior": float((_matches(probs, clf.names, recipe.target) >= 0.5).mean()),
     }
     for key, images in results.items():
-        p = clf.probabilities(_uint8(torch.stack(images)))
+        p = clf.probabilities(to_uint8(torch.stack(images)))
         summary[key] = float((_matches(p, clf.names, recipe.target) >= 0.5).mean())
-    figure = _uint8(torch.cat(rows)) if rows else np.zeros((0, 1, 1, 3), np.uint8)
+    figure = to_uint8(torch.cat(rows)) if rows else np.zeros((0, 1, 1, 3), np.uint8)
     return summary, figure

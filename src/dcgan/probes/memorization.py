@@ -34,10 +34,11 @@ def _flat(images: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def d_embedding(d: Discriminator, real: np.ndarray) -> Embed:
     """Unit-length D features of uint8 images, D's BN statistics re-estimated on `real` first."""
-    reestimate_bn(d, real)
+    where = next(d.parameters()).device
+    reestimate_bn(d, real, device=where)
 
     def embed(images: np.ndarray, device: torch.device) -> torch.Tensor:
-        f = torch.from_numpy(extract(d, np.asarray(images), grid=1)).to(device)
+        f = torch.from_numpy(extract(d, np.asarray(images), grid=1, device=where)).to(device)
         return torch.nn.functional.normalize(f, dim=1)
 
     return embed
