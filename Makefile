@@ -63,7 +63,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench fuzz
 	$(BIN)/ruff format --check src tests bench fuzz
 
-BENCHES := prepare_speed dataset_speed memorization_speed train_throughput cpu_conv_speed cuda_layers_speed explore_latency
+BENCHES := prepare_speed dataset_speed memorization_speed train_throughput cpu_conv_speed cuda_layers_speed explore_latency dedup_speed
 FMNIST_DEB := /usr/share/datasets/fashion-mnist
 
 # then the §5 probe at the paper's size (60k × 28,672; ~30 min, ~14 GB) and `evaluate` on the demo run

@@ -93,7 +93,7 @@ def flip(a, rng):
 
 
 TRANSFORMS = {
-    "jpeg95": jpeg(95), "jpeg75": jpeg(75), "jpeg50": jpeg(50), "crop90": crop(0.9), "crop80": crop(0.8),
+    "copy": lambda a, rng: a.copy(), "jpeg95": jpeg(95), "jpeg75": jpeg(75), "jpeg50": jpeg(50), "crop90": crop(0.9), "crop80": crop(0.8),
     "shift1": shift(1), "shift2": shift(2), "bright+10": brightness(1.1), "bright-10": brightness(0.9),
     "sat+10": saturation(1.1), "sat-10": saturation(0.9), "noise5": noise, "downup": down_up, "flip": flip,
 }  # fmt: skip
@@ -160,12 +160,12 @@ def d_cosine(d, x: np.ndarray, real: np.ndarray, thresholds: list[float]) -> dic
 # ---------------------------------------------------------------- scoring
 
 
-def score(found, truth, natural: np.ndarray | None) -> dict:
+def score(found, truth, natural: np.ndarray) -> dict:
     flips = {(s, c) for s, c, t in truth if t == "flip"}
     flip_images = {c for _, c in flips}
     true = {(s, c) for s, c, t in truth if t != "flip"}
     counted = {p for p in found if p[0] not in flip_images and p[1] not in flip_images}
-    nat = {p for p in counted if natural is not None and natural[p[0]] == natural[p[1]]} - true
+    nat = {p for p in counted if natural[p[0]] == natural[p[1]]} - true
     hits = counted & true
     judged = counted - nat
     per = {
@@ -182,29 +182,55 @@ def score(found, truth, natural: np.ndarray | None) -> dict:
     }
 
 
-def natural_groups(ds, n_total: int, truth) -> np.ndarray | None:
-    if "attributes" not in ds.arrays:
-        return None
-    g = np.full(n_total, -1, np.int64)
-    g[: len(ds)] = ds.array("attributes")[:, 0]
+def natural_groups(ds, x: np.ndarray, truth) -> np.ndarray:
+    """A group id per image: the dataset's own near-duplicate groups (attributes column 0 of emoji and
+    sprites), merged with groups of pixel-identical images already in the data (real duplicates nobody
+    planted); a planted copy is in its source's group."""
+    from dcgan.data.dedup import groups_of
+
+    n = len(ds)
+    columns = [np.unique(x[:n].reshape(n, -1), axis=0, return_inverse=True)[1].reshape(-1)]
+    if "attributes" in ds.arrays:
+        columns.append(ds.array("attributes")[:, 0])
+    links_i, links_j = [], []
+    for col in columns:  # neighbours in sorted order with equal values are linked
+        order = np.argsort(col, kind="stable")
+        same = col[order[1:]] == col[order[:-1]]
+        links_i.append(order[:-1][same])
+        links_j.append(order[1:][same])
+    i, j = np.concatenate(links_i), np.concatenate(links_j)
+    g = np.arange(len(x))
+    for k, members in enumerate(groups_of(n, np.minimum(i, j), np.maximum(i, j))):
+        g[members] = len(x) + k
     for s, c, _ in truth:
         g[c] = g[s]
     return g
 
 
-def evaluate(name: str, path: str, d_run: str | None, seed: int) -> list[tuple[str, str, dict]]:
+def evaluate(
+    name: str, path: str, d_run: str | None, seed: int, hashes: list[HashConfig], baselines: bool
+) -> list[tuple[str, str, dict]]:
     ds = api.dataset(path)
     images = np.asarray(ds.images)
     x, truth = plant(images, seed)
-    natural = natural_groups(ds, len(x), truth)
+    natural = natural_groups(ds, x, truth)
     rows = []
-    t0 = time.perf_counter()
-    dups = find_duplicates(x, HashConfig(seed=seed), radius=0, allow_collapsed=True, progress=False)
-    print(f"{name}: {len(x):,} images, hash {time.perf_counter() - t0:.1f} s, health "
-          f"{ {k: dups.health[k] for k in ('active_bits', 'bit_entropy', 'distinct_codes', 'largest_collision')} }")  # fmt: skip
-    for r in (0, 1, 2, 4):
-        i, j, _ = near_pairs(dups.codes, 128, r)
-        rows.append((name, f"semantic hash r={r}", score(pairs_of(i, j), truth, natural)))
+    for cfg in hashes:
+        t0 = time.perf_counter()
+        dups = find_duplicates(x, cfg, radius=0, allow_collapsed=True, progress=False)
+        label = (
+            "semantic hash" if cfg == HashConfig(seed=seed) else f"hash noise {cfg.noise}, {cfg.bits} bits"
+        )
+        health = {
+            k: dups.health[k] for k in ("active_bits", "bit_entropy", "distinct_codes", "largest_collision")
+        }
+        print(f"{name}: {len(x):,} images, {label}: {time.perf_counter() - t0:.1f} s, health {health}")
+        for r in (0, 1, 2, 4, 8):
+            if r < cfg.bits // 8:
+                i, j, _ = near_pairs(dups.codes, cfg.bits, r)
+                rows.append((name, f"{label} r={r}", score(pairs_of(i, j), truth, natural)))
+    if not baselines:
+        return rows
     rows.append((name, "exact pixels", score(exact_pixels(x), truth, natural)))
     for label, codes in (("pHash", phash(x)), ("dHash", dhash(x))):
         for r in (0, 2, 4, 8):
@@ -229,8 +255,16 @@ def main() -> None:
     p.add_argument("--d64", help="run folder whose D scores the 64² colour sets")
     p.add_argument("--d32", help="run folder whose D scores Fashion-MNIST")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--noise", default="0.2", help="de-noising levels to try, comma-separated (default 0.2)")
+    p.add_argument("--bits", default="128", help="code lengths to try, comma-separated (default 128)")
+    p.add_argument("--hash-only", action="store_true", help="leave out the baselines")
     a = p.parse_args()
     torch.set_num_threads(2)
+    hashes = [
+        HashConfig(noise=float(n), bits=int(b), seed=a.seed)
+        for n in a.noise.split(",")
+        for b in a.bits.split(",")
+    ]
     rows = []
     for name, path, d in (
         ("emoji", a.emoji, a.d64),
@@ -238,7 +272,7 @@ def main() -> None:
         ("fmnist", a.fmnist, a.d32),
     ):
         if path:
-            rows += evaluate(name, path, d, a.seed)
+            rows += evaluate(name, path, d, a.seed, hashes, not a.hash_only)
     transforms = list(TRANSFORMS)
     print("\n| data | method | precision | recall | false pairs | natural pairs | "
           + " | ".join(transforms) + " |")  # fmt: skip

@@ -53,7 +53,8 @@ def main() -> None:
     net, t_train = timed(lambda: train_hasher(images, cfg, progress=False))
     codes, t_encode = timed(lambda: encode(net, images, cfg.side, progress=False))
     print(f"images {images.shape}, torch threads {threads}")
-    print(f"train  {t_train:.1f} s ({cfg.epochs} epochs on {len(images):,})")
+    steps = max(cfg.epochs * (len(images) // cfg.batch), min(cfg.min_steps, 300 * (len(images) // cfg.batch)))
+    print(f"train  {t_train:.1f} s ({steps:,} steps of {cfg.batch} on {len(images):,} images)")
     print(
         f"encode {len(images) / t_encode:,.0f} hashes/s "
         f"(1M in {1e6 / (len(images) / t_encode) / 60:.2f} min on {threads} threads)"

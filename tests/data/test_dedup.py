@@ -15,7 +15,7 @@ from dcgan.errors import DcganError
 
 from helpers import run_cli
 
-FAST = dedup.HashConfig(epochs=3, batch=64, seed=0)
+FAST = dedup.HashConfig(epochs=3, min_steps=0, batch=64, seed=0)
 
 
 def blobs(n: int, seed: int, size: int = 16) -> np.ndarray:

@@ -284,6 +284,8 @@ def cmd_dedup(a: argparse.Namespace) -> int:
         ).items()
         if v is not None
     }  # fmt: skip
+    if a.epochs is not None:  # asked for: exactly that many epochs, however small the dataset
+        hash_options["min_steps"] = 0
     clean, found = api.dedup(
         a.dataset,
         a.out,
@@ -335,7 +337,12 @@ def add_dedup(sub: Any) -> None:
     )
     p.add_argument("--bits", type=int, help="code length (default 128)")
     p.add_argument("--side", type=int, help="images are downsampled to side² before hashing (default 32)")
-    p.add_argument("--epochs", type=int, help="autoencoder epochs (default 10, on at most 200k images)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        help="autoencoder epochs, exactly (default: 10 epochs or 3,000 steps of 256, whichever is more, on "
+        "at most 100k images)",
+    )
     p.add_argument("--noise", type=float, help="de-noising: input noise while training (default 0.2)")
     p.add_argument("--dropout", type=float, help="dropout on the code while training (default 0.5)")
     p.add_argument("--seed", type=int, help="autoencoder init, subset and audit pairs (default 0)")

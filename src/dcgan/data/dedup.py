@@ -42,6 +42,9 @@ class HashConfig:
     bits: int = 128
     side: int = 32  # centre crops downsampled to side × side
     epochs: int = 10
+    min_steps: int = (
+        3000  # small datasets: at least this many updates (at most 300 epochs), whatever `epochs` gives
+    )
     batch: int = 256
     lr: float = 1e-3
     noise: float = 0.2  # de-noising: Gaussian noise added to the (standardized) input while training
@@ -55,6 +58,7 @@ class HashConfig:
             (1 <= self.bits <= 1024, f"bits must be 1…1024, got {self.bits}"),
             (4 <= self.side <= 256, f"side must be 4…256, got {self.side}"),
             (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
+            (self.min_steps >= 0, f"min_steps must be 0 or more, got {self.min_steps}"),
             (self.batch >= 2, f"batch must be at least 2, got {self.batch}"),
             (self.lr > 0, f"lr must be positive, got {self.lr}"),
             (self.noise >= 0, f"noise must be ≥ 0, got {self.noise}"),
@@ -123,22 +127,25 @@ def train_hasher(images: np.ndarray, cfg: HashConfig, progress: bool = True) -> 
             else:
                 nn.init.zeros_(p)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    steps = max(1, len(x) // cfg.batch) if len(x) >= cfg.batch else 1
-    bar = progress_bar(progress, total=cfg.epochs * steps, unit="step", desc="dedup: train hash")
+    per_epoch = max(1, len(x) // cfg.batch)
+    total = max(cfg.epochs * per_epoch, min(cfg.min_steps, 300 * per_epoch))  # a tiny set: ≤ 300 epochs
+    bar = progress_bar(progress, total=total, unit="step", desc="dedup: train hash")
     with bar:
-        for _ in range(cfg.epochs):
-            perm = torch.randperm(len(x), generator=g)
-            for s in range(steps):
-                xb = x[perm[s * cfg.batch : (s + 1) * cfg.batch]]
-                z = (xb - net.mean) / net.scale
-                noisy = z + cfg.noise * torch.randn(z.shape, generator=g)
-                h = F.dropout(F.relu(net.encoder(noisy)), cfg.dropout, training=True)
-                loss = F.mse_loss(net.decoder(h), z)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                bar.update()
-            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+        for step in range(total):
+            if step % per_epoch == 0:
+                perm = torch.randperm(len(x), generator=g)
+            s = step % per_epoch
+            xb = x[perm[s * cfg.batch : (s + 1) * cfg.batch]]
+            z = (xb - net.mean) / net.scale
+            noisy = z + cfg.noise * torch.randn(z.shape, generator=g)
+            h = F.dropout(F.relu(net.encoder(noisy)), cfg.dropout, training=True)
+            loss = F.mse_loss(net.decoder(h), z)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            bar.update()
+            if step % 100 == 0:
+                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
     if cfg.threshold == "median":
         with torch.no_grad():
             net.cut.copy_(net.code(x[: 20 * CHUNK]).median(0).values)  # the medians of ≤ 80k codes
