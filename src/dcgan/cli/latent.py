@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from typing import Any
 
 from dcgan.cli.common import generator_from_args, parser_for, run_argument
@@ -184,6 +185,13 @@ def cmd_explore(a: argparse.Namespace) -> int:
     print(f"explore   http://{host}:{port}/  (the run {a.run}; Ctrl-C stops)", flush=True)
     if a.host not in ("127.0.0.1", "localhost"):
         print(f"warning   listening on {a.host}: anyone who can reach this machine can use the page")
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C and SIGTERM stop it cleanly — also when started from a script in the background, where the
+    # shell has set SIGINT to be ignored
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, stop)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
