@@ -185,6 +185,7 @@ def cmd_explore(a: argparse.Namespace) -> int:
     print(f"explore   http://{host}:{port}/  (the run {a.run}; Ctrl-C stops)", flush=True)
     if a.host not in ("127.0.0.1", "localhost"):
         print(f"warning   listening on {a.host}: anyone who can reach this machine can use the page")
+
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 

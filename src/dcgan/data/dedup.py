@@ -102,10 +102,11 @@ def downsample(images: np.ndarray, side: int) -> torch.Tensor:
 
 
 def _chunks(images: np.ndarray, side: int, index: np.ndarray | None = None):
+    """(offset, downsampled chunk) over all images, or over the sorted rows `index`."""
     rows = np.arange(len(images)) if index is None else index
     for i in range(0, len(rows), CHUNK):
         part = rows[i : i + CHUNK]
-        yield i, downsample(images[np.sort(part)] if index is not None else images[part], side)
+        yield i, downsample(images[part], side)  # an index is sorted: a memmap is read front to back
 
 
 def train_hasher(images: np.ndarray, cfg: HashConfig, progress: bool = True) -> Hasher:
@@ -120,7 +121,7 @@ def train_hasher(images: np.ndarray, cfg: HashConfig, progress: bool = True) -> 
         net.mean.copy_(x.mean(0))
         var = sum(float((part - net.mean).pow(2).sum()) for part in x.split(CHUNK))  # no second copy of x
         net.scale.fill_(max(math.sqrt(var / max(1, x.numel() - 1)), 1e-6))
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)  # dropout draws from the global generator: seeded, the hash repeats
         for p in net.parameters():
             if p.ndim == 2:
                 nn.init.normal_(p, 0.0, 1.0 / math.sqrt(p.shape[1]), generator=g)
