@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from dcgan import api
-from dcgan.data.dedup import HashConfig, encode, groups_of, near_pairs, train_hasher
+from dcgan.data.dedup import HashConfig, encode, groups_of, near_pairs, train_hasher, train_steps
 
 
 def synthetic_images(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
@@ -53,7 +53,7 @@ def main() -> None:
     net, t_train = timed(lambda: train_hasher(images, cfg, progress=False))
     codes, t_encode = timed(lambda: encode(net, images, cfg.side, progress=False))
     print(f"images {images.shape}, torch threads {threads}")
-    steps = max(cfg.epochs * (len(images) // cfg.batch), min(cfg.min_steps, 300 * (len(images) // cfg.batch)))
+    steps = train_steps(min(len(images), cfg.train_images), cfg)
     print(f"train  {t_train:.1f} s ({steps:,} steps of {cfg.batch} on {len(images):,} images)")
     print(
         f"encode {len(images) / t_encode:,.0f} hashes/s "

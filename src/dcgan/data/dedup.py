@@ -109,6 +109,13 @@ def _chunks(images: np.ndarray, side: int, index: np.ndarray | None = None):
         yield i, downsample(images[part], side)  # an index is sorted: a memmap is read front to back
 
 
+def train_steps(n: int, cfg: HashConfig) -> int:
+    """Updates the autoencoder makes on n training images: `epochs` epochs, or `min_steps` if more (a small
+    set), but never more than 300 epochs (a tiny one)."""
+    per_epoch = max(1, n // cfg.batch)
+    return max(cfg.epochs * per_epoch, min(cfg.min_steps, 300 * per_epoch))
+
+
 def train_hasher(images: np.ndarray, cfg: HashConfig, progress: bool = True) -> Hasher:
     """Fit the de-noising autoencoder on (a random subset of) the uint8 images (N, S, S, C)."""
     g = torch.Generator().manual_seed(cfg.seed)
@@ -128,8 +135,7 @@ def train_hasher(images: np.ndarray, cfg: HashConfig, progress: bool = True) -> 
             else:
                 nn.init.zeros_(p)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    per_epoch = max(1, len(x) // cfg.batch)
-    total = max(cfg.epochs * per_epoch, min(cfg.min_steps, 300 * per_epoch))  # a tiny set: ≤ 300 epochs
+    per_epoch, total = max(1, len(x) // cfg.batch), train_steps(len(x), cfg)
     bar = progress_bar(progress, total=total, unit="step", desc="dedup: train hash")
     with bar:
         for step in range(total):
