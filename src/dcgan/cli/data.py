@@ -229,13 +229,15 @@ def add_data(sub: Any) -> None:
         sub,
         "data",
         "get a dataset that installs offline and prepare it: " + ", ".join(NAMES),
-        "dcgan data faces --out data/faces --num 50000\n  dcgan data fashion-mnist --out data/fashion-mnist",
+        "dcgan data faces --out data/faces --num 50000\n  dcgan data rooms --out data/rooms\n"
+        "  dcgan data fashion-mnist --out data/fashion-mnist",
     )
     p.add_argument(
         "name",
         choices=NAMES,
         help="fashion-mnist (grey 32², train/ and test/), emoji (3,786, 10 categories), sprites (~5,800 "
-        "Wesnoth units, 21 races), faces (drawn from a seed, with attributes); see docs/DATA.md",
+        "Wesnoth units, 21 races), faces (drawn from a seed, with attributes), rooms (bedrooms drawn from a "
+        "seed, with a class for every pixel); see docs/DATA.md",
     )
     p.add_argument(
         "--out", help="dataset folder (fashion-mnist: the folder for train/ and test/); default data/NAME"
@@ -261,8 +263,10 @@ def add_data(sub: Any) -> None:
         "--background",
         help="emoji, sprites, faces: colour behind transparent pixels (white; faces #e6ecf2)",
     )
-    p.add_argument("--num", type=int, help="faces: how many to draw (default 50,000)")
-    p.add_argument("--seed", type=int, help="faces: which faces (face k of a seed is always the same)")
+    p.add_argument("--num", type=int, help="faces, rooms: how many to draw (default 50,000)")
+    p.add_argument(
+        "--seed", type=int, help="faces, rooms: which ones (picture k of a seed is always the same)"
+    )
     p.add_argument("--label", help="faces: the attribute labels.npy holds (default smiling)")
     p.add_argument("--force", action="store_true", help="prepare again even if OUT is already prepared")
     p.add_argument("--workers", type=int, help="decoding or drawing processes (default: all cores)")

@@ -4,6 +4,7 @@
     emoji          colour 64², 3,786 Noto emoji on a background (npm emoji-datasource-google), 10 categories
     sprites        colour 64², ~5,800 Wesnoth unit sprites (Debian wesnoth-1.16-data), 21 races
     faces          colour 64², N cartoon faces drawn from a seed (python-avatars), every attribute kept
+    rooms          colour 64², N bedrooms drawn from a seed, with a class for every pixel (masks.npy)
 
 A dataset already prepared at OUT is kept as it is (the command is safe to repeat, as `make demo` does);
 `force` prepares it again.
@@ -25,8 +26,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "emoji": {"size": 64, "fit": "pad", "background": (255, 255, 255)},
     "sprites": {"size": 64, "fit": "pad", "background": (255, 255, 255)},
     "faces": {"size": 64, "background": (230, 236, 242), "num": 50_000, "seed": 0, "label": "smiling"},
+    "rooms": {"size": 64, "num": 50_000, "seed": 0},
 }
-OWN_OPTIONS = {"fashion-mnist": {"base_url"}, "faces": {"num", "seed", "label"}}
+OWN_OPTIONS = {"fashion-mnist": {"base_url"}, "faces": {"num", "seed", "label"}, "rooms": {"num", "seed"}}
+DRAWN = ("faces", "rooms")  # generated from a seed, not read from files
 NAMES = tuple(DEFAULTS)
 
 
@@ -42,19 +45,22 @@ def get_dataset(
 ) -> dict[Path, dict[str, Any]]:
     """Get and prepare dataset `name` under `out`; returns {dataset folder: manifest}. `source` is where the
     raw files are when not in their default place (the IDX folder, the npm .tgz, Wesnoth's units/ folder).
-    Options: size, fit, background (all), base_url (fashion-mnist), num, seed, label (faces)."""
+    Options: size (all), fit, background (all but rooms), base_url (fashion-mnist), num, seed (faces,
+    rooms), label (faces)."""
     if name not in DEFAULTS:
         raise DcganError(f"unknown dataset {name!r}; choose one of {', '.join(NAMES)}")
     given = {k: v for k, v in options.items() if v is not None}
     allowed = {"size", "fit", "background"} | OWN_OPTIONS.get(name, set())
     if name == "fashion-mnist":
         allowed -= {"background"}
+    if name == "rooms":
+        allowed -= {"background", "fit"}
     wrong = sorted(set(given) - allowed)
     if wrong:
         flags = ", ".join("--url" if w == "base_url" else "--" + w for w in wrong)
         raise DcganError(f"{flags} do{'es' if len(wrong) == 1 else ''} not apply to {name}; leave it out")
-    if name == "faces" and source is not None:
-        raise DcganError("faces are drawn, not read: --from does not apply; use --num and --seed")
+    if name in DRAWN and source is not None:
+        raise DcganError(f"{name} are drawn, not read: --from does not apply; use --num and --seed")
     opts = {**DEFAULTS[name], **given}
     out = Path(out)
     if name == "fashion-mnist":
@@ -74,21 +80,30 @@ def get_dataset(
         from dcgan.data.sprites import WESNOTH_UNITS, read_sprites
 
         src = read_sprites(source if source is not None else WESNOTH_UNITS)
-    else:
+    elif name == "faces":
         from dcgan.data.faces import read_faces
         from dcgan.data.prepare import default_workers
 
         n, seed, label = opts.pop("num"), opts.pop("seed"), opts.pop("label")
         src = read_faces(n, seed, opts["size"], opts["background"], label, workers or default_workers())
+    else:
+        from dcgan.data.prepare import default_workers
+        from dcgan.data.rooms import read_rooms
+
+        src = read_rooms(opts.pop("num"), opts.pop("seed"), opts["size"], workers or default_workers())
     return {out: prepare(src, out, force=force, progress=progress, workers=workers, channels=3, **opts)}
 
 
 def _check_same(name: str, manifest: dict[str, Any], opts: dict[str, Any], out: Path) -> None:
     """A dataset kept at OUT must be the one asked for: the same size, fit and background, and for faces
     the same draw; otherwise say so rather than hand back something else."""
-    want = {"size": opts["size"], "background": list(opts["background"])}
+    want: dict[str, Any] = {"size": opts["size"]}
+    if "background" in opts:
+        want["background"] = list(opts["background"])
     if "fit" in opts:
         want["fit"] = opts["fit"]
+    if name == "rooms":
+        want["generator"] = {"name": "rooms", "seed": opts["seed"], "num": opts["num"]}
     if name == "faces":
         want["generator"] = {
             "name": "faces",
