@@ -44,6 +44,7 @@ from dcgan.metrics.periodic import PeriodicEval
 from dcgan.models import Discriminator, Generator
 from dcgan.probes import attributes, protocol
 from dcgan.probes import memorization as probes_memorization
+from dcgan.probes import saliency as probes_saliency
 from dcgan.report import audit as report_audit
 from dcgan.report import latent, page
 from dcgan.training import loop
@@ -469,6 +470,32 @@ def arithmetic_score(
         summary, figures[text] = attributes.score_arithmetic(g, clf, r, pool, trials, seed, confident)
         results.append(summary)
     return results, figures
+
+
+def saliency(
+    run: PathLike,
+    data: DatasetLike,
+    *,
+    layer: int | None = None,
+    num: int = 10_000,
+    top: int = 8,
+    features: int = 8,
+    rule: str = "relu",
+    seed: int = 0,
+    device: str = "auto",
+    log: Callable[[str], None] = lambda _: None,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Paper Fig. 5: guided backprop from single units of D's conv layer `layer` (default the last) for
+    each unit's top images among the first `num` of `data`, beside a random D of the same architecture and
+    init: (summary, figure). On a dataset with masks.npy (`dcgan data rooms`) the summary says where the
+    saliency falls, per class, for both Ds.
+
+    >>> summary, fig = dcgan.saliency("runs/rooms64", "data/rooms"); summary["trained"]["energy_share"]
+    """
+    d = load_discriminator(run, device)
+    return probes_saliency.saliency(
+        d, dataset(data), layer=layer, num=num, top=top, features=features, rule=rule, seed=seed, progress=log
+    )
 
 
 def probe(

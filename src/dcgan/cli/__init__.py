@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         probes.add_memorization,
         probes.add_probe,
         probes.add_arithmetic_score,
+        probes.add_saliency,
         metrics.add_evaluate,
         metrics.add_extractor,
     ):

@@ -115,6 +115,74 @@ def add_arithmetic_score(sub: Any) -> None:
     p.set_defaults(fn=cmd_arithmetic_score)
 
 
+def cmd_saliency(a: argparse.Namespace) -> int:
+    from dcgan import api
+    from dcgan.fileio import write_json
+    from dcgan.images import save_png
+
+    summary, fig = api.saliency(
+        a.run, a.dataset, layer=a.layer, num=a.num, top=a.top, features=a.features, rule=a.rule, seed=a.seed,
+        device=a.device, log=log,
+    )  # fmt: skip
+    save_png(fig, a.out)
+    numbers = os.path.splitext(a.out)[0] + ".json"
+    write_json(numbers, summary)
+    print(
+        f"layer     {summary['layer']} of {summary['layers']}, rule {summary['rule']}, top {summary['top']} of "
+        f"{summary['images']:,} images per channel"
+    )
+    if "trained" in summary:
+        t, r = summary["trained"], summary["random"]
+        print(f"{'class':<10} {'pixels':>8} {'trained D':>10} {'random D':>10}   (share of saliency energy)")
+        for name, area in t["area_share"].items():
+            print(
+                f"{name:<10} {area:>8.1%} {t['energy_share'][name]:>10.1%} {r['energy_share'][name]:>10.1%}"
+            )
+        print(
+            f"{'lift':<10} {'':>8} {t['lift_median']:>10.2f} {r['lift_median']:>10.2f}   (median over channels)"
+        )
+        print(
+            f"{'purity':<10} {t['purity_chance']:>8.1%} {t['purity_mean']:>10.1%} {r['purity_mean']:>10.1%}   "
+            "(top-k sets sharing an object; pixels column: random sets)"
+        )
+    print(f"figure    {a.out} (left trained D, right random D; rows: channels, first cell their top image)")
+    print(f"numbers   {numbers}")
+    return 0
+
+
+def add_saliency(sub: Any) -> None:
+    from dcgan.probes.saliency import RULES
+
+    p = parser_for(
+        sub,
+        "saliency",
+        "guided backprop from D's units to the pixels that excite them (paper §6.2, Fig. 5), vs a random D",
+        "dcgan saliency runs/rooms64 --dataset data/rooms --out runs/rooms64/figures/saliency.png",
+    )
+    p.add_argument("run", help="run folder (D of its latest checkpoint), checkpoint folder or D.safetensors")
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help="real images to find each unit's top images in (with masks.npy: where the saliency falls)",
+    )
+    p.add_argument("--layer", type=int, help="D's conv layer, 1…L (default the last, as the paper)")
+    p.add_argument("--num", type=int, default=10_000, help="images streamed, the first N (default 10000)")
+    p.add_argument("--top", type=int, default=8, help="top images per channel (default 8)")
+    p.add_argument("--features", type=int, default=8, help="channels shown as rows (default 8, random)")
+    p.add_argument(
+        "--rule",
+        choices=RULES,
+        default="relu",
+        help="relu: the classic guided rule (default); leaky: negative inputs pass at the leak's slope",
+    )
+    p.add_argument("--seed", type=int, default=0, help="the random D's init and the channels shown")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument(
+        "--out", required=True, metavar="PNG", help="the figure; its numbers go beside it as .json"
+    )
+    p.set_defaults(fn=cmd_saliency)
+
+
 def _budgets(text: str) -> list[int | None]:
     out: list[int | None] = []
     for part in text.split(","):
