@@ -1,5 +1,6 @@
 # make demo  — set up, get Fashion-MNIST, train the fmnist32 DCGAN for ~10 minutes (again: it resumes)
 # make demo-faces — draw 50,000 colour faces, train examples64 on them for ~30 minutes (again: it resumes)
+# make demo-rooms — draw 50,000 bedrooms, train examples64 ~60 minutes, then the §6 network probes on it
 # make test  — set up and run the suite;  make bench — benchmarks;  make lint — ruff
 # make fuzz  — 5,000 damaged and hostile files per reader family (~30 min), counts into docs/RELIABILITY.md
 SHELL := /bin/bash
@@ -11,7 +12,7 @@ DEBS := dataset-fashion-mnist libtcmalloc-minimal4 chromium chromium-driver
 TEST_DEBS := wesnoth-1.16-data
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup debs test-debs install-debs demo demo-faces test lint bench fuzz clean
+.PHONY: setup debs test-debs install-debs demo demo-faces demo-rooms test lint bench fuzz clean
 
 DEMO_RUN := runs/fmnist32
 DEMO_MINUTES ?= 10
@@ -55,6 +56,20 @@ demo-faces: setup
 	  --max-minutes $(FACES_MINUTES) --sample-every 200
 	$(BIN)/dcgan sample $(FACES_RUN) --seeds 0-63 --grid $(FACES_RUN)/final-grid.png
 	@echo "open $(FACES_RUN)/report.html (the run), $(FACES_RUN)/final-grid.png (64 samples)"
+
+ROOMS_RUN := runs/rooms64
+ROOMS_MINUTES ?= 60
+
+demo-rooms: setup
+	$(BIN)/dcgan data rooms --out data/rooms
+	$(BIN)/dcgan train data/rooms --preset examples64 --out $(ROOMS_RUN) --epochs 25 \
+	  --max-minutes $(ROOMS_MINUTES) --sample-every 200
+	$(BIN)/dcgan sample $(ROOMS_RUN) --seeds 0-63 --grid $(ROOMS_RUN)/final-grid.png
+	$(BIN)/dcgan saliency $(ROOMS_RUN) --dataset data/rooms --out $(ROOMS_RUN)/figures/saliency.png
+	$(BIN)/dcgan forget $(ROOMS_RUN) --dataset data/rooms --object window --layer 2 --layer 3 \
+	  --out $(ROOMS_RUN)/figures/forget
+	$(BIN)/dcgan report $(ROOMS_RUN)
+	@echo "open $(ROOMS_RUN)/final-grid.png, $(ROOMS_RUN)/figures/saliency.png, $(ROOMS_RUN)/figures/forget/forget.png, $(ROOMS_RUN)/report.html"
 
 test: setup test-debs
 	$(BIN)/pytest -n 2 -q

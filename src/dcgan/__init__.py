@@ -43,6 +43,8 @@ _API = {
             "memorization",
             "probe",
             "saliency",
+            "forget",
+            "annotate",
             "extractor",
             "train_extractor",
             "evaluate",
@@ -66,6 +68,7 @@ __all__ = [
     "ModelConfig",
     "PreparedDataset",
     "TrainConfig",
+    "annotate",
     "arithmetic",
     "arithmetic_score",
     "dataset",
@@ -73,6 +76,7 @@ __all__ = [
     "evaluate",
     "extractor",
     "fashion_mnist",
+    "forget",
     "get_dataset",
     "get_preset",
     "interpolate",
@@ -101,6 +105,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads each on first use
     from dcgan.api import (
+        annotate,
         arithmetic,
         arithmetic_score,
         dataset,
@@ -108,6 +113,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
         evaluate,
         extractor,
         fashion_mnist,
+        forget,
         get_dataset,
         interpolate,
         latents,

@@ -39,12 +39,15 @@ from dcgan.images import to_uint8
 from dcgan.metrics import evaluate as metrics_evaluate
 from dcgan.metrics.extractors import Extractor, load_extractor, save_extractor
 from dcgan.metrics.extractors import train_extractor as fit_extractor
+from dcgan.metrics.fid import kid
 from dcgan.metrics.interface import FeatureExtractor
 from dcgan.metrics.periodic import PeriodicEval
 from dcgan.models import Discriminator, Generator
 from dcgan.probes import attributes, protocol
+from dcgan.probes import forget as probes_forget
 from dcgan.probes import memorization as probes_memorization
 from dcgan.probes import saliency as probes_saliency
+from dcgan.probes import segmenter as probes_segmenter
 from dcgan.report import audit as report_audit
 from dcgan.report import latent, page
 from dcgan.training import loop
@@ -344,14 +347,23 @@ def write_report(run: PathLike, out: PathLike | None = None) -> Path:
 
 
 def sample(
-    g: GeneratorLike, which: Seeds = "0-63", *, bn: str = "running", batch: int = 256, spatial: int = 1
+    g: GeneratorLike,
+    which: Seeds = "0-63",
+    *,
+    bn: str = "running",
+    batch: int = 256,
+    spatial: int = 1,
+    drop: PathLike | None = None,
 ) -> np.ndarray:
     """Images (N, H, W, C) uint8 of G for seeds; image k of seed s is the same at any batch size with
-    bn="running". spatial=K feeds a K×K field of z per seed (larger images from a convolutional G).
+    bn="running". spatial=K feeds a K×K field of z per seed (larger images from a convolutional G). `drop`,
+    a drops.json of `dcgan forget`, draws them with those feature maps of G removed.
 
     >>> dcgan.save_grid(dcgan.sample("runs/fmnist32", "0-63"), "grid.png")
     """
-    return to_uint8(sampling.generate(load_generator(g), seeds(which), bn=bn, batch=batch, spatial=spatial))
+    g = load_generator(g)
+    dropped = sampling.read_drops(str(drop), g) if drop is not None else None
+    return to_uint8(sampling.generate(g, seeds(which), bn=bn, batch=batch, spatial=spatial, drop=dropped))
 
 
 def interpolate(
@@ -479,7 +491,7 @@ def saliency(
     layer: int | None = None,
     num: int = 10_000,
     top: int = 8,
-    features: int = 8,
+    features: int = 6,
     rule: str = "relu",
     seed: int = 0,
     device: str = "auto",
@@ -496,6 +508,119 @@ def saliency(
     return probes_saliency.saliency(
         d, dataset(data), layer=layer, num=num, top=top, features=features, rule=rule, seed=seed, progress=log
     )
+
+
+def forget(
+    g: GeneratorLike,
+    data: DatasetLike,
+    out: PathLike,
+    *,
+    obj: str = "window",
+    layers: Sequence[int] = (2,),
+    fit_seeds: Seeds = "0-149",
+    eval_seeds: Seeds = "10000-10999",
+    boxes: PathLike | None = None,
+    segmenter: PathLike | None = None,
+    segmenter_images: int = 20_000,
+    draws: int = 10,
+    seed: int = 0,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Paper §6.3.1: find the feature maps of G's hidden layer that draw `obj` (a logistic regression on
+    the fit samples, the object's pixels from `boxes` or a segmenter of the dataset's class maps), drop them,
+    and measure on the eval samples against random and most-negative filters. Writes OUT/forget.json,
+    OUT/forget.png (rows: as drawn, object filters dropped, random filters dropped), OUT/drops.json (for
+    `sample(..., drop=)`) and OUT/segmenter.safetensors (reused on the next call for the same dataset).
+
+    >>> r = dcgan.forget("runs/rooms64", "data/rooms", "runs/rooms64/forget"); r["layers"][0]["positive"]
+    """
+    from dcgan.images import save_png
+
+    g = load_generator(g)
+    ds = dataset(data)
+    size, channels = g.cfg.image_size, g.cfg.channels
+    if (ds.image_size, ds.channels) != (size, channels):
+        raise DcganError(
+            f"G draws {size}²×{channels} images but {str(ds.path)!r} holds {ds.image_size}²×{ds.channels}; "
+            "use the dataset G was trained on"
+        )
+    fit_list, eval_list = seeds(fit_seeds), seeds(eval_seeds)
+    box_map = probes_forget.read_boxes(str(boxes), size) if boxes is not None else None
+    if box_map is not None:
+        probes_forget.check_boxes(box_map, fit_list)
+    out = Path(out)
+    cached = out / "segmenter.safetensors"
+    path = Path(segmenter) if segmenter is not None else cached
+    if segmenter is not None and not path.is_file():
+        raise DcganError(f"--segmenter {str(path)!r} is not a file; leave it out to train one on the dataset")
+    net = None
+    if path.is_file():
+        net, info = probes_segmenter.load_segmenter(path)
+        if segmenter is None and info["images_sha256"] != ds.manifest["images_sha256"]:
+            net = None  # the cached one was trained on another dataset: train anew
+        elif (info["image_size"], info["channels"]) != (size, channels):
+            raise DcganError(
+                f"the segmenter {str(path)!r} reads {info['image_size']}²×{info['channels']} images but G "
+                f"draws {size}²×{channels}; leave out --segmenter to train one on the dataset"
+            )
+    # refuse what cannot be done before a segmenter trains
+    classes = info["classes"] if net is not None else ds.class_maps()[1]
+    probes_forget.check(g, classes, obj, layers, draws, len(eval_list))
+    out.mkdir(parents=True, exist_ok=True)
+    if net is None:
+        log(f"training the segmenter on up to {segmenter_images:,} images of {ds.path}")
+        heldout = min(1000, max(1, len(ds) // 10))
+        net, info = probes_segmenter.train_segmenter(
+            ds, num=segmenter_images, heldout=heldout, seed=seed, log=log
+        )
+        probes_segmenter.save_segmenter(net, info, cached)
+        path = cached
+    iou = ", ".join(f"{c} {v:.2f}" for c, v in info["heldout_iou"].items() if v is not None)
+    log(f"segmenter {path}: held-out IoU {iou}")
+    rng = np.random.default_rng(seed)
+    real = probes_segmenter.features(
+        net, ds.images[np.sort(rng.choice(len(ds), min(2000, len(ds)), replace=False))]
+    )
+
+    def score(fake: np.ndarray) -> tuple[float, float]:
+        return kid(real, fake, subsets=50)
+
+    summary, fig, drops = probes_forget.forget(
+        g, net, list(info["classes"]), score, obj=obj, layers=layers, fit_seeds=fit_list,
+        eval_seeds=eval_list, boxes=box_map, draws=draws, seed=seed, log=log,
+    )  # fmt: skip
+    summary["segmenter"] = {"path": str(path), "heldout_iou": info["heldout_iou"]}
+    write_json(out / "forget.json", summary)
+    write_json(out / "drops.json", drops)
+    save_png(fig, out / "forget.png")
+    return summary
+
+
+def annotate(
+    g: GeneratorLike,
+    which: Seeds = "0-149",
+    out: PathLike = "boxes.json",
+    page: PathLike | None = None,
+    title: str | None = None,
+) -> Path:
+    """Write the page to draw boxes on G's samples of `which` by hand (the paper's window boxes, §6.3.1);
+    its download is named like `out`, and the boxes already in `out`, if it exists, are shown. Returns the
+    page's path: `page`, or `out` with .html.
+
+    >>> dcgan.annotate("runs/rooms64", "0-149", "runs/rooms64/boxes.json")
+    """
+    from dcgan.report import annotate as report_annotate
+
+    title = title or (str(g) if not isinstance(g, Generator) else "samples")
+    g = load_generator(g)
+    chosen = seeds(which)
+    out = Path(out)
+    existing = (
+        probes_forget.read_boxes(str(out), g.cfg.image_size, allow_empty=True) if out.is_file() else None
+    )
+    path = Path(page) if page is not None else out.with_suffix(".html")
+    images = to_uint8(sampling.generate(g, chosen))
+    return report_annotate.write_page(images, chosen, path, out.name, title, existing)
 
 
 def probe(

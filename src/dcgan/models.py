@@ -71,6 +71,22 @@ class Generator(nn.Module):
             c_in = c_out
         self.main = nn.Sequential(*layers)
 
+    def hidden_layers(self) -> list[tuple[int, int, int]]:
+        """G's hidden layers numbered from the output down, as the paper counts them ("second highest"): entry
+        0 is layer 1, the last before the output. Each is (index in `main` of the module whose output is the layer's maps — its
+        ReLU, or the reshape after it for a linear first layer —, channels, side of its maps at 1×1 z)."""
+        out, side = [], 4
+        channels = self.cfg.g_base
+        relus = [i for i, m in enumerate(self.main) if isinstance(m, nn.ReLU)]
+        for k, i in enumerate(relus):
+            if k > 0:
+                stride, channels = self.cfg.g_layers[k - 1]
+                side *= stride
+            elif isinstance(self.main[i + 1], nn.Unflatten):  # z @ W: its maps exist once reshaped
+                i += 1
+            out.append((i, channels, side))
+        return out[::-1]
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.ndim == 4 and z.shape[2:] != (1, 1):
             # a spatial z (B, z_dim, k, k): the convolutional G paints a (k+3)/4 times larger image
@@ -164,6 +180,32 @@ def z_for_seeds_spatial(cfg: ModelConfig, seeds: Iterable[int], k: int) -> torch
         raise DcganError(f"--spatial must be at least 1, got {k}")
     fields = [sample_z(cfg, k * k, torch.Generator().manual_seed(int(s))) for s in seeds]  # (k·k, z_dim) each
     return torch.stack([f.T.reshape(cfg.z_dim, k, k) for f in fields])
+
+
+@contextlib.contextmanager
+def dropping(g: Generator, layer: int, channels: Iterable[int]) -> Iterator[None]:
+    """Run G with the feature maps `channels` of hidden layer `layer` (1 = the one nearest the output; see
+    hidden_layers) set to zero at every position — the paper's §6.3.1 removal of the filters that draw windows."""
+    layers = g.hidden_layers()
+    if not 1 <= layer <= len(layers):
+        raise DcganError(
+            f"G has hidden layers 1…{len(layers)} (1 is the one nearest the output), not {layer}"
+        )
+    index, width, _ = layers[layer - 1]
+    drop = sorted({int(c) for c in channels})
+    if drop and not (drop[0] >= 0 and drop[-1] < width):
+        raise DcganError(f"layer {layer} of G has channels 0…{width - 1}; got {drop[0]}…{drop[-1]}")
+    keep = torch.ones(width)
+    keep[drop] = 0
+
+    def zero(_module: nn.Module, _inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> torch.Tensor:
+        return out * keep.to(out.device, out.dtype).view(1, -1, 1, 1)
+
+    handle = g.main[index].register_forward_hook(zero)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 @contextlib.contextmanager

@@ -17,7 +17,8 @@ import torch
 
 from dcgan.config import ModelConfig
 from dcgan.errors import DcganError
-from dcgan.models import Generator, run_generator, z_for_seeds, z_for_seeds_spatial
+from dcgan.fileio import parse_json
+from dcgan.models import Generator, dropping, run_generator, z_for_seeds, z_for_seeds_spatial
 
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
 MAX_SEEDS = 10_000_000  # seeds in one list: 10M images is already far past any use of a list
@@ -46,12 +47,65 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def generate(
-    g: Generator, seeds: Iterable[int], bn: str = "running", batch: int = 256, spatial: int = 1
+    g: Generator,
+    seeds: Iterable[int],
+    bn: str = "running",
+    batch: int = 256,
+    spatial: int = 1,
+    drop: tuple[int, list[int]] | None = None,
 ) -> torch.Tensor:
     """Images (N, C, H, W) in [-1, 1] for `seeds`; with bn="running" image k depends on seeds[k] alone.
-    spatial > 1 feeds a spatial×spatial field of z per seed to a convolutional G: larger images."""
+    spatial > 1 feeds a spatial×spatial field of z per seed to a convolutional G: larger images.
+    drop=(layer, channels) zeroes those feature maps of G's hidden layer (see read_drops)."""
     z = z_for_seeds(g.cfg, seeds) if spatial == 1 else z_for_seeds_spatial(g.cfg, seeds, spatial)
-    return run_generator(g, z, bn, batch)
+    if drop is None:
+        return run_generator(g, z, bn, batch)
+    with dropping(g, *drop):
+        return run_generator(g, z, bn, batch)
+
+
+# ---------------------------------------------------------------- drops files (`dcgan forget` writes them)
+
+MAX_DROPS_BYTES = 1 << 20
+
+
+def _integer(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)  # JSON true is not layer 1
+
+
+def read_drops(path: str, g: Generator) -> tuple[int, list[int]]:
+    """(layer, channels) of a drops file — {"layer": L, "width": C, "channels": [...]} as `dcgan forget`
+    writes it — checked against G: the layer exists and has the width the file was made for."""
+    want = '{"layer": L, "width": C, "channels": [c, ...]} as `dcgan forget` writes it'
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_DROPS_BYTES + 1)
+        doc = parse_json(data) if len(data) <= MAX_DROPS_BYTES else None
+    except OSError as e:
+        raise DcganError(f"cannot read --drop {path!r}: {e.strerror}") from None
+    except ValueError:
+        doc = None
+    fields = ("layer", "width", "channels")
+    if not isinstance(doc, dict) or not all(k in doc for k in fields):
+        raise DcganError(f"--drop {path!r} is not a drops file: expected {want}")
+    layer, width, channels = (doc[k] for k in fields)
+    if not (
+        _integer(layer)
+        and _integer(width)
+        and isinstance(channels, list)
+        and all(_integer(c) for c in channels)
+    ):
+        raise DcganError(f"--drop {path!r}: layer and width must be integers and channels a list of them")
+    layers = g.hidden_layers()
+    if not 1 <= layer <= len(layers) or layers[layer - 1][1] != width:
+        has = ", ".join(f"{k + 1}: {c}" for k, (_, c, _) in enumerate(layers))
+        raise DcganError(
+            f"--drop {path!r} is for a layer {layer} of {width} channels; this G's hidden layers are {has} — "
+            "it was made for another architecture"
+        )
+    if any(not 0 <= c < width for c in channels):
+        raise DcganError(f"--drop {path!r}: channels must be 0…{width - 1}")
+    return layer, sorted(set(channels))
 
 
 # ---------------------------------------------------------------- walks, arithmetic, vectors (PAPER.md §6)

@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         probes.add_probe,
         probes.add_arithmetic_score,
         probes.add_saliency,
+        probes.add_forget,
+        probes.add_annotate,
         metrics.add_evaluate,
         metrics.add_extractor,
     ):

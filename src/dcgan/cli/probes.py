@@ -168,19 +168,147 @@ def add_saliency(sub: Any) -> None:
     p.add_argument("--layer", type=int, help="D's conv layer, 1…L (default the last, as the paper)")
     p.add_argument("--num", type=int, default=10_000, help="images streamed, the first N (default 10000)")
     p.add_argument("--top", type=int, default=8, help="top images per channel (default 8)")
-    p.add_argument("--features", type=int, default=8, help="channels shown as rows (default 8, random)")
+    p.add_argument(
+        "--features",
+        type=int,
+        default=6,
+        help="channels shown as rows, the first N (default 6, as the paper)",
+    )
     p.add_argument(
         "--rule",
         choices=RULES,
         default="relu",
         help="relu: the classic guided rule (default); leaky: negative inputs pass at the leak's slope",
     )
-    p.add_argument("--seed", type=int, default=0, help="the random D's init and the channels shown")
+    p.add_argument("--seed", type=int, default=0, help="the random D's init")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument(
         "--out", required=True, metavar="PNG", help="the figure; its numbers go beside it as .json"
     )
     p.set_defaults(fn=cmd_saliency)
+
+
+def cmd_forget(a: argparse.Namespace) -> int:
+    from dcgan import api
+
+    layers = a.layer or [2]
+    r = api.forget(
+        a.run, a.dataset, a.out, obj=a.object, layers=layers, fit_seeds=a.fit_seeds, eval_seeds=a.eval_seeds,
+        boxes=a.boxes, segmenter=a.segmenter, segmenter_images=a.segmenter_images, draws=a.draws, seed=a.seed,
+        log=log,
+    )  # fmt: skip
+    obj = r["object"]
+
+    def pct(x: float | None, width: int, sign: str = "") -> str:
+        return f"{'—':>{width}}" if x is None else f"{x:>{sign}{width}.1%}"
+
+    for lay in r["layers"]:
+        reg = lay["regression"]
+        print(
+            f"layer {lay['layer']} ({lay['width']} maps of {lay['side']}×{lay['side']}): "
+            f"{reg['positive_filters']} with positive weight (regression on {reg['positives']:,} {obj} "
+            f"positions + as many others, train accuracy {reg['train_accuracy']:.1%})"
+        )
+        others = [c for c in lay["none"]["area"] if c != obj]
+        heads = " ".join(f"{c[:7]:>7}" for c in others)
+        print(f"  {'dropped':<24} {'removal':>9} {'with ' + obj:>12} {'KID×1e3':>9}   area change: {heads}")
+        none = lay["none"]
+        print(f"  {'nothing':<24} {'':>9} {pct(none['share_with_object'], 12)} {none['kid'] * 1e3:>9.2f}")
+        for label, row in ((f"{obj} filters", lay["positive"]), ("most negative", lay["negative"])):
+            change = " ".join(pct(row["area_change"][c], 7, "+") for c in others)
+            print(
+                f"  {label + ' (' + str(row['dropped']) + ')':<24} {pct(row['removal'], 9)} "
+                f"{pct(row['share_with_object'], 12)} {row['kid'] * 1e3:>9.2f}   {'':>12} {change}"
+            )
+        rnd = lay["random"]
+        change = " ".join(pct(rnd["area_change_mean"][c], 7, "+") for c in others)
+        spread = "" if rnd["removal_sd"] is None else f"±{rnd['removal_sd']:.0%}"
+        print(
+            f"  {'random, ' + str(rnd['draws']) + ' draws':<24} {pct(rnd['removal_mean'], 5)}{spread:<4} "
+            f"{pct(rnd['share_with_object_mean'], 12)} {rnd['kid_mean'] * 1e3:>9.2f}   {'':>12} {change}"
+        )
+        curve = ", ".join(f"{p['dropped']}: {pct(p['removal'], 0)}" for p in lay["curve"])
+        print(f"  removal by filters dropped (most positive first): {curve}")
+    print(
+        f"figure    {a.out}/forget.png (rows: as drawn, {obj} filters dropped, as many random filters dropped)"
+    )
+    print(
+        f"numbers   {a.out}/forget.json; drops {a.out}/drops.json (dcgan sample RUN --drop {a.out}/drops.json)"
+    )
+    return 0
+
+
+def add_forget(sub: Any) -> None:
+    p = parser_for(
+        sub,
+        "forget",
+        "find G's filters that draw an object, drop them and measure what is gone (paper §6.3.1, Fig. 6)",
+        "dcgan forget runs/rooms64 --dataset data/rooms --object window --out runs/rooms64/forget",
+    )
+    p.add_argument("run", help="run folder, checkpoint folder or generator .safetensors")
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help="the training set with class maps (dcgan data rooms): trains the segmenter, KID's reference",
+    )
+    p.add_argument("--object", default="window", help="the class whose filters are dropped (default window)")
+    p.add_argument(
+        "--layer",
+        type=int,
+        action="append",
+        help="G's hidden layer, 1 = the one nearest the output (default 2, the paper's \"second highest\"); "
+        "repeat to measure several",
+    )
+    p.add_argument("--fit-seeds", default="0-149", help="samples the regression is fit on (default 0-149)")
+    p.add_argument(
+        "--eval-seeds", default="10000-10999", help="samples the drop is measured on (default 10000-10999)"
+    )
+    p.add_argument(
+        "--boxes",
+        metavar="JSON",
+        help='the object\'s boxes drawn on the fit samples (dcgan annotate), {"boxes": {"SEED": [[x0, y0, x1, '
+        "y1], ...]}}; a fit seed without boxes has none of the object (default: the segmenter finds it)",
+    )
+    p.add_argument(
+        "--segmenter",
+        metavar="PATH",
+        help="a segmenter.safetensors from an earlier run (default: OUT's, or train one)",
+    )
+    p.add_argument(
+        "--segmenter-images",
+        type=int,
+        default=20_000,
+        help="images the segmenter trains on (default 20000; a tenth more, up to 1000, are held out)",
+    )
+    p.add_argument("--draws", type=int, default=10, help="random-filter control draws (default 10)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, metavar="DIR", help="forget.json, forget.png, drops.json go here")
+    p.set_defaults(fn=cmd_forget)
+
+
+def cmd_annotate(a: argparse.Namespace) -> int:
+    from dcgan import api
+
+    g = generator_from_args(a)
+    page = api.annotate(g, a.seeds, a.out, a.page)
+    print(f"page      {page} — open it in a browser, drag a box around each {a.object}, press download")
+    print(f"then      save the download as {a.out} and run: dcgan forget {a.run} --boxes {a.out} ...")
+    return 0
+
+
+def add_annotate(sub: Any) -> None:
+    p = parser_for(
+        sub,
+        "annotate",
+        "a page to draw an object's boxes on samples by hand, for `dcgan forget --boxes` (paper §6.3.1)",
+        "dcgan annotate runs/rooms64 --seeds 0-149 --out runs/rooms64/boxes.json",
+    )
+    run_argument(p)
+    p.add_argument("--seeds", default="0-149", help="the samples to draw on (default 0-149, the paper's 150)")
+    p.add_argument("--out", required=True, metavar="JSON", help="the boxes file (shown again if it exists)")
+    p.add_argument("--page", metavar="HTML", help="where the page goes (default: --out with .html)")
+    p.add_argument("--object", default="window", help="what the boxes are for, in the instructions printed")
+    p.set_defaults(fn=cmd_annotate)
 
 
 def _budgets(text: str) -> list[int | None]:

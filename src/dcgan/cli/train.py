@@ -197,7 +197,7 @@ def cmd_sample(a: argparse.Namespace) -> int:
         raise DcganError("say where the images go: --grid out.png or --outdir DIR")
     seeds = api.seeds(a.seeds)
     g = generator_from_args(a)
-    images = api.sample(g, seeds, bn=a.bn, batch=a.batch, spatial=a.spatial)
+    images = api.sample(g, seeds, bn=a.bn, batch=a.batch, spatial=a.spatial, drop=a.drop)
     if a.grid:
         save_grid(images, a.grid)
         print(f"grid      {a.grid} ({len(seeds)} images, seeds {a.seeds}, BN {a.bn})")
@@ -220,6 +220,11 @@ def add_sample(sub: Any) -> None:
     p.add_argument("--seeds", default="0-63", help="which images: 0-63 or 3,17,42 (default 0-63)")
     p.add_argument("--grid", metavar="PNG", help="save one grid of all images")
     p.add_argument("--outdir", metavar="DIR", help="save one PNG per seed")
+    p.add_argument(
+        "--drop",
+        metavar="JSON",
+        help="remove G's feature maps listed in a drops.json of `dcgan forget` (e.g. the window filters)",
+    )
     p.add_argument(
         "--bn",
         choices=("running", "batch"),

@@ -101,6 +101,35 @@ class PreparedDataset:
             )
         return a
 
+    def class_maps(self) -> tuple[np.ndarray, list[str]]:
+        """masks.npy — (N, S, S) uint8, each pixel's class — and the class names, of a dataset drawn with
+        class maps (`dcgan data rooms`); checked against the images and the names."""
+        classes = self.manifest.get("classes")
+        if "masks" not in self.arrays or classes is None:
+            raise DcganError(
+                f"{str(self.path)!r} has no class maps (masks.npy and the manifest's classes); "
+                "`dcgan data rooms` draws a dataset that has them"
+            )
+        if not (
+            isinstance(classes, list)
+            and 2 <= len(classes) <= 256
+            and all(isinstance(c, str) for c in classes)
+        ):
+            raise DcganError(
+                f"{str(self.path)!r}: the manifest's classes are not 2–256 names; prepare it again"
+            )
+        masks = self.array("masks")
+        if masks.dtype != np.uint8 or masks.shape[1:] != (self.image_size, self.image_size):
+            raise DcganError(
+                f"{str(self.path)!r}: masks.npy is {masks.dtype} {masks.shape[1:]}, not uint8 "
+                f"({self.image_size}, {self.image_size}); prepare it again"
+            )
+        if masks.size and int(masks.max()) >= len(classes):
+            raise DcganError(
+                f"{str(self.path)!r}: masks.npy names class {int(masks.max())} of {len(classes)}"
+            )
+        return masks, list(classes)
+
     def batch(self, indices: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Images at `indices` as a (B, C, H, W) uint8 tensor in channels_last memory, in the given order."""
         return as_nchw(read_rows(self.images, indices))

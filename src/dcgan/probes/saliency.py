@@ -4,9 +4,10 @@ randomly initialised D of the same architecture — and, on a dataset with per-p
 rooms`), numbers that say where the saliency falls.
 
 The guided rule (Springenberg et al., 2015) passes a gradient back through an activation only where both the
-forward input and the incoming gradient are positive. D's activations are LeakyReLUs; the `relu` rule treats
-them as ReLUs (the classic rule), `leaky` lets negative inputs through at the leak's slope (their local
-derivative) while still keeping positive gradients only. Guided backprop is known to look nearly the same for
+forward input and the incoming gradient are positive. D's activations are LeakyReLUs; the forward pass stays
+leaky either way, and the backward pass follows one of two rules: `relu` (the classic rule: a gradient
+passes only where the activation's input is positive, as through a ReLU) or `leaky` (negative inputs pass it
+at the leak's slope, their true local derivative); both keep positive gradients only. Guided backprop is known to look nearly the same for
 random weights (Adebayo et al., 2018), which is why the random D and the numbers come with every figure.
 """
 
@@ -108,7 +109,7 @@ def top_units(d: nn.Module, images: np.ndarray, layer: int, k: int, batch: int =
         out = layer_output(d, x, layer).float()  # (B, C, H, W)
         b, c, _, w = out.shape
         v, pos = out.flatten(2).max(2)  # (B, C)
-        idx = torch.arange(start, start + b).expand(c, b)
+        idx = torch.arange(start, start + b, device=out.device).expand(c, b)
         cand_v = v.T if best_v is None else torch.cat([best_v, v.T], 1)
         cand_i = idx if best_i is None else torch.cat([best_i, idx], 1)
         cand_p = pos.T if best_p is None else torch.cat([best_p, pos.T], 1)
@@ -116,8 +117,8 @@ def top_units(d: nn.Module, images: np.ndarray, layer: int, k: int, batch: int =
         best_v, best_i, best_p = (t.gather(1, keep) for t in (cand_v, cand_i, cand_p))
         start += b
     assert best_v is not None and best_p is not None and best_i is not None
-    p = best_p.numpy()
-    return TopUnits(best_i.numpy(), p // w, p % w, best_v.numpy())
+    p = best_p.cpu().numpy()
+    return TopUnits(best_i.cpu().numpy(), p // w, p % w, best_v.cpu().numpy())
 
 
 def guided_maps(
@@ -177,8 +178,9 @@ def where_it_falls(
                                  it covers in the same images (a map blind to content has equal shares)
     lift                        per channel, the largest energy/area ratio over classes; its median
     dominant                    how many channels have each class as their most over-represented one
-    purity                      per channel, over the object classes not in every image: the largest share of
-                                its top-k images that contain one class; beside the same for random k-sets
+    purity                      per channel, over the object classes found in under 90% of the images (not
+                                walls or beds): the largest share of its top-k images that contain one class;
+                                beside the same for random k-sets
     """
     c, k = top.index.shape
     n_classes = len(classes)
@@ -235,7 +237,7 @@ def probe_discriminator(
     d: Discriminator, images: np.ndarray, layer: int, k: int, rule: str, name: str
 ) -> Saliency:
     """Re-estimate BN on `images`, find each channel's top-k and backpropagate every one of them."""
-    reestimate_bn(d, images)
+    reestimate_bn(d, images, device=next(d.parameters()).device)
     top = top_units(d, images, layer, k)
     flat = top.index.ravel()
     channels = np.repeat(np.arange(top.index.shape[0]), k)
@@ -268,7 +270,7 @@ def saliency(
     layer: int | None = None,
     num: int = 10_000,
     top: int = 8,
-    features: int = 8,
+    features: int = 6,
     rule: str = "relu",
     seed: int = 0,
     progress: Callable[[str], None] = lambda _: None,
@@ -289,7 +291,7 @@ def saliency(
     if num < 2 or features < 1:
         raise DcganError(f"--num must be at least 2 and --features at least 1, got {num} and {features}")
     n = min(num, len(ds))
-    images = np.asarray(ds.images[:n])
+    images = ds.images[:n]  # memory-mapped: streamed by batches, the top images read by index
     _, rand_d = build(d.cfg, seed=seed)
     rand_d = rand_d.to(next(d.parameters()).device)
     probes = []
@@ -297,7 +299,7 @@ def saliency(
         progress(f"{name} D: top {top} of {n:,} images per channel, guided backprop")
         probes.append(probe_discriminator(net, images, layer, top, rule, name))
     channels = probes[0].top.index.shape[0]
-    shown = np.sort(np.random.default_rng(seed).choice(channels, min(features, channels), replace=False))
+    shown = np.arange(min(features, channels))  # the paper shows the first six
     summary: dict[str, Any] = {
         "layer": layer,
         "layers": layers,
@@ -306,10 +308,10 @@ def saliency(
         "top": top,
         "shown_channels": shown.tolist(),
     }
-    if "masks" in ds.arrays and "classes" in ds.manifest:
-        masks, objects = np.asarray(ds.array("masks")[:n]), np.asarray(ds.array("objects")[:n])
+    if "masks" in ds.arrays:
+        masks, classes = ds.class_maps()
+        masks = masks[:n]
+        objects = np.stack([np.bincount(m.ravel(), minlength=len(classes)) > 0 for m in masks])
         for p in probes:
-            summary[p.name] = where_it_falls(
-                p.top, p.maps, masks, objects, list(ds.manifest["classes"]), seed
-            )
+            summary[p.name] = where_it_falls(p.top, p.maps, masks, objects, classes, seed)
     return summary, figure(probes, images, shown, min(top, 8))
