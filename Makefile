@@ -69,7 +69,7 @@ demo-rooms: setup
 	$(BIN)/dcgan forget $(ROOMS_RUN) --dataset data/rooms --object window --layer 2 --layer 3 \
 	  --out $(ROOMS_RUN)/figures/forget
 	$(BIN)/dcgan report $(ROOMS_RUN)
-	@echo "open $(ROOMS_RUN)/final-grid.png, $(ROOMS_RUN)/figures/saliency.png, $(ROOMS_RUN)/figures/forget/forget.png, $(ROOMS_RUN)/report.html"
+	@echo "open $(ROOMS_RUN)/final-grid.png, $(ROOMS_RUN)/figures/saliency.png, $(ROOMS_RUN)/figures/forget/forget-layer3.png, $(ROOMS_RUN)/report.html"
 
 test: setup test-debs
 	$(BIN)/pytest -n 2 -q

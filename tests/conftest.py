@@ -62,3 +62,12 @@ def fashion_mnist(tmp_path_factory) -> Path:
     r = run_cli("data", "fashion-mnist", "--out", str(root), "--quiet")
     assert r.returncode == 0, r.stderr
     return root
+
+
+@pytest.fixture(scope="session")
+def rooms16(tmp_path_factory) -> Path:
+    """300 rooms of `dcgan data rooms` at 16², with masks.npy: enough for a tiny segmenter to learn walls."""
+    out = tmp_path_factory.mktemp("rooms") / "r16"
+    r = run_cli("data", "rooms", "--num", "300", "--size", "16", "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    return out

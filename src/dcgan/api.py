@@ -528,9 +528,10 @@ def forget(
 ) -> dict[str, Any]:
     """Paper §6.3.1: find the feature maps of G's hidden layer that draw `obj` (a logistic regression on
     the fit samples, the object's pixels from `boxes` or a segmenter of the dataset's class maps), drop them,
-    and measure on the eval samples against random and most-negative filters. Writes OUT/forget.json,
-    OUT/forget.png (rows: as drawn, object filters dropped, random filters dropped), OUT/drops.json (for
-    `sample(..., drop=)`) and OUT/segmenter.safetensors (reused on the next call for the same dataset).
+    and measure on the eval samples against random and most-negative filters. Writes OUT/forget.json and,
+    per layer L, OUT/forget-layerL.png (rows: as drawn, object filters dropped, random filters dropped) and
+    OUT/drops-layerL.json (for `sample(..., drop=)`), and OUT/segmenter.safetensors (reused on the next call
+    for the same dataset).
 
     >>> r = dcgan.forget("runs/rooms64", "data/rooms", "runs/rooms64/forget"); r["layers"][0]["positive"]
     """
@@ -581,18 +582,22 @@ def forget(
     real = probes_segmenter.features(
         net, ds.images[np.sort(rng.choice(len(ds), min(2000, len(ds)), replace=False))]
     )
+    # KID's cubic kernel expects features of order 1: standardize by the real images' statistics
+    mean, std = real.mean(0), real.std(0) + 1e-6
+    real = (real - mean) / std
 
     def score(fake: np.ndarray) -> tuple[float, float]:
-        return kid(real, fake, subsets=50)
+        return kid(real, (fake - mean) / std, subsets=50)
 
-    summary, fig, drops = probes_forget.forget(
+    summary, figures, drops = probes_forget.forget(
         g, net, list(info["classes"]), score, obj=obj, layers=layers, fit_seeds=fit_list,
         eval_seeds=eval_list, boxes=box_map, draws=draws, seed=seed, log=log,
     )  # fmt: skip
     summary["segmenter"] = {"path": str(path), "heldout_iou": info["heldout_iou"]}
     write_json(out / "forget.json", summary)
-    write_json(out / "drops.json", drops)
-    save_png(fig, out / "forget.png")
+    for layer, fig in figures.items():
+        save_png(fig, out / f"forget-layer{layer}.png")
+        write_json(out / f"drops-layer{layer}.json", drops[layer])
     return summary
 
 

@@ -123,14 +123,6 @@ def test_energy_shares_and_purity_on_known_maps():
     assert got["per_channel"]["purity"] == [1.0, 0.0]  # channel 0's top images all have c, channel 1's none
 
 
-@pytest.fixture(scope="module")
-def rooms16(tmp_path_factory):
-    out = tmp_path_factory.mktemp("rooms") / "r16"
-    r = run_cli("data", "rooms", "--num", "96", "--size", "16", "--out", str(out), "--quiet")
-    assert r.returncode == 0, r.stderr
-    return out
-
-
 def test_dcgan_saliency_draws_the_figure_and_says_where_saliency_falls(tiny_run, rooms16, tmp_path):
     out = tmp_path / "fig.png"
     r = run_cli(

@@ -229,12 +229,13 @@ def cmd_forget(a: argparse.Namespace) -> int:
         )
         curve = ", ".join(f"{p['dropped']}: {pct(p['removal'], 0)}" for p in lay["curve"])
         print(f"  removal by filters dropped (most positive first): {curve}")
-    print(
-        f"figure    {a.out}/forget.png (rows: as drawn, {obj} filters dropped, as many random filters dropped)"
-    )
-    print(
-        f"numbers   {a.out}/forget.json; drops {a.out}/drops.json (dcgan sample RUN --drop {a.out}/drops.json)"
-    )
+    for lay in r["layers"]:
+        n = lay["layer"]
+        print(
+            f"layer {n}    {a.out}/forget-layer{n}.png (rows: as drawn, {obj} filters dropped, as many random "
+            f"dropped); dcgan sample RUN --drop {a.out}/drops-layer{n}.json"
+        )
+    print(f"numbers   {a.out}/forget.json")
     return 0
 
 
@@ -282,7 +283,12 @@ def add_forget(sub: Any) -> None:
     )
     p.add_argument("--draws", type=int, default=10, help="random-filter control draws (default 10)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, metavar="DIR", help="forget.json, forget.png, drops.json go here")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="forget.json, forget-layerL.png, drops-layerL.json go here",
+    )
     p.set_defaults(fn=cmd_forget)
 
 

@@ -360,9 +360,8 @@ def forget(
     draws: int = 10,
     seed: int = 0,
     log: Callable[[str], None] = lambda _: None,
-) -> tuple[dict[str, Any], np.ndarray, dict[str, Any]]:
-    """The experiment on each of `layers`: (summary, the figure for the first layer, its drops file's
-    content). The object's pixels on the fit samples come from `boxes` when given, else from the segmenter;
+) -> tuple[dict[str, Any], dict[int, np.ndarray], dict[int, dict[str, Any]]]:
+    """The experiment on each of `layers`: (summary, {layer: figure}, {layer: its drops file's content}). The object's pixels on the fit samples come from `boxes` when given, else from the segmenter;
     `score` rates samples' segmenter features against real images' (api.forget: the KID)."""
     check(g, classes, obj, layers, draws, len(eval_seeds))
     cls = classes.index(obj)
@@ -379,25 +378,25 @@ def forget(
     results = [
         forget_layer(g, net, x, fit_z, fit_masks, eval_z, cls, score, draws, seed, log) for x in layers
     ]
-    first = results[0]
-    # the figure: the evaluation samples with the most of the object, as drawn and without it
+    # the figures: the evaluation samples with the most of the object, as drawn and without it
     pick = eval_z[:200]
-    pixels = (seg.predict(net, _samples(g, pick, first["layer"], [])) == cls).sum((1, 2))
+    pixels = (seg.predict(net, _samples(g, pick, layers[0], [])) == cls).sum((1, 2))
     chosen = pick[np.argsort(-pixels, kind="stable")[:10]]
-    random = np.random.default_rng(seed).choice(
-        first["width"], len(first["positive_channels"]), replace=False
-    )
-    fig = figure(g, chosen, first["layer"], first["positive_channels"], random.tolist())
+    rng = np.random.default_rng(seed)
+    figures, drops = {}, {}
+    for r in results:
+        random = rng.choice(r["width"], len(r["positive_channels"]), replace=False).tolist()
+        figures[r["layer"]] = figure(g, chosen, r["layer"], r["positive_channels"], random)
+        drops[r["layer"]] = {
+            "object": obj,
+            "layer": r["layer"],
+            "width": r["width"],
+            "channels": r["positive_channels"],
+        }
     summary = {
         "object": obj,
         "fit": {"seeds": len(fit_seeds), "pixels_from": "boxes" if boxes is not None else "segmenter"},
         "eval_seeds": len(eval_seeds),
         "layers": _named(results, classes),
     }
-    drops = {
-        "object": obj,
-        "layer": first["layer"],
-        "width": first["width"],
-        "channels": first["positive_channels"],
-    }
-    return summary, fig, drops
+    return summary, figures, drops

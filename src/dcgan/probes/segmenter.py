@@ -122,7 +122,7 @@ def train_segmenter(
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss)
+            total += loss.item()
         log(
             f"segmenter epoch {epoch + 1}/{epochs}: loss {total / (n // batch):.3f} ({time.perf_counter() - t0:.0f} s)"
         )
