@@ -39,7 +39,7 @@ from dcgan.images import to_uint8
 from dcgan.metrics import evaluate as metrics_evaluate
 from dcgan.metrics.extractors import Extractor, load_extractor, save_extractor
 from dcgan.metrics.extractors import train_extractor as fit_extractor
-from dcgan.metrics.fid import kid
+from dcgan.metrics.fid import fid, kid
 from dcgan.metrics.interface import FeatureExtractor
 from dcgan.metrics.periodic import PeriodicEval
 from dcgan.models import Discriminator, Generator
@@ -582,12 +582,15 @@ def forget(
     real = probes_segmenter.features(
         net, ds.images[np.sort(rng.choice(len(ds), min(2000, len(ds)), replace=False))]
     )
-    # KID's cubic kernel expects features of order 1: standardize by the real images' statistics
-    mean, std = real.mean(0), real.std(0) + 1e-6
-    real = (real - mean) / std
+    # KID's cubic kernel expects features of order 1: one scale for all of them, the real images' RMS (a
+    # scale per feature would blow up the ones that barely vary on real rooms)
+    scale = float(np.sqrt(np.mean(real**2)))
+    real = real / scale
 
-    def score(fake: np.ndarray) -> tuple[float, float]:
-        return kid(real, (fake - mean) / std, subsets=50)
+    def score(fake: np.ndarray) -> dict[str, float]:
+        fake = fake / scale
+        k, k_std = kid(real, fake, subsets=50)
+        return {"kid": k, "kid_std": k_std, "fid": fid(real, fake)}
 
     summary, figures, drops = probes_forget.forget(
         g, net, list(info["classes"]), score, obj=obj, layers=layers, fit_seeds=fit_list,

@@ -199,8 +199,12 @@ def cmd_forget(a: argparse.Namespace) -> int:
     )  # fmt: skip
     obj = r["object"]
 
-    def pct(x: float | None, width: int, sign: str = "") -> str:
-        return f"{'—':>{width}}" if x is None else f"{x:>{sign}{width}.1%}"
+    def pct(x: float | None, sign: str = "") -> str:
+        return "—" if x is None else f"{x:{sign}.1%}"
+
+    def line(label: str, removal: str, share: str, kid: float, fid: float, change: list[str]) -> None:
+        cells = f"{removal:>12} {share:>12} {kid * 1e3:>8.1f} {fid:>6.1f}"
+        print(f"  {label:<24}{cells}  " + "".join(f"{c:>8}" for c in change))
 
     for lay in r["layers"]:
         reg = lay["regression"]
@@ -210,24 +214,26 @@ def cmd_forget(a: argparse.Namespace) -> int:
             f"positions + as many others, train accuracy {reg['train_accuracy']:.1%})"
         )
         others = [c for c in lay["none"]["area"] if c != obj]
-        heads = " ".join(f"{c[:7]:>7}" for c in others)
-        print(f"  {'dropped':<24} {'removal':>9} {'with ' + obj:>12} {'KID×1e3':>9}   area change: {heads}")
-        none = lay["none"]
-        print(f"  {'nothing':<24} {'':>9} {pct(none['share_with_object'], 12)} {none['kid'] * 1e3:>9.2f}")
-        for label, row in ((f"{obj} filters", lay["positive"]), ("most negative", lay["negative"])):
-            change = " ".join(pct(row["area_change"][c], 7, "+") for c in others)
-            print(
-                f"  {label + ' (' + str(row['dropped']) + ')':<24} {pct(row['removal'], 9)} "
-                f"{pct(row['share_with_object'], 12)} {row['kid'] * 1e3:>9.2f}   {'':>12} {change}"
-            )
-        rnd = lay["random"]
-        change = " ".join(pct(rnd["area_change_mean"][c], 7, "+") for c in others)
-        spread = "" if rnd["removal_sd"] is None else f"±{rnd['removal_sd']:.0%}"
         print(
-            f"  {'random, ' + str(rnd['draws']) + ' draws':<24} {pct(rnd['removal_mean'], 5)}{spread:<4} "
-            f"{pct(rnd['share_with_object_mean'], 12)} {rnd['kid_mean'] * 1e3:>9.2f}   {'':>12} {change}"
+            f"  {'dropped':<24}{'removal':>12} {'with ' + obj:>12} {'KID×1e3':>8} {'FID':>6}  "
+            + "".join(f"{c[:7]:>8}" for c in others)
+            + "  (change of area)"
         )
-        curve = ", ".join(f"{p['dropped']}: {pct(p['removal'], 0)}" for p in lay["curve"])
+        none = lay["none"]
+        line("nothing", "", pct(none["share_with_object"]), none["kid"], none["fid"], [])
+        for label, row in ((f"{obj} filters", lay["positive"]), ("most negative", lay["negative"])):
+            change = [pct(row["area_change"][c], "+") for c in others]
+            label = f"{label} ({row['dropped']})"
+            line(label, pct(row["removal"]), pct(row["share_with_object"]), row["kid"], row["fid"], change)
+        rnd = lay["random"]
+        change = [pct(rnd["area_change_mean"][c], "+") for c in others]
+        spread = "" if rnd["removal_sd"] is None else f" ± {rnd['removal_sd']:.0%}"
+        label = f"random ({len(lay['positive_channels'])}), {rnd['draws']} draws"
+        line(
+            label, pct(rnd["removal_mean"]) + spread, pct(rnd["share_with_object_mean"]), rnd["kid_mean"],
+            rnd["fid_mean"], change,
+        )  # fmt: skip
+        curve = ", ".join(f"{p['dropped']}: {pct(p['removal'])}" for p in lay["curve"])
         print(f"  removal by filters dropped (most positive first): {curve}")
     for lay in r["layers"]:
         n = lay["layer"]

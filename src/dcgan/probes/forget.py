@@ -8,12 +8,12 @@ spatial locations, and the samples are drawn again with and without them.
 Here the object's pixels come either from boxes a person drew (`--boxes`, seed → [x0, y0, x1, y1] lists) or
 from a segmenter trained on the dataset's class maps (`dcgan data rooms`), and the same segmenter measures
 the result on other seeds: how much of the object is gone, how often a sample still has any, what the other
-classes' areas do, the KID in the segmenter's feature space — against dropping as many random filters (mean
-± sd over draws) and the most negative ones, and as a curve over the number of filters dropped.
+classes' areas do, KID and FID in the segmenter's feature space — against dropping as many random filters
+(mean ± sd over draws) and the most negative ones, and as a curve over the number of filters dropped.
 
 "Second-highest" is ambiguous (counting the output layer or not); G's hidden layers are numbered from the
-output down here (1 = the last before the output) and the paper's count of ~200 positive filters fits layer 2 of its
-bedroom G (16×16×256), so 2 is the default and any layer may be measured.
+output down here (1 = the last before the output) and the paper's count of ~200 positive filters fits
+layer 2 of its bedroom G (16×16×256), so 2 is the default and any layer may be measured.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from dcgan.images import labelled_grid, to_uint8
 from dcgan.models import Generator, dropping, run_generator, z_for_seeds
 from dcgan.probes import segmenter as seg
 
-# the KID of samples' segmenter features against the real images' (mean, sd over subsets): the metrics
-# stage comes later in the pipeline, so api.forget hands it in
-Score = Callable[[np.ndarray], tuple[float, float]]
+# distances of samples' segmenter features from the real images' ({"kid", "kid_std", "fid"}): the metrics
+# stage comes later in the pipeline, so api.forget hands them in
+Score = Callable[[np.ndarray], dict[str, float]]
 ANY_PIXELS = 8  # a sample "has" the object when the segmenter finds at least this many of its pixels (64²)
 MAX_BOXES_BYTES = 1 << 24
 
@@ -205,7 +205,7 @@ def measure(
 ) -> dict[str, Any]:
     """Samples of z with `channels` of `layer` dropped, read by the segmenter: the object's pixels, the share
     of samples that have any, every class's mean area, (relative to `before`) the removal rate, and with
-    `score` the KID of their segmenter features against the real images'."""
+    `score` the KID and FID of their segmenter features against the real images'."""
     images = _samples(g, z, layer, channels)
     pred = seg.predict(net, images)
     area = np.stack([(pred == k).mean((1, 2)) for k in range(net.classes)], 1)  # (N, K)
@@ -217,7 +217,7 @@ def measure(
         "area": area.mean(0),
     }
     if score is not None:
-        out["kid"], out["kid_std"] = score(seg.features(net, images))
+        out.update(score(seg.features(net, images)))
     if before is not None:  # relative to the samples as drawn; undefined where they had none of it
         had = before["object_pixels"] > 0
         out["removal"] = 1 - out["object_pixels"] / before["object_pixels"] if had else math.nan
@@ -242,11 +242,13 @@ def forget_layer(
     eval_z: torch.Tensor,
     cls: int,
     score: Score,
+    base: dict[str, Any],
     draws: int = 10,
     seed: int = 0,
     log: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """Fit the regression on one layer, drop its positive filters, and measure against the controls."""
+    """Fit the regression on one layer, drop its positive filters, and measure against the controls and
+    against `base`, the samples as drawn."""
     width = g.hidden_layers()[layer - 1][1]
     feats = layer_features(g, fit_z, layer)
     side = feats.shape[2]  # the map's side for this z (larger than hidden_layers' for a spatial z)
@@ -261,7 +263,6 @@ def forget_layer(
         )
     negative = [int(c) for c in order[::-1][: len(positive)] if w[c] < 0]  # as many as there are, at most
     log(f"layer {layer} ({width}×{side}×{side}): {len(positive)} of {width} filters have positive weight")
-    base = measure(g, net, eval_z, layer, [], cls, score)
     result = {
         "layer": layer,
         "width": width,
@@ -291,7 +292,7 @@ def forget_layer(
         "draws": draws,
         **{
             f"{k}_{stat}": float(fn([r[k] for r in randoms]))
-            for k in ("removal", "share_with_object", "kid")
+            for k in ("removal", "share_with_object", "kid", "fid")
             for stat, fn in (("mean", np.mean), ("sd", np.std))
         },
         "area_change_mean": np.mean([r["area_change"] for r in randoms], 0),
@@ -375,8 +376,9 @@ def forget(
         fit_masks = seg.predict(net, to_uint8(run_generator(g, fit_z, "running"))) == cls
         source = f"the segmenter's {obj} pixels on {len(fit_seeds)} samples"
     log(f"fitting on {source}; measuring on {len(eval_seeds):,} other samples")
+    base = measure(g, net, eval_z, layers[0], [], cls, score)  # nothing dropped: the same for every layer
     results = [
-        forget_layer(g, net, x, fit_z, fit_masks, eval_z, cls, score, draws, seed, log) for x in layers
+        forget_layer(g, net, x, fit_z, fit_masks, eval_z, cls, score, base, draws, seed, log) for x in layers
     ]
     # the figures: the evaluation samples with the most of the object, as drawn and without it
     pick = eval_z[:200]
