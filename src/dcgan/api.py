@@ -552,6 +552,8 @@ def forget(
     out = Path(out)
     cached = out / "segmenter.safetensors"
     path = Path(segmenter) if segmenter is not None else cached
+    if segmenter_images < 64:
+        raise DcganError(f"--segmenter-images must be at least 64 (one batch), got {segmenter_images}")
     if segmenter is not None and not path.is_file():
         raise DcganError(f"--segmenter {str(path)!r} is not a file; leave it out to train one on the dataset")
     net = None
@@ -566,7 +568,7 @@ def forget(
             )
     # refuse what cannot be done before a segmenter trains
     classes = info["classes"] if net is not None else ds.class_maps()[1]
-    probes_forget.check(g, classes, obj, layers, draws, len(eval_list))
+    probes_forget.check(g, classes, obj, layers, draws, fit_list, eval_list)
     out.mkdir(parents=True, exist_ok=True)
     if net is None:
         log(f"training the segmenter on up to {segmenter_images:,} images of {ds.path}")
@@ -610,6 +612,7 @@ def annotate(
     out: PathLike = "boxes.json",
     page: PathLike | None = None,
     title: str | None = None,
+    obj: str = "window",
 ) -> Path:
     """Write the page to draw boxes on G's samples of `which` by hand (the paper's window boxes, §6.3.1);
     its download is named like `out`, and the boxes already in `out`, if it exists, are shown. Returns the
@@ -619,16 +622,20 @@ def annotate(
     """
     from dcgan.report import annotate as report_annotate
 
-    title = title or (str(g) if not isinstance(g, Generator) else "samples")
+    title = f"{obj} — {title or (str(g) if not isinstance(g, Generator) else 'samples')}"
     g = load_generator(g)
     chosen = seeds(which)
+    if len(chosen) > probes_forget.MAX_ANNOTATE:
+        raise DcganError(
+            f"--seeds names {len(chosen):,} samples; a page holds at most {probes_forget.MAX_ANNOTATE:,}"
+        )
     out = Path(out)
     existing = (
         probes_forget.read_boxes(str(out), g.cfg.image_size, allow_empty=True) if out.is_file() else None
     )
     path = Path(page) if page is not None else out.with_suffix(".html")
     images = to_uint8(sampling.generate(g, chosen))
-    return report_annotate.write_page(images, chosen, path, out.name, title, existing)
+    return report_annotate.write_page(images, chosen, path, out.name, title, existing, what=obj)
 
 
 def probe(

@@ -106,6 +106,7 @@ def test_any_json_as_boxes_or_drops_is_read_or_refused_in_one_line(tiny_run, tmp
         (b'{"boxes": {"x": [[0, 0, 1, 1]]}}', "is not a seed"),
         ('{"boxes": {"²": [[0, 0, 1, 1]]}}'.encode(), "is not a seed"),
         (b'{"size": 32, "boxes": {"1": [[0, 0, 1, 1]]}}', "drawn on 32² samples"),
+        (b'{"boxes": {"7": [[0, 0, 1, 1]], "07": []}}', "seed 7 appears twice"),
         (b'{"boxes": {"1": [[0, 0, 99, 1]]}}', "not inside the 16×16"),
         (b'{"boxes": {"1": [[3, 0, 1, 1]]}}', "x0 < x1"),
         (b'{"boxes": {"1": [[0, 0, 1, "a"]]}}', "not [x0, y0, x1, y1]"),
@@ -213,6 +214,9 @@ def test_forget_refuses_what_it_cannot_do_in_one_line(tiny_run, rooms16, tmp_pat
     for extra, says in (
         (("--object", "unicorn"), "--object must be one of"),
         (("--layer", "7"), "--layer must be 1…"),
+        (("--fit-seeds", "0-25"), "share seed 20"),
+        (("--eval-seeds", "100-60099"), "at most 20,000 and 50,000"),
+        (("--segmenter-images", "10"), "at least 64"),
     ):
         r = run_cli(*base, *quick, *extra)
         assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr

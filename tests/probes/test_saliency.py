@@ -157,6 +157,11 @@ def test_impossible_requests_are_one_line(tiny_run, rooms16, tmp_path, flags, sa
     assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr
 
 
+def test_the_figure_must_be_a_png_so_that_its_numbers_cannot_overwrite_it(tiny_run, rooms16, tmp_path):
+    r = run_cli("saliency", str(tiny_run), "--dataset", str(rooms16), "--out", str(tmp_path / "fig.json"))
+    assert r.returncode == 2 and "a .png" in r.stderr and not (tmp_path / "fig.json").exists()
+
+
 def test_a_dataset_of_another_size_is_refused(tiny_run, tmp_path):
     np.save(tmp_path / "x.npy", _images(8, 0, 32))
     assert run_cli("prepare", str(tmp_path / "x.npy"), str(tmp_path / "ds"), "--size", "32").returncode == 0

@@ -120,6 +120,8 @@ def cmd_saliency(a: argparse.Namespace) -> int:
     from dcgan.fileio import write_json
     from dcgan.images import save_png
 
+    if not a.out.lower().endswith(".png"):
+        raise DcganError(f"--out is the figure, a .png (its numbers go beside it as .json); got {a.out!r}")
     summary, fig = api.saliency(
         a.run, a.dataset, layer=a.layer, num=a.num, top=a.top, features=a.features, rule=a.rule, seed=a.seed,
         device=a.device, log=log,
@@ -285,7 +287,7 @@ def add_forget(sub: Any) -> None:
         "--segmenter-images",
         type=int,
         default=20_000,
-        help="images the segmenter trains on (default 20000; a tenth more, up to 1000, are held out)",
+        help="images the segmenter trains on (default 20000); a tenth of the dataset, at most 1000, is held out",
     )
     p.add_argument("--draws", type=int, default=10, help="random-filter control draws (default 10)")
     p.add_argument("--seed", type=int, default=0)
@@ -302,7 +304,7 @@ def cmd_annotate(a: argparse.Namespace) -> int:
     from dcgan import api
 
     g = generator_from_args(a)
-    page = api.annotate(g, a.seeds, a.out, a.page)
+    page = api.annotate(g, a.seeds, a.out, a.page, title=a.run, obj=a.object)
     print(f"page      {page} — open it in a browser, drag a box around each {a.object}, press download")
     print(f"then      save the download as {a.out} and run: dcgan forget {a.run} --boxes {a.out} ...")
     return 0
@@ -319,7 +321,9 @@ def add_annotate(sub: Any) -> None:
     p.add_argument("--seeds", default="0-149", help="the samples to draw on (default 0-149, the paper's 150)")
     p.add_argument("--out", required=True, metavar="JSON", help="the boxes file (shown again if it exists)")
     p.add_argument("--page", metavar="HTML", help="where the page goes (default: --out with .html)")
-    p.add_argument("--object", default="window", help="what the boxes are for, in the instructions printed")
+    p.add_argument(
+        "--object", default="window", help="what the boxes are for, named on the page (default window)"
+    )
     p.set_defaults(fn=cmd_annotate)
 
 

@@ -200,7 +200,8 @@ def cmd_sample(a: argparse.Namespace) -> int:
     images = api.sample(g, seeds, bn=a.bn, batch=a.batch, spatial=a.spatial, drop=a.drop)
     if a.grid:
         save_grid(images, a.grid)
-        print(f"grid      {a.grid} ({len(seeds)} images, seeds {a.seeds}, BN {a.bn})")
+        dropped = f", the maps of {a.drop} dropped" if a.drop else ""
+        print(f"grid      {a.grid} ({len(seeds)} images, seeds {a.seeds}, BN {a.bn}{dropped})")
     if a.outdir:
         os.makedirs(a.outdir, exist_ok=True)
         for s, img in zip(seeds, images):

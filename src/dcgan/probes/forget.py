@@ -37,6 +37,7 @@ from dcgan.probes import segmenter as seg
 Score = Callable[[np.ndarray], dict[str, float]]
 ANY_PIXELS = 8  # a sample "has" the object when the segmenter finds at least this many of its pixels (64²)
 MAX_BOXES_BYTES = 1 << 24
+MAX_FIT, MAX_EVAL, MAX_ANNOTATE = 20_000, 50_000, 2_000  # samples held in memory at once
 
 
 # ---------------------------------------------------------------- the object's pixels
@@ -91,6 +92,8 @@ def read_boxes(
                     f"--boxes {path!r}: seed {key} box {b} is not inside the {size}×{size} sample with x0 < x1, y0 < y1"
                 )
             parsed.append((x0, y0, x1, y1))
+        if int(key) in out:
+            raise DcganError(f"--boxes {path!r}: seed {int(key)} appears twice (as {key!r} too)")
         out[int(key)] = parsed
     if not allow_empty and not any(out.values()):
         raise DcganError(f"--boxes {path!r} holds no boxes")
@@ -333,8 +336,27 @@ def _named(result: Any, classes: list[str]) -> Any:
     return result
 
 
-def check(g: Generator, classes: list[str], obj: str, layers: Sequence[int], draws: int, n_eval: int) -> None:
+def check(
+    g: Generator,
+    classes: list[str],
+    obj: str,
+    layers: Sequence[int],
+    draws: int,
+    fit: Sequence[int],
+    ev: Sequence[int],
+) -> None:
     """Refuse what the experiment cannot do before anything is trained or drawn."""
+    if len(fit) > MAX_FIT or len(ev) > MAX_EVAL:
+        raise DcganError(
+            f"--fit-seeds and --eval-seeds name at most {MAX_FIT:,} and {MAX_EVAL:,} samples (kept in memory); "
+            f"got {len(fit):,} and {len(ev):,}"
+        )
+    both = set(fit) & set(ev)
+    if both:
+        raise DcganError(
+            f"--fit-seeds and --eval-seeds share seed {min(both)}: measure on samples the regression did not see"
+        )
+    n_eval = len(ev)
     if obj not in classes:
         raise DcganError(f"--object must be one of the dataset's classes ({', '.join(classes)}), got {obj!r}")
     n_hidden = len(g.hidden_layers())
@@ -364,7 +386,7 @@ def forget(
 ) -> tuple[dict[str, Any], dict[int, np.ndarray], dict[int, dict[str, Any]]]:
     """The experiment on each of `layers`: (summary, {layer: figure}, {layer: its drops file's content}). The object's pixels on the fit samples come from `boxes` when given, else from the segmenter;
     `score` rates samples' segmenter features against real images' (api.forget: the KID)."""
-    check(g, classes, obj, layers, draws, len(eval_seeds))
+    check(g, classes, obj, layers, draws, fit_seeds, eval_seeds)
     cls = classes.index(obj)
     size = g.cfg.image_size
     fit_z, eval_z = z_for_seeds(g.cfg, fit_seeds), z_for_seeds(g.cfg, eval_seeds)

@@ -186,7 +186,9 @@ def load_segmenter(path: str | os.PathLike) -> tuple[Segmenter, dict[str, Any]]:
         names, iou, channels = info["classes"], info["heldout_iou"], info["channels"]
         classes = len(names)
         ok = (
-            channels in (1, 3)
+            isinstance(names, list)
+            and type(channels) is int
+            and channels in (1, 3)
             and isinstance(info["image_size"], int)
             and 8 <= info["image_size"] <= 4096
             and 2 <= classes <= 256

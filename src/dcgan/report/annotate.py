@@ -37,6 +37,7 @@ def write_page(
     download_name: str,
     title: str,
     boxes: dict[int, list[tuple[float, float, float, float]]] | None = None,
+    what: str = "instance of the object",
 ) -> Path:
     """The page for `images` (N, S, S, C) uint8 of `seeds`, written atomically at `path`; `boxes` are shown
     as already drawn (those of seeds not shown are kept in the download)."""
@@ -51,6 +52,7 @@ def write_page(
     start = {str(s): [list(b) for b in v] for s, v in (boxes or {}).items() if v}
     page = _PAGE.format(
         title=html.escape(title),
+        what=html.escape(what),
         n=len(seeds),
         size=size,
         scale=SCALE,
@@ -78,8 +80,8 @@ figure {{ margin: 0; }} figcaption {{ font-size: 12px; color: #555; }}
 textarea {{ width: 100%; height: 5em; font: 12px monospace; }}
 </style></head><body>
 <h1>Draw boxes: {title}</h1>
-<p>{n} samples, {size}×{size}, shown {scale}× enlarged. Drag on a sample to draw a box around each instance
-of the object; click a box to remove it. Then download the boxes (or copy them from the box below) and
+<p>{n} samples, {size}×{size}, shown {scale}× enlarged. Drag on a sample to draw a box around each
+{what}; click a box to remove it. Then download the boxes (or copy them from the box below) and
 give the file to <code>dcgan forget RUN --boxes FILE</code>.</p>
 <noscript><p>JavaScript is off: write the file by hand, in pixels of the {size}×{size} sample, as
 <code>{{"boxes": {{"SEED": [[x0, y0, x1, y1], ...], ...}}}}</code>.</p></noscript>
@@ -92,6 +94,7 @@ give the file to <code>dcgan forget RUN --boxes FILE</code>.</p>
 const SCALE = {scale}, SIZE = {size};
 const boxes = JSON.parse(document.getElementById("samples").dataset.start);
 const clamp = v => Math.max(0, Math.min(SIZE, v));
+let dragging = false;
 function show() {{
   let n = 0, samples = 0;
   for (const fig of document.querySelectorAll("figure[data-seed]")) {{
@@ -115,10 +118,11 @@ function show() {{
 for (const fig of document.querySelectorAll("figure[data-seed]")) {{
   const frame = fig.querySelector(".frame");
   frame.addEventListener("mousedown", down => {{
-    down.preventDefault();
-    const r = frame.getBoundingClientRect(), x0 = down.clientX - r.left, y0 = down.clientY - r.top;
+    if (down.button !== 0 || dragging) return;  // the left button, one box at a time
+    down.preventDefault(); dragging = true;
+    const at = e => {{ const r = frame.getBoundingClientRect(); return [e.clientX - r.left, e.clientY - r.top]; }};
+    const [x0, y0] = at(down);
     const div = document.createElement("div"); div.className = "box drawing"; frame.appendChild(div);
-    const at = e => [e.clientX - r.left, e.clientY - r.top];
     const move = e => {{
       const [x, y] = at(e);
       Object.assign(div.style, {{left: Math.min(x, x0) + "px", top: Math.min(y, y0) + "px",
@@ -126,6 +130,7 @@ for (const fig of document.querySelectorAll("figure[data-seed]")) {{
     }};
     const up = e => {{
       window.removeEventListener("mousemove", move); window.removeEventListener("mouseup", up); div.remove();
+      dragging = false;
       const [x, y] = at(e);
       const b = [Math.min(x, x0), Math.min(y, y0), Math.max(x, x0), Math.max(y, y0)]
         .map(v => Math.round(clamp(v / SCALE) * 10) / 10);
@@ -139,6 +144,7 @@ document.getElementById("save").addEventListener("click", () => {{
   const blob = new Blob([document.getElementById("json").value], {{type: "application/json"}});
   const a = document.createElement("a");
   a.href = URL.createObjectURL(blob); a.download = {name_js}; a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
 }});
 show();
 </script>
