@@ -104,3 +104,14 @@ def test_json_nested_past_the_stack_is_left_out_and_the_run_folder_is_not_writte
     page = write_report(run, run.parent / "elsewhere.html").read_text()
     assert "deep.json" not in page and "deep2.json" not in page
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before  # loss.png untouched
+
+
+def test_json_results_are_tabled_readably(tmp_path):
+    """A probe's result: lists of objects entered by index, long per-channel lists cut to their start."""
+    from dcgan.report.page import _json_table
+
+    p = tmp_path / "forget.json"
+    p.write_text(json.dumps({"object": "window", "layers": [{"layer": 3, "weights": list(range(512))}]}))
+    table = _json_table(p)
+    assert "<th>layers.0.layer</th><td>3</td>" in table
+    assert "layers.0.weights" in table and "(512 values)]" in table and "511" not in table

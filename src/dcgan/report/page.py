@@ -302,10 +302,16 @@ def _config(train: dict) -> str:
     )
 
 
-def _flatten(d: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    for k, v in d.items():
-        if isinstance(v, dict):
+LONG_LIST = 12  # a longer list of numbers (a probe's per-channel values) is shown by its start and length
+
+
+def _flatten(d: dict | list, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) rows of a JSON result; lists of objects are entered by index (layers.0.removal)."""
+    for k, v in d.items() if isinstance(d, dict) else enumerate(d):
+        if isinstance(v, dict) or (isinstance(v, list) and v and all(isinstance(x, dict) for x in v)):
             yield from _flatten(v, f"{prefix}{k}.")
+        elif isinstance(v, list) and len(v) > LONG_LIST:
+            yield f"{prefix}{k}", json.dumps(v[:LONG_LIST])[:-1] + f", … ({len(v):,} values)]"
         else:
             yield f"{prefix}{k}", json.dumps(v) if isinstance(v, list) else v
 
