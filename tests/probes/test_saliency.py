@@ -37,6 +37,7 @@ def test_the_guided_rule_on_one_activation():
         assert g.tolist() == pytest.approx(want)
 
 
+@pytest.mark.filterwarnings("ignore:.*(required_grads|backward hooks).*:UserWarning")  # captum's own notes
 def test_the_relu_rule_equals_captum_on_a_relu_copy_of_d():
     """captum's GuidedBackprop rewires nn.ReLU modules only: on a copy of D with ReLUs, our rule must give
     its maps exactly; on D's own LeakyReLUs captum would give the plain gradient, ours does not."""
