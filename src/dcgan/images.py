@@ -6,6 +6,8 @@ uses these; images are (N, H, W, C) uint8 with C in 1, 3.
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 import os
 
@@ -51,6 +53,13 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> None:
     img = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
     with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
+
+
+def png_data_uri(image: np.ndarray) -> str:
+    """(H, W, C) uint8 as a `data:image/png;base64,…` URI, for self-contained HTML pages."""
+    buf = io.BytesIO()
+    Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image).save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def save_grid(images: np.ndarray, path: str | os.PathLike, ncols: int | None = None) -> None:

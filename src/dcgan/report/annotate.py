@@ -10,24 +10,16 @@ go on where it stopped. Without JavaScript the page lists the samples and the fo
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from dcgan.fileio import atomic_path
+from dcgan.images import png_data_uri
 
 SCALE = 4  # screen pixels per sample pixel
-
-
-def _png_uri(image: np.ndarray) -> str:
-    buf = io.BytesIO()
-    Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def write_page(
@@ -43,7 +35,7 @@ def write_page(
     as already drawn (those of seeds not shown are kept in the download)."""
     size = images.shape[1]
     cells = "".join(
-        f'<figure data-seed="{s}"><div class="frame"><img src="{_png_uri(img)}" width="{size * SCALE}" '
+        f'<figure data-seed="{s}"><div class="frame"><img src="{png_data_uri(img)}" width="{size * SCALE}" '
         f'height="{size * SCALE}" alt="sample of seed {s}" draggable="false"></div>'
         f"<figcaption>seed {s}</figcaption></figure>"
         for s, img in zip(seeds, images)

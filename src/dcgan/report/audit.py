@@ -12,9 +12,7 @@ Without JavaScript the page lists the pairs; count the different ones and use `c
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from dcgan.data.dedup import Duplicates, hamming
 from dcgan.fileio import atomic_path
-from dcgan.images import make_grid, upscale
+from dcgan.images import make_grid, png_data_uri, upscale
 
 AUDIT_PNG, AUDIT_HTML = "dedup-audit.png", "dedup-audit.html"
 PNG_PAIRS = 60  # tiles in the PNG; the page holds them all
@@ -65,12 +63,6 @@ def _caption(image: np.ndarray, text: str) -> np.ndarray:
     return np.concatenate([image, np.asarray(img)])
 
 
-def _png_uri(image: np.ndarray) -> str:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def write_audit(
     images: np.ndarray, pairs: list[tuple[int, int, int]], out: Path, title: str, summary: str
 ) -> tuple[Path, Path]:
@@ -88,7 +80,7 @@ def write_audit(
         else:
             Image.new("RGB", (240, 30), "white").save(tmp, format="PNG")
     rows = "".join(
-        f'<li data-pair="{k + 1}" data-kept="{a}" data-removed="{b}"><img src="{_png_uri(t)}" '
+        f'<li data-pair="{k + 1}" data-kept="{a}" data-removed="{b}"><img src="{png_data_uri(t)}" '
         f'alt="pair {k + 1}: image {a} kept, image {b} removed, {d} bits apart">'
         f"<span>#{k + 1} — kept {a}, removed {b}, {d} bits</span>"
         f'<label><input type="radio" name="p{k + 1}" value="same"> same</label>'
