@@ -97,6 +97,25 @@ def parse_json(data: str | bytes) -> Any:
         raise ValueError("JSON nested too deeply") from None
 
 
+def read_small_json(path: str | os.PathLike, limit: int, flag: str) -> Any:
+    """A small JSON file a user names with `flag` (a box file, a drops file), read within `limit` bytes:
+    the parsed value, or None when it is not JSON (the caller says what was expected); an unreadable or
+    oversized file is a DcganError."""
+    from dcgan.errors import DcganError
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise DcganError(f"cannot read {flag} {str(path)!r}: {e.strerror}") from None
+    if len(data) > limit:
+        raise DcganError(f"{flag} {str(path)!r} is over {limit:,} bytes; such a file is a few KiB")
+    try:
+        return parse_json(data)
+    except ValueError:
+        return None
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

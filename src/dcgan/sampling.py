@@ -17,7 +17,7 @@ import torch
 
 from dcgan.config import ModelConfig
 from dcgan.errors import DcganError
-from dcgan.fileio import parse_json
+from dcgan.fileio import read_small_json
 from dcgan.models import Generator, dropping, run_generator, z_for_seeds, z_for_seeds_spatial
 
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
@@ -77,14 +77,7 @@ def read_drops(path: str, g: Generator) -> tuple[int, list[int]]:
     """(layer, channels) of a drops file — {"layer": L, "width": C, "channels": [...]} as `dcgan forget`
     writes it — checked against G: the layer exists and has the width the file was made for."""
     want = '{"layer": L, "width": C, "channels": [c, ...]} as `dcgan forget` writes it'
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_DROPS_BYTES + 1)
-        doc = parse_json(data) if len(data) <= MAX_DROPS_BYTES else None
-    except OSError as e:
-        raise DcganError(f"cannot read --drop {path!r}: {e.strerror}") from None
-    except ValueError:
-        doc = None
+    doc = read_small_json(path, MAX_DROPS_BYTES, "--drop")
     fields = ("layer", "width", "channels")
     if not isinstance(doc, dict) or not all(k in doc for k in fields):
         raise DcganError(f"--drop {path!r} is not a drops file: expected {want}")

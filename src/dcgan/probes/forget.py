@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from dcgan.errors import DcganError
-from dcgan.fileio import parse_json
+from dcgan.fileio import read_small_json
 from dcgan.images import labelled_grid, to_uint8
 from dcgan.models import Generator, dropping, run_generator, z_for_seeds
 from dcgan.probes import segmenter as seg
@@ -48,17 +48,7 @@ def read_boxes(
 ) -> dict[int, list[tuple[float, float, float, float]]]:
     """Boxes drawn on samples: a JSON object {"boxes": {"SEED": [[x0, y0, x1, y1], …], …}} (or the inner
     object alone) in pixels of the size×size sample, as `dcgan annotate` writes it."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_BOXES_BYTES + 1)
-    except OSError as e:
-        raise DcganError(f"cannot read --boxes {path!r}: {e.strerror}") from None
-    if len(data) > MAX_BOXES_BYTES:
-        raise DcganError(f"--boxes {path!r} is over {MAX_BOXES_BYTES >> 20} MiB; a box file is a few KiB")
-    try:
-        doc = parse_json(data)
-    except ValueError:
-        doc = None
+    doc = read_small_json(path, MAX_BOXES_BYTES, "--boxes")
     if isinstance(doc, dict) and isinstance(doc.get("boxes"), dict):
         drawn_on = doc.get("size", size)
         if drawn_on != size:
