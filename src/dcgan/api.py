@@ -539,53 +539,78 @@ def forget(
 
     g = load_generator(g)
     ds = dataset(data)
-    size, channels = g.cfg.image_size, g.cfg.channels
-    if (ds.image_size, ds.channels) != (size, channels):
+    if (ds.image_size, ds.channels) != (g.cfg.image_size, g.cfg.channels):
         raise DcganError(
-            f"G draws {size}²×{channels} images but {str(ds.path)!r} holds {ds.image_size}²×{ds.channels}; "
-            "use the dataset G was trained on"
+            f"G draws {g.cfg.image_size}²×{g.cfg.channels} images but {str(ds.path)!r} holds "
+            f"{ds.image_size}²×{ds.channels}; use the dataset G was trained on"
         )
-    fit_list, eval_list = seeds(fit_seeds), seeds(eval_seeds)
-    box_map = probes_forget.read_boxes(str(boxes), size) if boxes is not None else None
-    if box_map is not None:
-        probes_forget.check_boxes(box_map, fit_list)
-    out = Path(out)
-    cached = out / "segmenter.safetensors"
-    path = Path(segmenter) if segmenter is not None else cached
     if segmenter_images < 64:
         raise DcganError(f"--segmenter-images must be at least 64 (one batch), got {segmenter_images}")
-    if segmenter is not None and not path.is_file():
-        raise DcganError(f"--segmenter {str(path)!r} is not a file; leave it out to train one on the dataset")
-    net = None
-    if path.is_file():
-        net, info = probes_segmenter.load_segmenter(path)
-        if segmenter is None and info["images_sha256"] != ds.manifest["images_sha256"]:
-            net = None  # the cached one was trained on another dataset: train anew
-        elif (info["image_size"], info["channels"]) != (size, channels):
-            raise DcganError(
-                f"the segmenter {str(path)!r} reads {info['image_size']}²×{info['channels']} images but G "
-                f"draws {size}²×{channels}; leave out --segmenter to train one on the dataset"
-            )
-    # refuse what cannot be done before a segmenter trains
-    classes = info["classes"] if net is not None else ds.class_maps()[1]
-    probes_forget.check(g, classes, obj, layers, draws, fit_list, eval_list)
+    fit_list, eval_list = seeds(fit_seeds), seeds(eval_seeds)
+    box_map = probes_forget.read_boxes(str(boxes), g.cfg.image_size) if boxes is not None else None
+    if box_map is not None:
+        probes_forget.check_boxes(box_map, fit_list)
+    given = _given_segmenter(segmenter, g) if segmenter is not None else None
+    classes = given[1]["classes"] if given else ds.class_names()
+    probes_forget.check(g, classes, obj, layers, draws, fit_list, eval_list)  # before a segmenter trains
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if net is None:
-        log(f"training the segmenter on up to {segmenter_images:,} images of {ds.path}")
-        heldout = min(1000, max(1, len(ds) // 10))
-        net, info = probes_segmenter.train_segmenter(
-            ds, num=segmenter_images, heldout=heldout, seed=seed, log=log
-        )
-        probes_segmenter.save_segmenter(net, info, cached)
-        path = cached
+    net, info, path = (
+        (*given, Path(segmenter)) if given else _dataset_segmenter(ds, out, segmenter_images, seed, log)
+    )
     iou = ", ".join(f"{c} {v:.2f}" for c, v in info["heldout_iou"].items() if v is not None)
     log(f"segmenter {path}: held-out IoU {iou}")
+    summary, figures, drops = probes_forget.forget(
+        g, net, list(info["classes"]), _segmenter_distance(net, ds, seed), obj=obj, layers=layers,
+        fit_seeds=fit_list, eval_seeds=eval_list, boxes=box_map, draws=draws, seed=seed, log=log,
+    )  # fmt: skip
+    summary["segmenter"] = {"path": str(path), "heldout_iou": info["heldout_iou"]}
+    write_json(out / "forget.json", summary)
+    for layer, fig in figures.items():
+        save_png(fig, out / f"forget-layer{layer}.png")
+        write_json(out / f"drops-layer{layer}.json", drops[layer])
+    return summary
+
+
+def _given_segmenter(path: PathLike, g: Generator) -> tuple[probes_segmenter.Segmenter, dict[str, Any]]:
+    """The segmenter a user named with --segmenter, checked against the images G draws."""
+    if not Path(path).is_file():
+        raise DcganError(f"--segmenter {str(path)!r} is not a file; leave it out to train one on the dataset")
+    net, info = probes_segmenter.load_segmenter(path)
+    if (info["image_size"], info["channels"]) != (g.cfg.image_size, g.cfg.channels):
+        raise DcganError(
+            f"the segmenter {str(path)!r} reads {info['image_size']}²×{info['channels']} images but G draws "
+            f"{g.cfg.image_size}²×{g.cfg.channels}; leave out --segmenter to train one on the dataset"
+        )
+    return net, info
+
+
+def _dataset_segmenter(
+    ds: PreparedDataset, out: Path, images: int, seed: int, log: Callable[[str], None]
+) -> tuple[probes_segmenter.Segmenter, dict[str, Any], Path]:
+    """OUT/segmenter.safetensors when it was trained on this dataset; else one trained now and saved there."""
+    path = out / "segmenter.safetensors"
+    if path.is_file():
+        net, info = probes_segmenter.load_segmenter(path)
+        if info["images_sha256"] == ds.manifest["images_sha256"]:
+            return net, info, path
+    log(f"training the segmenter on up to {images:,} images of {ds.path}")
+    heldout = min(1000, max(1, len(ds) // 10))
+    net, info = probes_segmenter.train_segmenter(ds, num=images, heldout=heldout, seed=seed, log=log)
+    probes_segmenter.save_segmenter(net, info, path)
+    return net, info, path
+
+
+def _segmenter_distance(
+    net: probes_segmenter.Segmenter, ds: PreparedDataset, seed: int
+) -> Callable[[np.ndarray], dict[str, float]]:
+    """KID and FID of samples' segmenter features against 2,000 of the dataset's. KID's cubic kernel expects
+    features of order 1: all are divided by one scale, the real features' RMS (a scale per feature would blow
+    up the ones that barely vary on real images)."""
     rng = np.random.default_rng(seed)
     real = probes_segmenter.features(
         net, ds.images[np.sort(rng.choice(len(ds), min(2000, len(ds)), replace=False))]
     )
-    # KID's cubic kernel expects features of order 1: one scale for all of them, the real images' RMS (a
-    # scale per feature would blow up the ones that barely vary on real rooms)
     scale = float(np.sqrt(np.mean(real**2)))
     real = real / scale
 
@@ -594,16 +619,7 @@ def forget(
         k, k_std = kid(real, fake, subsets=50)
         return {"kid": k, "kid_std": k_std, "fid": fid(real, fake)}
 
-    summary, figures, drops = probes_forget.forget(
-        g, net, list(info["classes"]), score, obj=obj, layers=layers, fit_seeds=fit_list,
-        eval_seeds=eval_list, boxes=box_map, draws=draws, seed=seed, log=log,
-    )  # fmt: skip
-    summary["segmenter"] = {"path": str(path), "heldout_iou": info["heldout_iou"]}
-    write_json(out / "forget.json", summary)
-    for layer, fig in figures.items():
-        save_png(fig, out / f"forget-layer{layer}.png")
-        write_json(out / f"drops-layer{layer}.json", drops[layer])
-    return summary
+    return score
 
 
 def annotate(

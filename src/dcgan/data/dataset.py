@@ -101,9 +101,8 @@ class PreparedDataset:
             )
         return a
 
-    def class_maps(self) -> tuple[np.ndarray, list[str]]:
-        """masks.npy — (N, S, S) uint8, each pixel's class — and the class names, of a dataset drawn with
-        class maps (`dcgan data rooms`); checked against the images and the names."""
+    def class_names(self) -> list[str]:
+        """The names of the classes in masks.npy (manifest["classes"]), checked, without reading the maps."""
         classes = self.manifest.get("classes")
         if "masks" not in self.arrays or classes is None:
             raise DcganError(
@@ -118,6 +117,12 @@ class PreparedDataset:
             raise DcganError(
                 f"{str(self.path)!r}: the manifest's classes are not 2–256 names; prepare it again"
             )
+        return list(classes)
+
+    def class_maps(self) -> tuple[np.ndarray, list[str]]:
+        """masks.npy — (N, S, S) uint8, each pixel's class — and the class names, of a dataset drawn with
+        class maps (`dcgan data rooms`); checked against the images and the names."""
+        classes = self.class_names()
         masks = self.array("masks")
         if masks.dtype != np.uint8 or masks.shape[1:] != (self.image_size, self.image_size):
             raise DcganError(
@@ -128,7 +133,7 @@ class PreparedDataset:
             raise DcganError(
                 f"{str(self.path)!r}: masks.npy names class {int(masks.max())} of {len(classes)}"
             )
-        return masks, list(classes)
+        return masks, classes
 
     def batch(self, indices: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Images at `indices` as a (B, C, H, W) uint8 tensor in channels_last memory, in the given order."""
