@@ -29,7 +29,7 @@ STAGES = [
     ("probes", ["dcgan.probes", "dcgan.probes.*"]),
     ("metrics", ["dcgan.metrics", "dcgan.metrics.*"]),
     ("report", ["dcgan.report", "dcgan.report.*"]),
-    ("api", ["dcgan.api"]),
+    ("api", ["dcgan.api", "dcgan.api.*"]),
     ("cli", ["dcgan.cli", "dcgan.cli.*"]),
 ]
 
