@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import settings
 from PIL import Image
 
@@ -17,6 +18,24 @@ from helpers import run_cli
 settings.register_profile("repeatable", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
+
+# One intra-op thread per test process: `pytest -n 2` on two cores would otherwise run 2 × 2 threads that wait
+# on each other, and a pinned count keeps training bit-reproducible (dcgan/threads.py). Subprocesses inherit
+# it; tests of the thread Tuner unset it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """A test that pins or tunes threads leaves the next test the count and OMP_NUM_THREADS it found."""
+    count, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    yield
+    torch.set_num_threads(count)
+    if env is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = env
 
 
 @pytest.fixture

@@ -19,7 +19,15 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 STAGES = [
     (
         "foundation",
-        ["dcgan", "dcgan.errors", "dcgan.fileio", "dcgan.progress", "dcgan.device", "dcgan.images"],
+        [
+            "dcgan",
+            "dcgan.errors",
+            "dcgan.fileio",
+            "dcgan.progress",
+            "dcgan.device",
+            "dcgan.threads",
+            "dcgan.images",
+        ],
     ),
     ("config", ["dcgan.config"]),
     ("data", ["dcgan.data", "dcgan.data.*"]),

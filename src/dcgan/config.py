@@ -218,6 +218,7 @@ COUNTS = (
     "eval_every",
     "eval_num",
     "eval_patience",
+    "threads",
 )
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -246,6 +247,7 @@ class TrainConfig:
     seed: int = 0
     precision: str = "auto"
     device: str = "auto"
+    threads: int = 0  # CPU intra-op threads: 0 picks the fastest count as it goes (dcgan/threads.py)
     sample_every: int = 500  # steps between sample grids from the fixed z
     ckpt_every: int = 1000  # steps between checkpoints
     log_every: int = 50  # steps between lines of stats.jsonl
@@ -278,6 +280,7 @@ class TrainConfig:
                 f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}",
             ),
             (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {self.device!r}"),
+            (self.threads >= 0, f"threads must be 0 (auto) or a number of threads, got {self.threads}"),
             (self.on_nan in ON_NAN, f"on_nan must be one of {', '.join(ON_NAN)}, got {self.on_nan!r}"),
             (self.epochs is None or self.kimg is None, "give --epochs or --kimg, not both"),
             (self.epochs is None or self.epochs > 0, f"epochs must be positive, got {self.epochs}"),

@@ -1,5 +1,6 @@
 """Training: a golden loss curve, exact resume, kill/interrupt/NaN/disk-full behaviour, every preset dry-run."""
 
+import contextlib
 import json
 import os
 import pickle
@@ -20,6 +21,7 @@ from dcgan.data.prepare import prepare
 from dcgan.errors import DcganError
 from dcgan.models import build
 from dcgan.training import checkpoint as ckpt_mod
+from dcgan.training import loop as loop_mod
 from dcgan.training import trainer as trainer_mod
 from dcgan.training.checkpoint import load_checkpoint
 from dcgan.training.loop import train
@@ -109,9 +111,11 @@ GOLDEN_G = [
 ]
 
 
-def test_golden_loss_curve(discs, tmp_path):
-    train(tiny_cfg(20), discs, tmp_path / "run", **quiet)
+@pytest.mark.parametrize("threads", [1, 2])  # the count changes BatchNorm's rounding only (dcgan/threads.py)
+def test_golden_loss_curve(discs, tmp_path, threads):
+    train(tiny_cfg(20, threads=threads), discs, tmp_path / "run", **quiet)
     rows = stats(tmp_path / "run")
+    assert {r["threads"] for r in rows} == {threads}
     assert [r["step"] for r in rows] == list(range(1, 21))
     assert np.allclose([r["loss_D"] for r in rows], GOLDEN_D, atol=2e-4)
     assert np.allclose([r["loss_G"] for r in rows], GOLDEN_G, atol=2e-4)
@@ -128,11 +132,13 @@ def test_golden_loss_curve(discs, tmp_path):
     }
 
 
+@pytest.mark.parametrize("threads", [1, 2])  # a pinned count: bit-identical at each
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16 on CPU also runs cpu_conv's GEMM gradients
-def test_resume_is_bit_identical(discs, tmp_path, precision):
-    train(tiny_cfg(8, ckpt_every=4, precision=precision), discs, tmp_path / "straight", **quiet)
-    train(tiny_cfg(4, ckpt_every=4, precision=precision), discs, tmp_path / "halves", **quiet)  # stops at 4
-    s = train(tiny_cfg(8, ckpt_every=4, precision=precision), discs, tmp_path / "halves", **quiet)  # resumes
+def test_resume_is_bit_identical(discs, tmp_path, precision, threads):
+    kw = {"ckpt_every": 4, "precision": precision, "threads": threads}
+    train(tiny_cfg(8, **kw), discs, tmp_path / "straight", **quiet)
+    train(tiny_cfg(4, **kw), discs, tmp_path / "halves", **quiet)  # stops at 4
+    s = train(tiny_cfg(8, **kw), discs, tmp_path / "halves", **quiet)  # resumes
     assert s["step"] == 8
     for name in ("G", "D"):
         a = load_file(str(tmp_path / "straight" / "checkpoints" / "step-00000008" / f"{name}.safetensors"))
@@ -141,6 +147,46 @@ def test_resume_is_bit_identical(discs, tmp_path, precision):
     assert [r["loss_D"] for r in stats(tmp_path / "straight")] == [
         r["loss_D"] for r in stats(tmp_path / "halves")
     ]
+
+
+def test_a_thread_change_is_recorded(discs, tmp_path, monkeypatch, capsys):
+    """What the loop does with a Tuner's change: a stats.jsonl record and a line on stderr; the loss records
+    carry the count in use."""
+    from dcgan.threads import Change
+
+    class OneChange:
+        def __init__(self, threads, device):
+            self.steps = 0
+
+        def observe(self, seconds, items):
+            self.steps += 1
+            assert seconds > 0 and items == 16
+            if self.steps == 3:
+                torch.set_num_threads(1)
+                return Change(1, 2, "start", {1: 0.001, 2: 0.002})
+            return None
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(loop_mod, "tuned", contextlib.contextmanager(lambda t, d: iter([OneChange(t, d)])))
+    torch.set_num_threads(2)
+    train(tiny_cfg(5), discs, tmp_path / "run", **quiet)
+    rows = stats(tmp_path / "run")
+    change = [r for r in rows if "threads_was" in r]
+    assert change == [
+        {
+            "step": 3,
+            "kimg": 0.048,
+            "threads": 1,
+            "threads_was": 2,
+            "threads_reason": "start",
+            "threads_trial_ms": {"1": 1.0, "2": 2.0},
+        }
+    ]
+    assert [r["threads"] for r in rows if "loss_D" in r] == [2, 2, 1, 1, 1]
+    assert "step 3: threads 2 → 1 (start; per image 1: 1 ms, 2: 2 ms)" in capsys.readouterr().err
+    assert (tmp_path / "run" / "loss.png").is_file()  # the figure skips the record without losses
 
 
 def test_data_order_depends_only_on_seed_and_images_seen():

@@ -40,4 +40,30 @@ def generator_from_args(a: argparse.Namespace) -> Any:
 
 def run_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run folder, checkpoint folder or generator .safetensors")
+    device_arguments(p)
+
+
+def threads_argument(text: str) -> int:
+    from dcgan.threads import parse_threads
+
+    try:
+        return parse_threads(text)
+    except DcganError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=threads_argument,
+        default=0,
+        metavar="auto|N",
+        help="CPU threads: auto (default) times the work and keeps the fastest count as the machine's load "
+        "changes; N pins N (as OMP_NUM_THREADS does)",
+    )
+
+
+def device_arguments(p: argparse.ArgumentParser) -> None:
+    """--device, and --threads for when it is the CPU."""
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    add_threads(p)

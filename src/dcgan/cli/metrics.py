@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dcgan.cli.common import generator_from_args, log, parser_for, run_argument
+from dcgan.cli.common import device_arguments, generator_from_args, log, parser_for, run_argument
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
@@ -99,5 +99,5 @@ def add_extractor(sub: Any) -> None:
     t.add_argument("--lr", type=float, default=3e-3)
     t.add_argument("--flip", action="store_true", help="random horizontal flips (not for digits or text)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    device_arguments(t)
     t.set_defaults(fn=cmd_extractor_train)

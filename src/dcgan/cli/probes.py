@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any
 
-from dcgan.cli.common import generator_from_args, log, parser_for, run_argument
+from dcgan.cli.common import device_arguments, generator_from_args, log, parser_for, run_argument
 from dcgan.errors import DcganError
 
 
@@ -183,7 +183,7 @@ def add_saliency(sub: Any) -> None:
         help="relu: the classic guided rule (default); leaky: negative inputs pass at the leak's slope",
     )
     p.add_argument("--seed", type=int, default=0, help="the random D's init")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    device_arguments(p)
     p.add_argument(
         "--out", required=True, metavar="PNG", help="the figure; its numbers go beside it as .json"
     )
@@ -430,7 +430,7 @@ def add_probe(sub: Any) -> None:
         help="also probe D before training (same architecture and init): the floor for learned features",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the validation split, draws and control")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    device_arguments(p)
     p.add_argument(
         "--out", required=True, metavar="DIR", help="probe.json, table.md and the cached features go here"
     )

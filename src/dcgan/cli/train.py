@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dcgan.cli.common import generator_from_args, parser_for
+from dcgan.cli.common import add_threads, device_arguments, generator_from_args, parser_for
 from dcgan.errors import DcganError
 
 # ---------------------------------------------------------------- train
@@ -53,6 +53,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         seed=a.seed,
         precision=a.precision,
         device=a.device,
+        threads=a.threads or None,
         sample_every=a.sample_every,
         ckpt_every=a.ckpt_every,
         log_every=a.log_every,
@@ -132,6 +133,7 @@ def add_train(sub: Any) -> None:
         "--precision", choices=PRECISIONS, help="auto (default): bf16 where the hardware runs it natively"
     )
     p.add_argument("--device", choices=DEVICES, help="auto (default): cuda, else mps, else cpu")
+    add_threads(p)
     p.add_argument("--seed", type=int, help="seed for init, data order and z (default 0)")
     p.add_argument("--sample-every", type=int, help="steps between sample grids (default 500)")
     p.add_argument("--ckpt-every", type=int, help="steps between checkpoints (default 1000)")
@@ -245,5 +247,5 @@ def add_sample(sub: Any) -> None:
         help="large images: a K×K field of z per seed through the convolutional G (transposed-conv "
         "first layer, e.g. examples64): a 64² model paints (K+3)·16 pixels",
     )
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    device_arguments(p)
     p.set_defaults(fn=cmd_sample)

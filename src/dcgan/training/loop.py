@@ -23,6 +23,7 @@ from dcgan.data.dataset import PreparedDataset
 from dcgan.device import resolve
 from dcgan.errors import DcganError
 from dcgan.progress import progress_bar
+from dcgan.threads import Change, tuned
 from dcgan.training.checkpoint import recover_checkpoints
 from dcgan.training.run import (
     check_dataset_fits,
@@ -80,20 +81,23 @@ def train(
     total_steps = math.ceil(cfg.total_images(len(ds)) / cfg.batch)
     fetch, meter = row_reader(ds, trainer.place), Meter()
     deadline = time.monotonic() + max_minutes * 60 if max_minutes else math.inf
-    if trainer.place.device.type == "cuda":
+    device = trainer.place.device
+    if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     if trainer.step == 0:
         save_samples(trainer, run)  # what the untrained G makes, for comparison
-    evaluator = (
-        make_evaluator(ds, run, trainer.place.device, log) if make_evaluator and cfg.eval_every else None
-    )
+    evaluator = make_evaluator(ds, run, device, log) if make_evaluator and cfg.eval_every else None
     status, rollbacks = "finished", 0
     bar = progress_bar(progress, total=total_steps, initial=trainer.step, unit="step", desc="train")
-    with bar, graceful_signals() as caught, StatsWriter(run) as writer:
+    with bar, graceful_signals() as caught, StatsWriter(run) as writer, tuned(cfg.threads, device) as threads:
         while trainer.step < total_steps:
+            took = -trainer.elapsed
             d_stats, g_stats = trainer.train_step(fetch(trainer.rows(len(ds))))
             meter.add(trainer.step, d_stats, g_stats, cfg.batch)
             bar.update()
+            change = threads.observe(took + trainer.elapsed, cfg.batch)  # on CPU: the count fastest now
+            if change:
+                log_threads(change, trainer, writer)
             stop = "interrupted" if caught else "time-limit" if time.monotonic() > deadline else None
             try:
                 if trainer.step % cfg.log_every == 0 or trainer.step == total_steps or stop:
@@ -157,7 +161,24 @@ def log_record(rec: dict[str, Any] | None, writer: StatsWriter, bar: tqdm) -> No
         return
     writer.write(rec)
     losses = "  ".join(f"{k} {rec[k]:.3f}" for k in ("loss_D", "loss_G") if rec[k] is not None)
-    bar.set_postfix_str(f"{rec['img_per_s']:.0f} img/s  {losses}", refresh=False)
+    threads = f"  {rec['threads']} thr" if rec["threads"] else ""
+    bar.set_postfix_str(f"{rec['img_per_s']:.0f} img/s{threads}  {losses}", refresh=False)
+
+
+def log_threads(change: Change, trainer: Trainer, writer: StatsWriter) -> None:
+    """A change of the CPU thread count: a record in stats.jsonl and a line above the progress bar."""
+    writer.write(
+        {
+            "step": trainer.step,
+            "kimg": trainer.images_seen / 1000,
+            "threads": change.threads,
+            "threads_was": change.was,
+            "threads_reason": change.reason,
+            "threads_trial_ms": {str(n): round(t * 1e3, 4) for n, t in sorted(change.trial.items())},
+        },
+        (),
+    )
+    tqdm.write(f"step {trainer.step:,}: {change.describe()}", file=sys.stderr)
 
 
 def evaluate_now(evaluator: Evaluator, trainer: Trainer, writer: StatsWriter) -> None:

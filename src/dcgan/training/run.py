@@ -41,6 +41,7 @@ MUTABLE_KEYS = {
     "on_nan",
     "device",
     "precision",
+    "threads",
     "compile",
     "eval_every",
     "eval_num",

@@ -70,6 +70,8 @@ class Meter:
             "img_per_s": round(self.images / (time.perf_counter() - self.t0), 1),
             "lr": trainer.opt_g.param_groups[0]["lr"],
             "time": round(trainer.elapsed, 2),
+            # CPU intra-op threads in use (a Tuner may change it; see dcgan/threads.py); None on a GPU
+            "threads": torch.get_num_threads() if trainer.place.device.type == "cpu" else None,
         }
         self.d_rows, self.g_rows = [], []
         self.restart_clock()

@@ -1,0 +1,266 @@
+"""CPU threads: the intra-op thread count that is fastest *now*, found by timing the work itself.
+
+A 2-thread step waits at every parallel region for the thread that was descheduled, so on a machine where
+other processes are busy one thread can be twice as fast as two (docs/PERFORMANCE.md). A Tuner wraps a loop
+of similar work items (training steps, generation or feature batches): it times each item, tries every
+candidate count for a short trial at the start and again when the timings or the machine's load say that
+conditions changed (and on a slow periodic check), and keeps the fastest.
+
+What a thread count changes: only the order in which PyTorch's channels-last BatchNorm adds up its per-channel
+sums in training (each thread sums a share of the rows, then the shares are added), so training weights
+differ at rounding level between thread counts; convolutions, matrix products and eval-mode layers give the
+same bits at any count. `--threads N` (or OMP_NUM_THREADS, the usual knob, which torchrun also sets) pins
+the count: a pinned run is bit-reproducible and resumes bit-identically.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+from dcgan.errors import DcganError
+
+AUTO = 0  # --threads auto
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. under taskset or a cgroup cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def parse_threads(text: str) -> int:
+    """--threads: "auto" (0) or a positive count."""
+    if text == "auto":
+        return AUTO
+    if not text.isdigit() or int(text) < 1:
+        raise DcganError(f"--threads takes 'auto' or a number of threads ≥ 1, got {text!r}")
+    return int(text)
+
+
+def pinned_by_environment() -> bool:
+    """OMP_NUM_THREADS set by the user (or torchrun) means: this many threads, do not tune."""
+    return bool(os.environ.get("OMP_NUM_THREADS", "").strip())
+
+
+def pin(threads: int) -> None:
+    """Use exactly `threads` intra-op threads in this process from now on (also for later Tuners)."""
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
+def candidates(most: int) -> list[int]:
+    """The counts a Tuner tries: most, most/2, most/4, …, 1."""
+    out, n = [], most
+    while n >= 1:
+        out.append(n)
+        n //= 2
+    return out if out[-1] == 1 else [*out, 1]
+
+
+class OtherLoad:
+    """Cores used by *other* processes since the previous call: the machine's busy time (/proc/stat) minus
+    this process's own CPU time. None where /proc/stat cannot be read."""
+
+    def __init__(self) -> None:
+        self.last = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat", "rb") as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        tick = os.sysconf("SC_CLK_TCK")
+        busy = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)  # less idle and iowait
+        own = sum(os.times()[:2])
+        return busy / tick, own, time.monotonic()
+
+    def cores(self) -> float | None:
+        now = self._sample()
+        if now is None or self.last is None:
+            return None
+        (busy0, own0, t0), (busy1, own1, t1) = self.last, now
+        self.last = now
+        if t1 - t0 <= 0:
+            return None
+        return max(0.0, ((busy1 - busy0) - (own1 - own0)) / (t1 - t0))
+
+
+@dataclass(frozen=True)
+class Change:
+    """A thread-count change a Tuner made, with why and the per-item times of its trial (seconds)."""
+
+    threads: int
+    was: int
+    reason: str
+    trial: dict[int, float]
+
+    def describe(self) -> str:
+        times = ", ".join(f"{n}: {t * 1e3:.3g} ms" for n, t in sorted(self.trial.items()))
+        return f"threads {self.was} → {self.threads} ({self.reason}; per image {times})"
+
+
+class Tuner:
+    """Times a loop's items and keeps the fastest thread count (see the module docstring).
+
+    Call `observe(seconds, items)` after each item; it returns a Change when the count changed. `threads=N`
+    (or OMP_NUM_THREADS) pins N and never tunes; so does a machine with one core or a non-CPU device."""
+
+    SKIP = 1  # items discarded after a switch (the first may still run on the old thread team's caches)
+    TRIAL_ITEMS, TRIAL_SECONDS, TRIAL_MAX_ITEMS = 2, 0.3, 12
+    WINDOW = 3  # recent items whose median is compared with the time found by the last trial
+    DRIFT = 0.3  # ±30% from it starts a new trial
+    LOAD_CHANGE = 0.5  # so does a change of this many cores used by other processes (over ≥ LOAD_SECONDS)
+    LOAD_SECONDS = 2.0
+    PERIOD, MAX_PERIOD = 30.0, 120.0  # a periodic trial, its period doubling while it keeps the count
+
+    def __init__(
+        self,
+        threads: int = AUTO,
+        *,
+        device: torch.device | str = "cpu",
+        most: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        load: Callable[[], float | None] | None = None,
+    ) -> None:
+        if threads != AUTO:
+            pin(threads)
+        self.most = most or available_cores()
+        self.active = (
+            threads == AUTO
+            and torch.device(device).type == "cpu"
+            and not pinned_by_environment()
+            and self.most > 1
+        )
+        self.clock = clock
+        self.load = load if load is not None else OtherLoad().cores
+        self.period = self.PERIOD
+        self.skip = self.SKIP
+        self.queue: list[int] = []
+        self.trial: dict[int, list[float]] = {}
+        self.trial_seconds = 0.0
+        self.reason = "start"
+        self.chosen = self.expected = torch.get_num_threads()
+        self.reference = self.next_trial = self.load_t = 0.0
+        self.load_ref = -1.0
+        self.recent: deque[float] = deque(maxlen=self.WINDOW)
+        if self.active:
+            self._start_trial("start")
+
+    @property
+    def threads(self) -> int:
+        """The count in use now (during a trial, the one being tried)."""
+        return self.expected
+
+    def observe(self, seconds: float, items: int = 1) -> Change | None:
+        """Feed the time of one item of work (of `items` images); returns a Change when the count changed."""
+        if not self.active or items <= 0:
+            return None
+        if torch.get_num_threads() != self.expected:  # a nested loop's Tuner changed it under this item
+            self._switch(self.expected)
+            return None
+        if self.skip:
+            self.skip -= 1
+            return None
+        per_item = seconds / items
+        if self.queue:
+            return self._trial_step(per_item, seconds)
+        self.recent.append(per_item)
+        reason = self._why_retry()
+        if reason:
+            self._start_trial(reason)
+        return None
+
+    def close(self) -> None:
+        """Leave the chosen count in place (not a count that a trial cut short was trying)."""
+        if self.active and torch.get_num_threads() != self.chosen:
+            torch.set_num_threads(self.chosen)
+        self.queue = []
+
+    def _start_trial(self, reason: str) -> None:
+        # the count in use first (no switch, and it is measured under the new conditions), then the others
+        now = torch.get_num_threads()
+        self.queue = [now, *(n for n in candidates(self.most) if n != now)]
+        self.trial, self.trial_seconds, self.reason = {n: [] for n in self.queue}, 0.0, reason
+
+    def _trial_step(self, per_item: float, seconds: float) -> Change | None:
+        n = self.queue[0]
+        self.trial[n].append(per_item)
+        self.trial_seconds += seconds
+        done = len(self.trial[n]) >= self.TRIAL_ITEMS and self.trial_seconds >= self.TRIAL_SECONDS
+        if not done and len(self.trial[n]) < self.TRIAL_MAX_ITEMS:
+            return None
+        self.queue.pop(0)
+        self.trial_seconds = 0.0
+        if self.queue:
+            self._switch(self.queue[0])
+            return None
+        return self._finish_trial()
+
+    def _finish_trial(self) -> Change | None:
+        times = {n: statistics.median(ts) for n, ts in self.trial.items() if ts}
+        best = min(times, key=times.__getitem__)
+        was = self.chosen
+        self.chosen, self.reference = best, times[best]
+        self._switch(best)
+        self.period = self.PERIOD if best != was else min(self.period * 2, self.MAX_PERIOD)
+        self.next_trial = self.clock() + self.period
+        self.recent.clear()
+        self.load()  # the load window restarts at the trial's end; its first value is the new reference
+        self.load_t, self.load_ref = self.clock(), -1.0
+        if best == was:
+            return None
+        return Change(best, was, self.reason, times)
+
+    def _switch(self, n: int) -> None:
+        self.expected = n
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+            self.skip = self.SKIP
+
+    def _why_retry(self) -> str | None:
+        """A reason to run a new trial now, or None."""
+        if len(self.recent) == self.WINDOW:
+            now = statistics.median(self.recent)
+            if now > self.reference * (1 + self.DRIFT):
+                return f"items {now / self.reference - 1:.0%} slower"
+            if now < self.reference * (1 - self.DRIFT) and self.chosen < self.most:
+                return f"items {1 - now / self.reference:.0%} faster"
+        others = self._other_cores()
+        if others is not None:
+            if self.load_ref < 0:
+                self.load_ref = others
+            elif abs(others - self.load_ref) >= self.LOAD_CHANGE:
+                return f"other processes use {others:.1f} cores, were {self.load_ref:.1f}"
+        if self.clock() >= self.next_trial:
+            return "periodic check"
+        return None
+
+    def _other_cores(self) -> float | None:
+        """Other processes' mean cores since the last window (None until LOAD_SECONDS have passed)."""
+        now = self.clock()
+        if now - self.load_t < self.LOAD_SECONDS:
+            return None
+        self.load_t = now
+        return self.load()
+
+
+@contextmanager
+def tuned(threads: int = AUTO, device: torch.device | str = "cpu") -> Iterator[Tuner]:
+    """A Tuner for one loop, left on its chosen count when the loop ends (or raises)."""
+    tuner = Tuner(threads, device=device)
+    try:
+        yield tuner
+    finally:
+        tuner.close()

@@ -1,0 +1,170 @@
+"""The CPU thread Tuner, driven by a simulated machine (a clock, a load and per-image times that depend on the
+thread count and on whether other processes are busy), and what a thread count may change in results."""
+
+import pytest
+import torch
+
+from dcgan import threads
+from dcgan.errors import DcganError
+from dcgan.models import build, run_generator, z_for_seeds
+from dcgan.threads import Tuner, candidates, parse_threads
+
+from helpers import run_cli
+
+# seconds per image: quiet, 2 threads are 1.8× faster; with busy neighbours, 1 thread is 2× faster
+QUIET = {2: 1.0e-3, 1: 1.8e-3}
+BUSY = {2: 4.0e-3, 1: 2.0e-3}
+BATCH = 128
+
+
+@pytest.fixture
+def machine(monkeypatch):
+    """A simulated 2-core machine whose load a test switches on and off (busy(t) → bool)."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    torch.set_num_threads(2)
+
+    class Machine:
+        t = 0.0
+        busy = staticmethod(lambda t: False)
+        report_load = True
+        busy_cost = BUSY
+
+        def clock(self):
+            return self.t
+
+        def load(self):
+            return (1.0 if self.busy(self.t) else 0.0) if self.report_load else None
+
+        def tuner(self):
+            return Tuner(most=2, clock=self.clock, load=self.load)
+
+        def run(self, tuner, until):
+            """Feed steps until `until` seconds; returns (images done, changes)."""
+            images, changes = 0, []
+            while self.t < until:
+                per_image = (self.busy_cost if self.busy(self.t) else QUIET)[torch.get_num_threads()]
+                self.t += per_image * BATCH
+                images += BATCH
+                change = tuner.observe(per_image * BATCH, BATCH)
+                if change:
+                    changes.append((self.t, change))
+            return images, changes
+
+    return Machine()
+
+
+def best_fixed(machine, until):
+    """Images of the better fixed thread count over the same scenario."""
+    done = []
+    for n in (1, 2):
+        t, images = 0.0, 0
+        while t < until:
+            t += (BUSY if machine.busy(t) else QUIET)[n] * BATCH
+            images += BATCH
+        done.append(images)
+    return max(done)
+
+
+def test_candidates_halve_down_to_one():
+    assert candidates(2) == [2, 1]
+    assert candidates(8) == [8, 4, 2, 1]
+    assert candidates(6) == [6, 3, 1]
+    assert candidates(1) == [1]
+
+
+def test_parse_threads():
+    assert parse_threads("auto") == 0 and parse_threads("3") == 3
+    for bad in ("0", "-1", "two", "", "1.5"):
+        with pytest.raises(DcganError, match="--threads takes"):
+            parse_threads(bad)
+
+
+def test_quiet_machine_keeps_two_threads_at_little_cost(machine):
+    tuner = machine.tuner()
+    images, changes = machine.run(tuner, 1200)
+    assert torch.get_num_threads() == 2 and changes == []
+    assert images >= 0.97 * best_fixed(machine, 1200)  # the start trial and the backed-off periodic checks
+
+
+def test_busy_from_the_start_switches_to_one_thread(machine):
+    machine.busy = lambda t: True
+    tuner = machine.tuner()
+    images, changes = machine.run(tuner, 600)
+    assert torch.get_num_threads() == 1
+    (t, change), *_ = changes
+    assert (change.was, change.threads, change.reason) == (2, 1, "start") and t < 3
+    assert change.trial[1] < change.trial[2]
+    assert "threads 2 → 1 (start" in change.describe()
+    assert images >= 0.95 * best_fixed(machine, 600)
+
+
+@pytest.mark.parametrize("report_load", [True, False])
+def test_follows_a_neighbour_that_comes_and_goes(machine, report_load):
+    """Busy from 100 s to 400 s: one thread within seconds of its arrival, two again after it leaves —
+    from the load at once, or (where the load cannot be read) from the periodic check."""
+    machine.busy = lambda t: 100 <= t < 400
+    machine.report_load = report_load
+    tuner = machine.tuner()
+    images, changes = machine.run(tuner, 1500)
+    to_one = [t for t, c in changes if c.threads == 1]
+    back = [t for t, c in changes if c.threads == 2 and t > 400]
+    assert to_one and 100 < to_one[0] < 105  # the steps' slow-down alone tells
+    assert back and back[0] < (404 if report_load else 400 + Tuner.MAX_PERIOD + 5)
+    assert torch.get_num_threads() == 2
+    assert images >= 0.9 * best_fixed(machine, 1500)
+
+
+def test_a_noisy_neighbour_that_does_not_matter_changes_nothing(machine):
+    """Load appears but the step times stay the same: a trial runs and keeps the count."""
+    machine.busy = lambda t: t >= 50
+    machine.busy_cost = QUIET
+    _, changes = machine.run(machine.tuner(), 200)
+    assert changes == [] and torch.get_num_threads() == 2
+
+
+def test_pinned_never_tunes(machine):
+    tuner = Tuner(1, clock=machine.clock, load=machine.load)
+    assert torch.get_num_threads() == 1 and not tuner.active
+    machine.busy = lambda t: False  # one thread is the slow choice here; pinned stays
+    _, changes = machine.run(tuner, 100)
+    assert changes == [] and torch.get_num_threads() == 1
+    # pinning holds for later tuners of this process, as OMP_NUM_THREADS does
+    assert not Tuner(clock=machine.clock, load=machine.load).active
+
+
+def test_a_nested_change_is_undone_and_close_keeps_the_choice(machine):
+    tuner = machine.tuner()
+    machine.run(tuner, 20)
+    assert tuner.threads == 2
+    torch.set_num_threads(1)  # e.g. a nested loop's tuner
+    assert tuner.observe(0.1, BATCH) is None and torch.get_num_threads() == 2
+    tuner._start_trial("test")
+    machine.run(tuner, 20.2)  # part-way through a trial of 1 thread
+    tuner.close()
+    assert torch.get_num_threads() == 2
+
+
+def test_no_tuning_on_gpu_or_one_core(machine):
+    assert not Tuner(device="cuda", clock=machine.clock).active
+    assert not Tuner(most=1, clock=machine.clock).active
+
+
+def test_thread_count_does_not_change_sampling():
+    """Eval-mode G (convolutions, eval BatchNorm) gives the same bits at 1 and 2 threads, fp32 and bf16."""
+    from dcgan.config import ModelConfig
+
+    g, _ = build(ModelConfig.pyramid(32, channels=3, width=16, z_dim=16), seed=0)
+    z = z_for_seeds(g.cfg, range(48))
+    out = {}
+    for n in (1, 2):
+        torch.set_num_threads(n)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out[n] = (run_generator(g, z), run_generator(g.to(memory_format=torch.channels_last), z))
+    assert torch.equal(out[1][0], out[2][0]) and torch.equal(out[1][1], out[2][1])
+
+
+def test_cli_rejects_a_bad_thread_count(tmp_path):
+    r = run_cli("sample", str(tmp_path), "--threads", "0", "--grid", str(tmp_path / "g.png"))
+    assert r.returncode == 2 and "--threads takes 'auto' or a number" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert threads.AUTO == 0
