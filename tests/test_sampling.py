@@ -12,6 +12,7 @@ from PIL import Image
 
 from dcgan.artifacts import load_generator
 from dcgan.config import ModelConfig
+from dcgan.device import cpu_has_fast_bf16
 from dcgan.errors import DcganError
 from dcgan.images import to_uint8
 from dcgan.models import z_for_seeds
@@ -141,6 +142,19 @@ def test_image_k_of_seed_s_is_the_same_at_any_batch_size(run):
     assert not torch.equal(z_for_seeds(cfg, [3])[0], z_for_seeds(cfg, [7])[0])
 
 
+@pytest.mark.skipif(not cpu_has_fast_bf16(), reason="bf16 is emulated on this CPU: auto samples in fp32")
+def test_bf16_sampling_is_close_to_fp32_and_the_same_at_any_batch_size(run):
+    g32, g16 = load_generator(run, "cpu", "fp32"), load_generator(run, "cpu", "auto")
+    assert (g32.precision, g16.precision) == ("fp32", "bf16")
+    seeds = list(range(40))
+    exact, fast = generate(g32, seeds), generate(g16, seeds, batch=40)
+    assert torch.equal(fast, generate(g16, seeds, batch=7)) and torch.equal(fast[3:4], generate(g16, [3]))
+    assert not torch.equal(exact, fast)  # bf16 did run
+    assert (exact - fast).abs().max() < 0.05  # of the [-1, 1] range
+    with pytest.raises(DcganError, match="--precision must be auto, fp32, bf16, fp16, got 'fp8'"):
+        load_generator(run, "cpu", "fp8")
+
+
 def test_sample_cli_grid_and_files(run, tmp_path):
     r = run_cli(
         "sample",
@@ -157,7 +171,7 @@ def test_sample_cli_grid_and_files(run, tmp_path):
     files = sorted(p.name for p in (tmp_path / "d").iterdir())
     assert files == [f"seed{s:06d}.png" for s in range(6)]
     one = np.asarray(Image.open(tmp_path / "d" / "seed000003.png"))
-    g = load_generator(run)
+    g = load_generator(run, "cpu", "auto")  # the command's default precision
     assert (one == to_uint8(generate(g, [3]))[0]).all()
     assert not (one == np.asarray(Image.open(tmp_path / "d" / "seed000004.png"))).all()
     r = run_cli("sample", str(run), "--seeds", "9-1", "--grid", str(tmp_path / "x.png"))

@@ -82,8 +82,30 @@ def test_parse_threads():
 def test_quiet_machine_keeps_two_threads_at_little_cost(machine):
     tuner = machine.tuner()
     images, changes = machine.run(tuner, 1200)
+    tuner.close()
     assert torch.get_num_threads() == 2 and changes == []
     assert images >= 0.97 * best_fixed(machine, 1200)  # the start trial and the backed-off periodic checks
+
+
+def test_a_short_loop_on_a_quiet_machine_tries_nothing(machine):
+    """Quiet at the start: the count in use is measured, no other count is tried."""
+    tuner = machine.tuner()
+    seen = []
+    for _ in range(8):
+        seen.append(torch.get_num_threads())
+        tuner.observe(QUIET[2] * BATCH, BATCH)
+    assert seen == [2] * 8 and tuner.reference == pytest.approx(QUIET[2])
+
+
+def test_without_a_load_reading_the_start_tries_every_count(machine):
+    machine.report_load = False
+    tuner = machine.tuner()
+    seen = []
+    for _ in range(12):
+        seen.append(torch.get_num_threads())
+        per_image = QUIET[torch.get_num_threads()]
+        tuner.observe(per_image * BATCH, BATCH)
+    assert 1 in seen and torch.get_num_threads() == 2
 
 
 def test_busy_from_the_start_switches_to_one_thread(machine):
@@ -92,9 +114,13 @@ def test_busy_from_the_start_switches_to_one_thread(machine):
     images, changes = machine.run(tuner, 600)
     assert torch.get_num_threads() == 1
     (t, change), *_ = changes
-    assert (change.was, change.threads, change.reason) == (2, 1, "start") and t < 3
+    assert (change.was, change.threads, change.reason) == (2, 1, "start: other processes use 1.0 cores")
+    assert t < 3
     assert change.trial[1] < change.trial[2]
-    assert "threads 2 → 1 (start" in change.describe()
+    assert (
+        "threads 2 → 1 (start: other processes use 1.0 cores; per image 1: 2 ms, 2: 4 ms)"
+        == change.describe()
+    )
     assert images >= 0.95 * best_fixed(machine, 600)
 
 
@@ -110,6 +136,7 @@ def test_follows_a_neighbour_that_comes_and_goes(machine, report_load):
     back = [t for t, c in changes if c.threads == 2 and t > 400]
     assert to_one and 100 < to_one[0] < 105  # the steps' slow-down alone tells
     assert back and back[0] < (404 if report_load else 400 + Tuner.MAX_PERIOD + 5)
+    tuner.close()  # the run may end part-way through a periodic trial of 1 thread
     assert torch.get_num_threads() == 2
     assert images >= 0.9 * best_fixed(machine, 1500)
 

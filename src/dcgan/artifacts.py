@@ -26,6 +26,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from dcgan.config import ModelConfig, get_preset
+from dcgan.device import resolve
 from dcgan.errors import DcganError, one_line
 from dcgan.fileio import atomic_path, parse_json, read_safetensors, read_torch, write_json
 from dcgan.models import Discriminator, Generator
@@ -169,13 +170,21 @@ def weights_file(path: str | os.PathLike, net: str = "G") -> Path:
     return p
 
 
-def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
+def load_generator(
+    path: str | os.PathLike, device: str | torch.device = "cpu", precision: str = "fp32"
+) -> Generator:
     """G in eval mode (its config in `.cfg`) from a run folder, a checkpoint folder or a generator
-    .safetensors."""
+    .safetensors, to sample in `precision` (auto: bf16 where the hardware runs it natively)."""
     state, cfg = read_weights(weights_file(path, "G"), Generator)
     g = Generator(cfg)
     g.load_state_dict(state)
-    return g.to(device, memory_format=torch.channels_last).eval()
+    return _for_sampling(g, device, precision)
+
+
+def _for_sampling(g: Generator, device: str | torch.device, precision: str) -> Generator:
+    g = g.to(device, memory_format=torch.channels_last).eval()
+    g.precision = resolve(next(g.parameters()).device.type, precision).precision
+    return g
 
 
 def load_discriminator(path: str | os.PathLike, device: str | torch.device = "cpu") -> Discriminator:
@@ -204,7 +213,9 @@ def load_examples_state_dict(net: nn.Module, state: dict[str, torch.Tensor]) -> 
         ) from None
 
 
-def load_examples_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
+def load_examples_generator(
+    path: str | os.PathLike, device: str | torch.device = "cpu", precision: str = "fp32"
+) -> Generator:
     """G from a pytorch/examples `netG_epoch_N.pth`; nz, ngf and nc are read off the weight shapes."""
     state = read_torch(path)
     state = {str(k).removeprefix("module."): v for k, v in state.items()} if isinstance(state, dict) else {}
@@ -234,4 +245,4 @@ def load_examples_generator(path: str | os.PathLike, device: str | torch.device 
     check_shapes(repr(str(path)), shapes, lambda: Generator(cfg), "pytorch/examples netG")
     g = Generator(cfg)
     load_examples_state_dict(g, state)
-    return g.to(device, memory_format=torch.channels_last).eval()
+    return _for_sampling(g, device, precision)

@@ -9,6 +9,9 @@ import torch
 
 from dcgan.errors import DcganError
 
+# each precision's autocast dtype (fp32: none, autocast off)
+AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -17,7 +20,7 @@ class Placement:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
-        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        return AUTOCAST[self.precision]
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Mixed precision around forward passes; a no-op in fp32."""
@@ -48,6 +51,8 @@ def resolve(device: str = "auto", precision: str = "auto") -> Placement:
         raise DcganError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
     if device == "mps" and not torch.backends.mps.is_available():
         raise DcganError("--device mps was asked for but MPS is not available; use --device cpu or auto")
+    if precision != "auto" and precision not in AUTOCAST:
+        raise DcganError(f"--precision must be auto, {', '.join(AUTOCAST)}, got {precision!r}")
     dev = torch.device(device)
     if precision == "auto":
         if dev.type == "cuda":

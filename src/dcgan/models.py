@@ -20,13 +20,16 @@ own generator.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
 
 from dcgan.config import ModelConfig
+from dcgan.device import Placement
 from dcgan.errors import DcganError
+from dcgan.threads import tuned
 
 LEAK = 0.2
 BN_MODES = ("running", "batch")
@@ -39,11 +42,15 @@ def _padding(kernel_size: int, stride: int) -> tuple[int, int]:
 
 
 class Generator(nn.Module):
-    """z (B, z_dim) → images (B, C, S, S) in [-1, 1]."""
+    """z (B, z_dim) → images (B, C, S, S) in [-1, 1].
+
+    `precision` is how run_generator runs it, fp32 or bf16 (autocast): a loaded G is given the precision
+    its command or API call asked for (artifacts.load_generator); a G in training samples in fp32."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        self.precision = "fp32"
         layers: list[nn.Module] = []
         if cfg.g_input == "linear":
             # z @ W → BN → ReLU → reshape; BN over all C·4·4 units, as the original code normalizes the product.
@@ -226,17 +233,22 @@ def run_generator(g: Generator, z: torch.Tensor, bn: str = "running", batch: int
     """z (N, z_dim) → images (N, C, H, W) float32 in [-1, 1] on CPU, `batch` at a time.
 
     bn="running": eval-mode BatchNorm, so an image depends on its own z alone; bn="batch": each call's own
-    statistics, as the original code and pytorch/examples generate (the running averages stay untouched)."""
+    statistics, as the original code and pytorch/examples generate (the running averages stay untouched).
+    G runs in its `precision` (bf16: ~2× faster on CPUs that run it natively, pixels within a few levels of
+    fp32's, docs/PERFORMANCE.md). On CPU the batches feed a thread Tuner."""
     if bn not in BN_MODES:
         raise DcganError(f"--bn must be one of {', '.join(BN_MODES)}, got {bn!r}")
     device = next(g.parameters()).device
+    place = Placement(device, g.precision)
     out = []
     ctx = batch_stats(g) if bn == "batch" else contextlib.nullcontext()
     was_training = g.training
-    with ctx:
+    with ctx, tuned(device=device) as threads, place.autocast():
         if bn == "running":
             g.eval()
         for i in range(0, len(z), batch):
+            t = time.perf_counter()
             out.append(g(z[i : i + batch].to(device)).float().cpu())
+            threads.observe(time.perf_counter() - t, len(out[-1]))
     g.train(was_training)
     return torch.cat(out)

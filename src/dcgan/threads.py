@@ -3,8 +3,9 @@
 A 2-thread step waits at every parallel region for the thread that was descheduled, so on a machine where
 other processes are busy one thread can be twice as fast as two (docs/PERFORMANCE.md). A Tuner wraps a loop
 of similar work items (training steps, generation or feature batches): it times each item, tries every
-candidate count for a short trial at the start and again when the timings or the machine's load say that
-conditions changed (and on a slow periodic check), and keeps the fastest.
+candidate count for a short trial when the machine's load or the timings say that conditions changed
+(other processes busy at the start included), and on a slow periodic check, and keeps the fastest. On a
+quiet machine a short loop runs on all cores from its first item: no trial costs it anything.
 
 What a thread count changes: only the order in which PyTorch's channels-last BatchNorm adds up its per-channel
 sums in training (each thread sums a share of the rows, then the shares are added), so training weights
@@ -118,7 +119,7 @@ class Tuner:
     (or OMP_NUM_THREADS) pins N and never tunes; so does a machine with one core or a non-CPU device."""
 
     SKIP = 1  # items discarded after a switch (the first may still run on the old thread team's caches)
-    TRIAL_ITEMS, TRIAL_SECONDS, TRIAL_MAX_ITEMS = 2, 0.3, 12
+    TRIAL_ITEMS, TRIAL_SECONDS, TRIAL_MAX_ITEMS = 2, 0.1, 12  # per count: ≥ 2 items and ≥ 0.1 s
     WINDOW = 3  # recent items whose median is compared with the time found by the last trial
     DRIFT = 0.3  # ±30% from it starts a new trial
     LOAD_CHANGE = 0.5  # so does a change of this many cores used by other processes (over ≥ LOAD_SECONDS)
@@ -155,8 +156,7 @@ class Tuner:
         self.reference = self.next_trial = self.load_t = 0.0
         self.load_ref = -1.0
         self.recent: deque[float] = deque(maxlen=self.WINDOW)
-        if self.active:
-            self._start_trial("start")
+        self.started = False
 
     @property
     def threads(self) -> int:
@@ -169,6 +169,15 @@ class Tuner:
             return None
         if torch.get_num_threads() != self.expected:  # a nested loop's Tuner changed it under this item
             self._switch(self.expected)
+            return None
+        if not self.started:  # the first item: warm-up, and the load since the Tuner was made
+            self.started, self.skip = True, 0
+            others = self.load()
+            if others is not None and others < self.LOAD_CHANGE:  # quiet: measure the count in use only
+                self._start_trial("start", [self.expected])
+            else:
+                busy = "" if others is None else f": other processes use {others:.1f} cores"
+                self._start_trial(f"start{busy}")
             return None
         if self.skip:
             self.skip -= 1
@@ -188,10 +197,10 @@ class Tuner:
             torch.set_num_threads(self.chosen)
         self.queue = []
 
-    def _start_trial(self, reason: str) -> None:
+    def _start_trial(self, reason: str, counts: list[int] | None = None) -> None:
         # the count in use first (no switch, and it is measured under the new conditions), then the others
-        now = torch.get_num_threads()
-        self.queue = [now, *(n for n in candidates(self.most) if n != now)]
+        now = self.expected
+        self.queue = counts or [now, *(n for n in candidates(self.most) if n != now)]
         self.trial, self.trial_seconds, self.reason = {n: [] for n in self.queue}, 0.0, reason
 
     def _trial_step(self, per_item: float, seconds: float) -> Change | None:

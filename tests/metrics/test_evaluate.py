@@ -5,6 +5,7 @@ import json
 
 from dcgan.artifacts import load_generator
 from dcgan.data.dataset import PreparedDataset
+from dcgan.device import cpu_has_fast_bf16
 from dcgan.metrics.evaluate import cache_dir, evaluate, real_features
 from dcgan.metrics.extractors import load_extractor
 
@@ -53,6 +54,7 @@ def test_evaluate_cli_writes_json_and_refuses_bad_input(tiny_run, tiny_extractor
     assert r.returncode == 0, r.stderr
     result = json.loads((tmp_path / "e.json").read_text())
     assert result["samples"] == 40 and result["seeds"] == [0, 39] and result["extractor"]["name"] in r.stdout
+    assert result["precision"] == ("bf16" if cpu_has_fast_bf16() else "fp32")  # --precision auto
     assert "fid[colours-" in r.stdout
     for extra, message in [
         (["--extractor", "fmnist"], "takes 32² × 1 images but the generator has 16² × 3"),

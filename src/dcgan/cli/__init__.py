@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import dcgan
 from dcgan.cli import data, latent, metrics, probes, train
+from dcgan.cli.common import preload_tcmalloc
 from dcgan.errors import DcganError, printable
 
 
@@ -53,12 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def console_main() -> int:
-    """The `dcgan` executable (and `python -m dcgan.cli`): `dcgan train` on CPU first re-executes this
-    process under tcmalloc when it is installed (~1.3× faster steps). Only a fresh process may do that."""
+    """The `dcgan` executable (and `python -m dcgan.cli`): a command that runs a network on the CPU first
+    re-executes this process under tcmalloc when it is installed (~1.3× faster training steps, ~1.1×
+    faster sampling). Only a fresh process may do that."""
     argv = sys.argv[1:]
     args = build_parser().parse_args(argv)
-    if args.command == "train" and args.device in (None, "auto", "cpu"):
-        train.preload_tcmalloc(argv)
+    if getattr(args, "device", "") in (None, "auto", "cpu"):
+        preload_tcmalloc(argv)
     return main(argv)
 
 

@@ -4,7 +4,10 @@ generator a command names by its RUN argument."""
 from __future__ import annotations
 
 import argparse
+import ctypes.util
+import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from dcgan.errors import DcganError
@@ -29,18 +32,30 @@ def generator_from_args(a: argparse.Namespace) -> Any:
     """G (its ModelConfig in `.cfg`) from the command's RUN argument (or --from-examples), on --device."""
     from dcgan import api
 
+    precision = getattr(a, "precision", "fp32")
     if getattr(a, "from_examples", None):
-        return api.load_examples_generator(a.from_examples, a.device)
+        return api.load_examples_generator(a.from_examples, a.device, precision)
     if not a.run:
         raise DcganError(
             "give a run folder, a checkpoint or a generator .safetensors (or --from-examples PTH)"
         )
-    return api.load_generator(a.run, a.device)
+    return api.load_generator(a.run, a.device, precision)
 
 
 def run_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run folder, checkpoint folder or generator .safetensors")
     device_arguments(p)
+    precision_argument(p)
+
+
+def precision_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16"),
+        help="how G runs: auto (default) bf16 where the hardware runs it natively (~2× faster on such "
+        "CPUs; pixels within a few levels of fp32's), else fp32",
+    )
 
 
 def threads_argument(text: str) -> int:
@@ -67,3 +82,16 @@ def device_arguments(p: argparse.ArgumentParser) -> None:
     """--device, and --threads for when it is the CPU."""
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     add_threads(p)
+
+
+def preload_tcmalloc(argv: Sequence[str]) -> None:
+    """Re-exec under tcmalloc when it is installed: glibc malloc maps and frees the activation buffers of
+    every step or batch, which costs ~1.3× in training on CPU. DCGAN_NO_TCMALLOC=1 turns this off."""
+    preload = os.environ.get("LD_PRELOAD", "")
+    if sys.platform != "linux" or "tcmalloc" in preload or os.environ.get("DCGAN_NO_TCMALLOC"):
+        return
+    lib = ctypes.util.find_library("tcmalloc_minimal")
+    if lib:
+        env = {**os.environ, "LD_PRELOAD": f"{lib} {preload}".strip(), "DCGAN_NO_TCMALLOC": "1"}
+        sys.stdout.flush()
+        os.execve(sys.executable, [sys.executable, "-m", "dcgan.cli", *argv], env)

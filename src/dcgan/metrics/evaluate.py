@@ -25,6 +25,7 @@ from dcgan.images import to_uint8
 from dcgan.metrics import fid as M
 from dcgan.metrics.interface import FeatureExtractor
 from dcgan.sampling import generate
+from dcgan.threads import tuned
 
 METRICS = ("fid", "kid", "pr", "score")
 CACHE_FORMAT = 1
@@ -76,14 +77,18 @@ def real_features(
 def generated_features(
     g, ex: FeatureExtractor, num: int, seed: int = 0, batch: int = 500, bn: str = "running"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Features and logits of images of seeds seed … seed+num−1, quantized to uint8 as a saved PNG would be."""
+    """Features and logits of images of seeds seed … seed+num−1, quantized to uint8 as a saved PNG would be.
+    G runs in its own precision; on CPU the batches feed a thread Tuner."""
     feats, logits = [], []
-    for i in range(0, num, batch):
-        seeds = range(seed + i, seed + min(i + batch, num))
-        images = torch.from_numpy(to_uint8(generate(g, list(seeds), bn=bn, batch=batch)))  # (B, H, W, C)
-        f, y = ex.outputs(images.permute(0, 3, 1, 2))
-        feats.append(f)
-        logits.append(y)
+    with tuned(device=next(g.parameters()).device) as threads:
+        for i in range(0, num, batch):
+            t = time.perf_counter()
+            seeds = range(seed + i, seed + min(i + batch, num))
+            images = torch.from_numpy(to_uint8(generate(g, list(seeds), bn=bn, batch=batch)))  # (B, H, W, C)
+            f, y = ex.outputs(images.permute(0, 3, 1, 2))
+            feats.append(f)
+            logits.append(y)
+            threads.observe(time.perf_counter() - t, len(f))
     return np.concatenate(feats), np.concatenate(logits)
 
 
@@ -146,6 +151,7 @@ def evaluate(
         "samples": num,
         "seeds": [seed, seed + num - 1],
         "bn": bn,
+        "precision": g.precision,
         "reference": real_info,
         "extractor": {"name": ex.name, "sha256": ex.sha256, "trained_on": ex.trained_on},
         "seconds": round(time.perf_counter() - t0, 1),
