@@ -118,8 +118,8 @@ def test_busy_from_the_start_switches_to_one_thread(machine):
     assert t < 3
     assert change.trial[1] < change.trial[2]
     assert (
-        "threads 2 → 1 (start: other processes use 1.0 cores; per image 1: 2 ms, 2: 4 ms)"
-        == change.describe()
+        change.describe()
+        == "threads 2 → 1 (start: other processes use 1.0 cores; per image 1: 2 ms, 2: 4 ms)"
     )
     assert images >= 0.95 * best_fixed(machine, 600)
 
