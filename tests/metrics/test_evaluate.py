@@ -3,6 +3,8 @@ evaluate` writes JSON and refuses bad input in one line."""
 
 import json
 
+import pytest
+
 from dcgan.artifacts import load_generator
 from dcgan.data.dataset import PreparedDataset
 from dcgan.device import cpu_has_fast_bf16
@@ -35,6 +37,22 @@ def test_evaluate_is_reproducible_and_caches_the_real_side(tiny_run, tiny_extrac
     entry.write_bytes(entry.read_bytes()[:200])  # damaged on disk
     feats, _, info = real_features(ds, ex, 60)
     assert not info["cached"] and feats.shape == (60, 128)
+
+
+@pytest.mark.skipif(not cpu_has_fast_bf16(), reason="bf16 is emulated on this CPU")
+def test_a_bf16_evaluation_has_its_own_real_side_and_stays_close(tiny_run, tiny_extractor, private_cache):
+    """G and the extractor in bf16: the real features are cached apart from fp32's, and the metrics move
+    little (the fp32 cache entry keeps the key it had before precision was part of it)."""
+    ex = load_extractor(tiny_extractor / "ex.safetensors")
+    ds = PreparedDataset(tiny_extractor / "train")
+    exact = evaluate(load_generator(tiny_run, "cpu", "fp32"), ds, ex, num=60, metrics=["fid"])
+    fast = evaluate(load_generator(tiny_run, "cpu", "bf16"), ds, ex, num=60, metrics=["fid"])
+    assert (exact["precision"], fast["precision"]) == ("fp32", "bf16")
+    assert exact["reference"]["cache"] != fast["reference"]["cache"]
+    assert len(list(private_cache.rglob("*.npz"))) == 2
+    fid = f"fid[{ex.name}]"
+    assert exact["metrics"][fid] != fast["metrics"][fid]
+    assert fast["metrics"][fid] == pytest.approx(exact["metrics"][fid], rel=0.05)
 
 
 def test_evaluate_cli_writes_json_and_refuses_bad_input(tiny_run, tiny_extractor, private_cache, tmp_path):
