@@ -1,6 +1,9 @@
 """The CPU thread Tuner, driven by a simulated machine (a clock, a load and per-image times that depend on the
 thread count and on whether other processes are busy), and what a thread count may change in results."""
 
+import copy
+import os
+
 import pytest
 import torch
 
@@ -149,24 +152,48 @@ def test_a_noisy_neighbour_that_does_not_matter_changes_nothing(machine):
     assert changes == [] and torch.get_num_threads() == 2
 
 
-def test_pinned_never_tunes(machine):
+def test_pinned_never_tunes_and_puts_back_what_it_found(machine):
     tuner = Tuner(1, clock=machine.clock, load=machine.load)
     assert torch.get_num_threads() == 1 and not tuner.active
-    machine.busy = lambda t: False  # one thread is the slow choice here; pinned stays
-    _, changes = machine.run(tuner, 100)
+    _, changes = machine.run(tuner, 100)  # one thread is the slow choice here; pinned stays
     assert changes == [] and torch.get_num_threads() == 1
-    # pinning holds for later tuners of this process, as OMP_NUM_THREADS does
+    # while it is pinned, other loops do not tune (as under OMP_NUM_THREADS); afterwards they do
     assert not Tuner(clock=machine.clock, load=machine.load).active
+    tuner.close()
+    assert torch.get_num_threads() == 2 and "OMP_NUM_THREADS" not in os.environ
+    assert Tuner(clock=machine.clock, load=machine.load).active
 
 
-def test_a_nested_change_is_undone_and_close_keeps_the_choice(machine):
+def test_a_loop_inside_a_tuned_loop_only_times(machine, monkeypatch):
+    """run_generator inside evaluate's loop: the inner Tuner never switches, the outer one decides."""
+    monkeypatch.setattr(threads, "OtherLoad", lambda: type("Busy", (), {"cores": lambda self: 1.0})())
+    with threads.tuned() as outer:
+        assert outer.active
+        with threads.tuned() as inner:
+            assert not inner.active
+            for _ in range(20):
+                assert inner.observe(0.5, BATCH) is None
+            assert torch.get_num_threads() == 2
+        outer.observe(1.0, BATCH)  # the first item: others are busy, so a trial of every count starts
+
+
+def test_a_count_changed_under_an_item_is_put_back(machine):
     tuner = machine.tuner()
     machine.run(tuner, 20)
     assert tuner.threads == 2
-    torch.set_num_threads(1)  # e.g. a nested loop's tuner
+    torch.set_num_threads(1)  # e.g. user code between two items
     assert tuner.observe(0.1, BATCH) is None and torch.get_num_threads() == 2
     tuner._start_trial("test")
     machine.run(tuner, 20.2)  # part-way through a trial of 1 thread
+    tuner.close()
+    assert torch.get_num_threads() == 2
+
+
+def test_close_puts_back_the_count_the_loop_started_with(machine):
+    machine.busy = lambda t: True
+    tuner = machine.tuner()
+    machine.run(tuner, 60)
+    assert torch.get_num_threads() == 1
     tuner.close()
     assert torch.get_num_threads() == 2
 
@@ -176,17 +203,20 @@ def test_no_tuning_on_gpu_or_one_core(machine):
     assert not Tuner(most=1, clock=machine.clock).active
 
 
-def test_thread_count_does_not_change_sampling():
-    """Eval-mode G (convolutions, eval BatchNorm) gives the same bits at 1 and 2 threads, fp32 and bf16."""
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_thread_count_does_not_change_sampling(precision):
+    """Eval-mode G (convolutions, eval BatchNorm) gives the same bits at 1 and 2 threads, NCHW and
+    channels_last."""
     from dcgan.config import ModelConfig
 
     g, _ = build(ModelConfig.pyramid(32, channels=3, width=16, z_dim=16), seed=0)
+    g_cl = copy.deepcopy(g).to(memory_format=torch.channels_last)
+    g.precision = g_cl.precision = precision
     z = z_for_seeds(g.cfg, range(48))
     out = {}
     for n in (1, 2):
-        torch.set_num_threads(n)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out[n] = (run_generator(g, z), run_generator(g.to(memory_format=torch.channels_last), z))
+        with threads.pinned(n):
+            out[n] = (run_generator(g, z), run_generator(g_cl, z))
     assert torch.equal(out[1][0], out[2][0]) and torch.equal(out[1][1], out[2][1])
 
 

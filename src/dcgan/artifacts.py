@@ -26,7 +26,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from dcgan.config import ModelConfig, get_preset
-from dcgan.device import resolve
+from dcgan.device import cpu_has_fast_bf16, resolve
 from dcgan.errors import DcganError, one_line
 from dcgan.fileio import atomic_path, parse_json, read_safetensors, read_torch, write_json
 from dcgan.models import Discriminator, Generator
@@ -174,7 +174,7 @@ def load_generator(
     path: str | os.PathLike, device: str | torch.device = "cpu", precision: str = "fp32"
 ) -> Generator:
     """G in eval mode (its config in `.cfg`) from a run folder, a checkpoint folder or a generator
-    .safetensors, to sample in `precision` (auto: bf16 where the hardware runs it natively)."""
+    .safetensors, to sample in `precision` (auto: bf16 on CPUs that run it natively, else fp32)."""
     state, cfg = read_weights(weights_file(path, "G"), Generator)
     g = Generator(cfg)
     g.load_state_dict(state)
@@ -182,8 +182,13 @@ def load_generator(
 
 
 def _for_sampling(g: Generator, device: str | torch.device, precision: str) -> Generator:
+    """G on `device` in eval mode, to sample in `precision`: auto is bf16 on CPUs that run it natively
+    (measured there, docs/PERFORMANCE.md) and fp32 elsewhere."""
     g = g.to(device, memory_format=torch.channels_last).eval()
-    g.precision = resolve(next(g.parameters()).device.type, precision).precision
+    kind = next(g.parameters()).device.type
+    if precision == "auto":
+        precision = "bf16" if kind == "cpu" and cpu_has_fast_bf16() else "fp32"
+    g.precision = resolve(kind, precision).precision
     return g
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -53,10 +54,21 @@ def pinned_by_environment() -> bool:
     return bool(os.environ.get("OMP_NUM_THREADS", "").strip())
 
 
-def pin(threads: int) -> None:
-    """Use exactly `threads` intra-op threads in this process from now on (also for later Tuners)."""
+@contextmanager
+def pinned(threads: int) -> Iterator[None]:
+    """Exactly `threads` intra-op threads inside the block, which no Tuner in it changes (it sets
+    OMP_NUM_THREADS, as a user would); the count and the variable are put back after it."""
+    count, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
     torch.set_num_threads(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(count)
+        if env is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = env
 
 
 def candidates(most: int) -> list[int]:
@@ -69,23 +81,32 @@ def candidates(most: int) -> list[int]:
 
 
 class OtherLoad:
-    """Cores used by *other* processes since the previous call: the machine's busy time (/proc/stat) minus
-    this process's own CPU time. None where /proc/stat cannot be read."""
+    """Cores used by *other* processes since the previous call, on the cores this process may run on: their
+    busy time (/proc/stat's cpuN lines) minus this process's own CPU time. None where /proc/stat cannot be
+    read (not Linux)."""
 
     def __init__(self) -> None:
+        try:
+            self.cpus = {f"cpu{n}".encode() for n in os.sched_getaffinity(0)}
+        except AttributeError:
+            self.cpus = set()
         self.last = self._sample()
 
-    @staticmethod
-    def _sample() -> tuple[float, float, float] | None:
+    def _sample(self) -> tuple[float, float, float] | None:
+        busy = 0
         try:
             with open("/proc/stat", "rb") as f:
-                fields = [int(v) for v in f.readline().split()[1:]]
-        except (OSError, ValueError):
+                for line in f:
+                    name, *values = line.split()
+                    if name in self.cpus:
+                        # user nice system idle iowait irq softirq steal (guest time is inside user)
+                        fields = [int(v) for v in values[:8]]
+                        busy += sum(fields) - fields[3] - fields[4]
+        except (OSError, ValueError, IndexError):
             return None
-        tick = os.sysconf("SC_CLK_TCK")
-        busy = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)  # less idle and iowait
-        own = sum(os.times()[:2])
-        return busy / tick, own, time.monotonic()
+        if not self.cpus:
+            return None
+        return busy / os.sysconf("SC_CLK_TCK"), sum(os.times()[:2]), time.monotonic()
 
     def cores(self) -> float | None:
         now = self._sample()
@@ -116,14 +137,16 @@ class Tuner:
     """Times a loop's items and keeps the fastest thread count (see the module docstring).
 
     Call `observe(seconds, items)` after each item; it returns a Change when the count changed. `threads=N`
-    (or OMP_NUM_THREADS) pins N and never tunes; so does a machine with one core or a non-CPU device."""
+    (or OMP_NUM_THREADS) pins N and never tunes; so does a machine with one core, a non-CPU device, and a
+    loop inside another tuned loop (its items are part of the outer loop's, which tunes them). Use it
+    through `tuned`, which closes it."""
 
     SKIP = 1  # items discarded after a switch (the first may still run on the old thread team's caches)
     TRIAL_ITEMS, TRIAL_SECONDS, TRIAL_MAX_ITEMS = 2, 0.1, 12  # per count: ≥ 2 items and ≥ 0.1 s
     WINDOW = 3  # recent items whose median is compared with the time found by the last trial
     DRIFT = 0.3  # ±30% from it starts a new trial
-    LOAD_CHANGE = 0.5  # so does a change of this many cores used by other processes (over ≥ LOAD_SECONDS)
-    LOAD_SECONDS = 2.0
+    LOAD_CHANGE = 0.5  # so does a change of this many cores used by other processes (over ≥ LOAD_SECONDS),
+    LOAD_SECONDS, LOAD_GAP = 2.0, 10.0  # at most once per LOAD_GAP seconds
     PERIOD, MAX_PERIOD = 30.0, 120.0  # a periodic trial, its period doubling while it keeps the count
 
     def __init__(
@@ -134,27 +157,30 @@ class Tuner:
         most: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         load: Callable[[], float | None] | None = None,
+        nested: bool = False,
     ) -> None:
-        if threads != AUTO:
-            pin(threads)
+        self.pin = pinned(threads) if threads != AUTO else None
+        if self.pin:
+            self.pin.__enter__()
         self.most = most or available_cores()
         self.active = (
             threads == AUTO
             and torch.device(device).type == "cpu"
             and not pinned_by_environment()
             and self.most > 1
+            and not nested
         )
         self.clock = clock
         self.load = load if load is not None else OtherLoad().cores
         self.period = self.PERIOD
-        self.skip = self.SKIP
+        self.skip = 0
         self.queue: list[int] = []
         self.trial: dict[int, list[float]] = {}
         self.trial_seconds = 0.0
         self.reason = "start"
-        self.chosen = self.expected = torch.get_num_threads()
-        self.reference = self.next_trial = self.load_t = 0.0
-        self.load_ref = -1.0
+        self.chosen = self.expected = self.initial = torch.get_num_threads()
+        self.reference = self.next_trial = self.load_t = self.trial_end = 0.0
+        self.load_ref: float | None = None  # other processes' cores when the count was last chosen
         self.recent: deque[float] = deque(maxlen=self.WINDOW)
         self.started = False
 
@@ -167,18 +193,11 @@ class Tuner:
         """Feed the time of one item of work (of `items` images); returns a Change when the count changed."""
         if not self.active or items <= 0:
             return None
-        if torch.get_num_threads() != self.expected:  # a nested loop's Tuner changed it under this item
+        if torch.get_num_threads() != self.expected:  # someone else changed it under this item
             self._switch(self.expected)
             return None
-        if not self.started:  # the first item: warm-up, and the load since the Tuner was made
-            self.started, self.skip = True, 0
-            others = self.load()
-            if others is not None and others < self.LOAD_CHANGE:  # quiet: measure the count in use only
-                self._start_trial("start", [self.expected])
-            else:
-                busy = "" if others is None else f": other processes use {others:.1f} cores"
-                self._start_trial(f"start{busy}")
-            return None
+        if not self.started:
+            return self._first_item()
         if self.skip:
             self.skip -= 1
             return None
@@ -192,10 +211,25 @@ class Tuner:
         return None
 
     def close(self) -> None:
-        """Leave the chosen count in place (not a count that a trial cut short was trying)."""
-        if self.active and torch.get_num_threads() != self.chosen:
-            torch.set_num_threads(self.chosen)
+        """Put back the count (and OMP_NUM_THREADS) the loop started with: the next loop tunes its own."""
+        if self.pin:
+            self.pin.__exit__(None, None, None)
+            self.pin = None
+        elif self.active and torch.get_num_threads() != self.initial:
+            torch.set_num_threads(self.initial)
         self.queue = []
+
+    def _first_item(self) -> None:
+        """The first item is warm-up (not timed); the load since the Tuner was made says whether to try
+        every count now (others busy, or no load reading) or only measure the count in use."""
+        self.started = True
+        others = self.load()
+        self.load_ref = others
+        if others is not None and others < self.LOAD_CHANGE:
+            self._start_trial("start", [self.expected])
+        else:
+            busy = "" if others is None else f": other processes use {others:.1f} cores"
+            self._start_trial(f"start{busy}")
 
     def _start_trial(self, reason: str, counts: list[int] | None = None) -> None:
         # the count in use first (no switch, and it is measured under the new conditions), then the others
@@ -223,11 +257,13 @@ class Tuner:
         was = self.chosen
         self.chosen, self.reference = best, times[best]
         self._switch(best)
-        self.period = self.PERIOD if best != was else min(self.period * 2, self.MAX_PERIOD)
-        self.next_trial = self.clock() + self.period
+        kept = best == was and not self.reason.startswith("start")  # only a confirmed count backs off
+        self.period = min(self.period * 2, self.MAX_PERIOD) if kept else self.PERIOD
+        self.trial_end = self.clock()
+        self.next_trial = self.trial_end + self.period
         self.recent.clear()
-        self.load()  # the load window restarts at the trial's end; its first value is the new reference
-        self.load_t, self.load_ref = self.clock(), -1.0
+        self.load()  # the next load window starts at the trial's end
+        self.load_t = self.trial_end
         if best == was:
             return None
         return Change(best, was, self.reason, times)
@@ -248,10 +284,14 @@ class Tuner:
                 return f"items {1 - now / self.reference:.0%} faster"
         others = self._other_cores()
         if others is not None:
-            if self.load_ref < 0:
+            if self.load_ref is None:
                 self.load_ref = others
-            elif abs(others - self.load_ref) >= self.LOAD_CHANGE:
-                return f"other processes use {others:.1f} cores, were {self.load_ref:.1f}"
+            elif (
+                abs(others - self.load_ref) >= self.LOAD_CHANGE
+                and self.clock() >= self.trial_end + self.LOAD_GAP
+            ):
+                was, self.load_ref = self.load_ref, others  # the level the next trial's count is chosen at
+                return f"other processes use {others:.1f} cores, were {was:.1f}"
         if self.clock() >= self.next_trial:
             return "periodic check"
         return None
@@ -265,11 +305,18 @@ class Tuner:
         return self.load()
 
 
+_nesting = threading.local()  # how many tuned loops are open in this thread
+
+
 @contextmanager
 def tuned(threads: int = AUTO, device: torch.device | str = "cpu") -> Iterator[Tuner]:
-    """A Tuner for one loop, left on its chosen count when the loop ends (or raises)."""
-    tuner = Tuner(threads, device=device)
+    """A Tuner for one loop; the count it started with is back when the loop ends (or raises). Inside
+    another tuned loop of this thread it only times (the outer loop's items contain its items)."""
+    depth = getattr(_nesting, "depth", 0)
+    tuner = Tuner(threads, device=device, nested=depth > 0)
+    _nesting.depth = depth + 1
     try:
         yield tuner
     finally:
+        _nesting.depth = depth
         tuner.close()

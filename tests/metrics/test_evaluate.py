@@ -39,7 +39,6 @@ def test_evaluate_is_reproducible_and_caches_the_real_side(tiny_run, tiny_extrac
     assert not info["cached"] and feats.shape == (60, 128)
 
 
-@pytest.mark.skipif(not cpu_has_fast_bf16(), reason="bf16 is emulated on this CPU")
 def test_a_bf16_evaluation_has_its_own_real_side_and_stays_close(tiny_run, tiny_extractor, private_cache):
     """G and the extractor in bf16: the real features are cached apart from fp32's, and the metrics move
     little (the fp32 cache entry keeps the key it had before precision was part of it)."""

@@ -169,7 +169,11 @@ def test_a_thread_change_is_recorded(discs, tmp_path, monkeypatch, capsys):
         def close(self):
             pass
 
-    monkeypatch.setattr(loop_mod, "tuned", contextlib.contextmanager(lambda t, d: iter([OneChange(t, d)])))
+    @contextlib.contextmanager
+    def one_change(threads, device):
+        yield OneChange(threads, device)
+
+    monkeypatch.setattr(loop_mod, "tuned", one_change)
     torch.set_num_threads(2)
     train(tiny_cfg(5), discs, tmp_path / "run", **quiet)
     rows = stats(tmp_path / "run")
@@ -187,6 +191,18 @@ def test_a_thread_change_is_recorded(discs, tmp_path, monkeypatch, capsys):
     assert [r["threads"] for r in rows if "loss_D" in r] == [2, 2, 1, 1, 1]
     assert "step 3: threads 2 → 1 (start; per image 1: 1 ms, 2: 2 ms)" in capsys.readouterr().err
     assert (tmp_path / "run" / "loss.png").is_file()  # the figure skips the record without losses
+
+
+def test_adaptive_threads_train_and_put_the_count_back(discs, tmp_path, monkeypatch):
+    """Under --threads auto (OMP_NUM_THREADS unset) a run trains, each record names the count in use, and the
+    process has the count it started with afterwards; a pinned run leaves no OMP_NUM_THREADS behind."""
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    torch.set_num_threads(2)
+    train(tiny_cfg(30), discs, tmp_path / "auto", **quiet)
+    assert all(r["threads"] in (1, 2) for r in stats(tmp_path / "auto") if "loss_D" in r)
+    train(tiny_cfg(3, threads=1), discs, tmp_path / "pinned", **quiet)
+    assert {r["threads"] for r in stats(tmp_path / "pinned")} == {1}
+    assert "OMP_NUM_THREADS" not in os.environ and torch.get_num_threads() == 2
 
 
 def test_data_order_depends_only_on_seed_and_images_seen():

@@ -70,8 +70,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """FID, KID, precision/recall and a classifier score of G against real images, in a named feature
     space (every number is labelled with the extractor's NAME-HASH); with `out`, also written as JSON.
-    G and the extractor run in `precision` (a path's G; a loaded G keeps its own): auto is bf16 where the
-    hardware runs it natively, FID within ~1% of fp32's; fp32 to compare with fp32 numbers.
+    G and the extractor run in `precision` (a path's G; a loaded G keeps its own): auto is bf16 on CPUs
+    that run it natively, FID within ~1% of fp32's, and fp32 elsewhere; fp32 to compare with fp32 numbers.
 
     >>> r = dcgan.evaluate("runs/fmnist32", "data/fm/train", "fmnist", num=10_000); r["metrics"]
     """

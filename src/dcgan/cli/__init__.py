@@ -68,11 +68,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command in this process, e.g. main(["sample", "runs/fm", "--grid", "g.png"]); returns the exit
     code (0 success, 2 a user error, printed as one line on stderr). Safe to call from a notebook."""
     args = build_parser().parse_args(argv)
-    if getattr(args, "threads", 0):  # --threads N: this process uses N, and no loop tunes it
-        from dcgan.threads import pin
-
-        pin(args.threads)
     try:
+        if getattr(args, "threads", 0):  # --threads N: the command runs on N threads, and no loop tunes it
+            from dcgan.threads import pinned
+
+            with pinned(args.threads):
+                return args.fn(args)
         return args.fn(args)
     except DcganError as e:
         print(f"dcgan {args.command}: error: {printable(str(e))}", file=sys.stderr)

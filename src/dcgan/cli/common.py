@@ -53,8 +53,8 @@ def precision_argument(p: argparse.ArgumentParser) -> None:
         "--precision",
         default="auto",
         choices=("auto", "fp32", "bf16"),
-        help="how G runs: auto (default) bf16 where the hardware runs it natively (~2× faster on such "
-        "CPUs; pixels within a few levels of fp32's), else fp32",
+        help="how G (and evaluate's extractor) run: auto (default) bf16 on CPUs that run it natively "
+        "(~1.8× faster there; 99%% of pixels within one level of fp32's), else fp32",
     )
 
 
@@ -73,8 +73,8 @@ def add_threads(p: argparse.ArgumentParser) -> None:
         type=threads_argument,
         default=0,
         metavar="auto|N",
-        help="CPU threads: auto (default) times the work and keeps the fastest count as the machine's load "
-        "changes; N pins N (as OMP_NUM_THREADS does)",
+        help="CPU threads: auto (default) times training steps and generation and feature batches and keeps "
+        "the count fastest as the machine's load changes; N pins N (as OMP_NUM_THREADS does)",
     )
 
 

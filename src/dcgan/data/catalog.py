@@ -82,15 +82,15 @@ def get_dataset(
         src = read_sprites(source if source is not None else WESNOTH_UNITS)
     elif name == "faces":
         from dcgan.data.faces import read_faces
-        from dcgan.data.prepare import default_workers
+        from dcgan.threads import available_cores
 
         n, seed, label = opts.pop("num"), opts.pop("seed"), opts.pop("label")
-        src = read_faces(n, seed, opts["size"], opts["background"], label, workers or default_workers())
+        src = read_faces(n, seed, opts["size"], opts["background"], label, workers or available_cores())
     else:
-        from dcgan.data.prepare import default_workers
         from dcgan.data.rooms import read_rooms
+        from dcgan.threads import available_cores
 
-        src = read_rooms(opts.pop("num"), opts.pop("seed"), opts["size"], workers or default_workers())
+        src = read_rooms(opts.pop("num"), opts.pop("seed"), opts["size"], workers or available_cores())
     return {out: prepare(src, out, force=force, progress=progress, workers=workers, channels=3, **opts)}
 
 

@@ -32,6 +32,7 @@ from dcgan.data.transforms import ImageSpec, process_array, process_encoded
 from dcgan.errors import DcganError
 from dcgan.fileio import fsync_dir, fsync_file, parse_json, sha256_file, write_json
 from dcgan.progress import progress_bar
+from dcgan.threads import available_cores
 
 if TYPE_CHECKING:
     from dcgan.data.dataset import PreparedDataset
@@ -67,10 +68,6 @@ def process_pool(workers: int) -> Any:
     thread could hold."""
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     return multiprocessing.get_context(method).Pool(workers)
-
-
-def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def prepare(
@@ -132,7 +129,7 @@ def _write_images(
     n = read = 0
     bar = progress_bar(progress, total=n_max, unit="img", desc=f"prepare {src.reader}")
     with bar:
-        for result, label, sid in _results(src, spec, workers or default_workers()):
+        for result, label, sid in _results(src, spec, workers or available_cores()):
             read += 1
             if isinstance(result, str):
                 if strict:

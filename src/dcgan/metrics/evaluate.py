@@ -50,7 +50,12 @@ def real_features(
         "extractor_sha256": ex.sha256,
         "num": n,
         "subset_seed": REAL_SEED,
-        **({"precision": place.precision} if place and place.precision != "fp32" else {}),
+        # bf16 features depend on the kernels that computed them (oneDNN, cuDNN): precision and device
+        **(
+            {"precision": place.precision, "device": place.device.type}
+            if place and place.precision != "fp32"
+            else {}
+        ),
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / f"{ex.name}-{digest}.npz"

@@ -7,6 +7,8 @@ D's running averages were tracked on minibatches that mixed nothing but one kind
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -14,6 +16,7 @@ from torch import nn
 
 from dcgan.data.dataset import unit_batches
 from dcgan.models import Discriminator
+from dcgan.threads import tuned
 
 
 def feature_dim(d: Discriminator, grid: int = 4) -> int:
@@ -53,11 +56,15 @@ def extract(
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Features (N, feature_dim) float32 of uint8 images (N, H, W, C), D in eval mode. `out` may be a
-    np.memmap of that shape, for feature sets larger than memory."""
+    np.memmap of that shape, for feature sets larger than memory. On CPU the batches feed a thread Tuner."""
     d.eval()
     n = len(images)
     out = np.empty((n, feature_dim(d, grid)), np.float32) if out is None else out
-    for i, x in zip(range(0, n, batch), unit_batches(images, batch, device)):
-        pooled = [F.adaptive_max_pool2d(f, grid).flatten(1) for f in d.features(x)]  # (B, C_l·grid²) each
-        out[i : i + len(x)] = torch.cat(pooled, 1).float().cpu().numpy()
+    with tuned(device=torch.device(device)) as threads:
+        t = time.perf_counter()
+        for i, x in zip(range(0, n, batch), unit_batches(images, batch, device)):
+            pooled = [F.adaptive_max_pool2d(f, grid).flatten(1) for f in d.features(x)]  # (B, C_l·grid²) each
+            out[i : i + len(x)] = torch.cat(pooled, 1).float().cpu().numpy()
+            threads.observe(time.perf_counter() - t, len(x))
+            t = time.perf_counter()
     return out

@@ -87,17 +87,19 @@ def train(
     if trainer.step == 0:
         save_samples(trainer, run)  # what the untrained G makes, for comparison
     evaluator = make_evaluator(ds, run, device, log) if make_evaluator and cfg.eval_every else None
-    status, rollbacks = "finished", 0
+    status, rollbacks, timed_from = "finished", 0, trainer.elapsed
     bar = progress_bar(progress, total=total_steps, initial=trainer.step, unit="step", desc="train")
     with bar, graceful_signals() as caught, StatsWriter(run) as writer, tuned(cfg.threads, device) as threads:
         while trainer.step < total_steps:
-            took = -trainer.elapsed
             d_stats, g_stats = trainer.train_step(fetch(trainer.rows(len(ds))))
             meter.add(trainer.step, d_stats, g_stats, cfg.batch)
             bar.update()
-            change = threads.observe(took + trainer.elapsed, cfg.batch)  # on CPU: the count fastest now
-            if change:
-                log_threads(change, trainer, writer)
+            # on CPU, the thread count fastest now, timed per step (per G+D pair of `alternate` steps)
+            if cfg.schedule == "both" or trainer.step % 2 == 0:
+                change = threads.observe(trainer.elapsed - timed_from, cfg.batch)
+                timed_from = trainer.elapsed
+                if change:
+                    log_threads(change, trainer, writer)
             stop = "interrupted" if caught else "time-limit" if time.monotonic() > deadline else None
             try:
                 if trainer.step % cfg.log_every == 0 or trainer.step == total_steps or stop:
@@ -116,7 +118,7 @@ def train(
                     raise stop_on_nan(e, run) from None
                 rollbacks += 1
                 rollback(trainer, run, rollbacks, e)
-                meter = Meter()
+                meter, timed_from = Meter(), trainer.elapsed
                 bar.n = trainer.step
                 continue
             if stop:

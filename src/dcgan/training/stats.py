@@ -1,5 +1,6 @@
-"""RUN/stats.jsonl: one JSON record per line — a loss record every --log-every steps, an evaluation record
-every --eval-every steps — mirrored to TensorBoard when it is installed, and drawn as RUN/loss.png.
+"""RUN/stats.jsonl: one JSON record per line — a loss record every --log-every steps (with the CPU threads in
+use), an evaluation record every --eval-every steps, a record at each change of the CPU thread count
+(`threads_was`, `threads_reason`) — mirrored to TensorBoard when it is installed, and drawn as RUN/loss.png.
 
 The writer (training) and every reader (the loss figure, the periodic evaluation's history, the report)
 use this module.
