@@ -1,9 +1,10 @@
 """Latency of `dcgan explore` on this machine: milliseconds per request, over real HTTP, for the requests a
 slider makes (one 64² image), a seed tile, the 3×3 arithmetic grid and a walk of 4 — with the examples64 G
 (pytorch/examples' 64² network; random weights: time does not depend on them), G on CPU at the thread count
-torch picks (2 on our machines).
+torch picks (2 on our machines), in the precision `dcgan explore` gives it (--precision: auto, the default,
+is bf16 on CPUs that run it natively; fp32).
 
-Run: .venv/bin/python bench/explore_latency.py [--repeat 60]
+Run: .venv/bin/python bench/explore_latency.py [--repeat 60] [--precision auto]
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from dcgan.artifacts import save_weights
+from dcgan.artifacts import load_generator, save_weights
 from dcgan.config import get_preset
 from dcgan.models import Generator
 from dcgan.report.explore import Explorer, serve
@@ -37,12 +38,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=60)
     ap.add_argument("--preset", default="examples64")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         cfg = get_preset(args.preset)
         torch.manual_seed(0)
         save_weights(Generator(cfg).eval(), Path(d) / "generator.safetensors", cfg)
-        ex = Explorer(Path(d) / "generator.safetensors")
+        path = Path(d) / "generator.safetensors"
+        ex = Explorer(path, load_generator(path, "cpu", args.precision))
         ex.handle("POST", "/api/vector", b"from=1,2,3&to=4,5,6&name=v")
         server = serve(ex, port=0)
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -63,7 +66,12 @@ def main() -> None:
         for make in requests.values():  # warm up: first calls pay for allocation
             for _ in range(3):
                 timed(make())
-        out = {"preset": args.preset, "image_size": cfg.image_size, "threads": torch.get_num_threads()}
+        out = {
+            "preset": args.preset,
+            "image_size": cfg.image_size,
+            "precision": ex.g.precision,
+            "threads": torch.get_num_threads(),
+        }
         for name, make in requests.items():
             ms = sorted(timed(make()) for _ in range(args.repeat))
             out[name] = {
