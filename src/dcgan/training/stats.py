@@ -180,6 +180,12 @@ def plot_losses(stats_path: str | os.PathLike, out: str | os.PathLike) -> None:
     t.plot(kimg, col("img_per_s"), label="images / s", color="tab:gray")
     t.set_ylim(bottom=0)
     t.set_ylabel("throughput")
+    for r in records:  # where the CPU thread count changed, and to what
+        if "threads_was" in r and is_number(r.get("threads")):
+            t.axvline(r["kimg"], color="tab:purple", linestyle=":", alpha=0.7)
+            t.text(
+                r["kimg"], 0.05, f" {r['threads']} thr", transform=t.get_xaxis_transform(), color="tab:purple"
+            )
     if evals:
         _plot_evals(axes[3], evals, col, matplotlib.ticker)
     for ax in axes:
