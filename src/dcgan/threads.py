@@ -141,7 +141,6 @@ class Tuner:
     loop inside another tuned loop (its items are part of the outer loop's, which tunes them). Use it
     through `tuned`, which closes it."""
 
-    SKIP = 1  # items discarded after a switch (the first may still run on the old thread team's caches)
     TRIAL_ITEMS, TRIAL_SECONDS, TRIAL_MAX_ITEMS = 2, 0.1, 12  # per count: ≥ 2 items and ≥ 0.1 s
     WINDOW = 3  # recent items whose median is compared with the time found by the last trial
     DRIFT = 0.3  # ±30% from it starts a new trial
@@ -173,7 +172,6 @@ class Tuner:
         self.clock = clock
         self.load = load if load is not None else OtherLoad().cores
         self.period = self.PERIOD
-        self.skip = 0
         self.queue: list[int] = []
         self.trial: dict[int, list[float]] = {}
         self.trial_seconds = 0.0
@@ -198,9 +196,6 @@ class Tuner:
             return None
         if not self.started:
             return self._first_item()
-        if self.skip:
-            self.skip -= 1
-            return None
         per_item = seconds / items
         if self.queue:
             return self._trial_step(per_item, seconds)
@@ -225,11 +220,13 @@ class Tuner:
         self.started = True
         others = self.load()
         self.load_ref = others
-        if others is not None and others < self.LOAD_CHANGE:
+        if others is None:
+            self._start_trial("start")
+        elif others < self.LOAD_CHANGE:
             self._start_trial("start", [self.expected])
-        else:
-            busy = "" if others is None else f": other processes use {others:.1f} cores"
-            self._start_trial(f"start{busy}")
+        else:  # busy: the fewest threads first, so a slow count is cut short after one item
+            self._start_trial(f"start: other processes use {others:.1f} cores", candidates(self.most)[::-1])
+            self._switch(self.queue[0])
 
     def _start_trial(self, reason: str, counts: list[int] | None = None) -> None:
         # the count in use first (no switch, and it is measured under the new conditions), then the others
@@ -242,6 +239,9 @@ class Tuner:
         self.trial[n].append(per_item)
         self.trial_seconds += seconds
         done = len(self.trial[n]) >= self.TRIAL_ITEMS and self.trial_seconds >= self.TRIAL_SECONDS
+        tried = [statistics.median(ts) for m, ts in self.trial.items() if ts and m != n]
+        if tried and per_item > min(tried) * (1 + self.DRIFT):  # clearly slower: one item says enough
+            done = True
         if not done and len(self.trial[n]) < self.TRIAL_MAX_ITEMS:
             return None
         self.queue.pop(0)
@@ -270,9 +270,8 @@ class Tuner:
 
     def _switch(self, n: int) -> None:
         self.expected = n
-        if torch.get_num_threads() != n:
+        if torch.get_num_threads() != n:  # no warm-up: the first item after a switch runs at full speed
             torch.set_num_threads(n)
-            self.skip = self.SKIP
 
     def _why_retry(self) -> str | None:
         """A reason to run a new trial now, or None."""
