@@ -26,7 +26,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from dcgan.config import ModelConfig, get_preset
-from dcgan.device import cpu_has_fast_bf16, resolve
+from dcgan.device import resolve
 from dcgan.errors import DcganError, one_line
 from dcgan.fileio import atomic_path, parse_json, read_safetensors, read_torch, write_json
 from dcgan.models import Discriminator, Generator
@@ -186,8 +186,8 @@ def _for_sampling(g: Generator, device: str | torch.device, precision: str) -> G
     (measured there, docs/PERFORMANCE.md) and fp32 elsewhere."""
     g = g.to(device, memory_format=torch.channels_last).eval()
     kind = next(g.parameters()).device.type
-    if precision == "auto":
-        precision = "bf16" if kind == "cpu" and cpu_has_fast_bf16() else "fp32"
+    if precision == "auto" and kind != "cpu":  # resolve's auto on CPU is the measured one; GPUs keep fp32
+        precision = "fp32"
     g.precision = resolve(kind, precision).precision
     return g
 

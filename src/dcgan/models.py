@@ -20,7 +20,6 @@ own generator.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterable, Iterator
 
 import torch
@@ -247,8 +246,8 @@ def run_generator(g: Generator, z: torch.Tensor, bn: str = "running", batch: int
         if bn == "running":
             g.eval()
         for i in range(0, len(z), batch):
-            t = time.perf_counter()
-            out.append(g(z[i : i + batch].to(device)).float().cpu())
-            threads.observe(time.perf_counter() - t, len(out[-1]))
+            zb = z[i : i + batch]
+            with threads.item(len(zb)):
+                out.append(g(zb.to(device)).float().cpu())
     g.train(was_training)
     return torch.cat(out)

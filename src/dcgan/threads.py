@@ -170,7 +170,8 @@ class Tuner:
             and not nested
         )
         self.clock = clock
-        self.load = load if load is not None else OtherLoad().cores
+        # /proc/stat is read only by a Tuner that tunes (the explorer runs a passive one per request)
+        self.load = load if load is not None else OtherLoad().cores if self.active else (lambda: None)
         self.period = self.PERIOD
         self.queue: list[int] = []
         self.trial: dict[int, list[float]] = {}
@@ -204,6 +205,13 @@ class Tuner:
         if reason:
             self._start_trial(reason)
         return None
+
+    @contextmanager
+    def item(self, images: int) -> Iterator[None]:
+        """Time the block as one item of `images` images and observe it (a block that raises is not timed)."""
+        t = time.perf_counter()
+        yield
+        self.observe(time.perf_counter() - t, images)
 
     def close(self) -> None:
         """Put back the count (and OMP_NUM_THREADS) the loop started with: the next loop tunes its own."""

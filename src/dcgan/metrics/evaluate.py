@@ -100,14 +100,15 @@ def generated_features(
     extracting = place.autocast if place else contextlib.nullcontext
     with tuned(device=next(g.parameters()).device) as threads:
         for i in range(0, num, batch):
-            t = time.perf_counter()
             seeds = range(seed + i, seed + min(i + batch, num))
-            images = torch.from_numpy(to_uint8(generate(g, list(seeds), bn=bn, batch=batch)))  # (B, H, W, C)
-            with extracting():
-                f, y = ex.outputs(images.permute(0, 3, 1, 2))
+            with threads.item(len(seeds)):
+                images = torch.from_numpy(
+                    to_uint8(generate(g, list(seeds), bn=bn, batch=batch))
+                )  # (B, H, W, C)
+                with extracting():
+                    f, y = ex.outputs(images.permute(0, 3, 1, 2))
             feats.append(f)
             logits.append(y)
-            threads.observe(time.perf_counter() - t, len(f))
     return np.concatenate(feats), np.concatenate(logits)
 
 

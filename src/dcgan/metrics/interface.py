@@ -7,7 +7,6 @@ inception.py. Both run their network through `net_outputs`.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -69,13 +68,11 @@ def net_outputs(net: nn.Module, images: Images, batch: int) -> tuple[np.ndarray,
     device = next(net.parameters()).device
     feats, outs = [], []
     with tuned(device=device) as threads:  # on CPU, the thread count fastest now
-        t = time.perf_counter()
         for x in unit_batches(images, batch, device):
-            f, y = net(x)
-            feats.append(f.double().cpu().numpy())
-            outs.append(y.double().cpu().numpy())
-            threads.observe(time.perf_counter() - t, len(x))
-            t = time.perf_counter()
+            with threads.item(len(x)):
+                f, y = net(x)
+                feats.append(f.double().cpu().numpy())
+                outs.append(y.double().cpu().numpy())
     if not feats:
         return np.empty((0, net.num_features)), np.empty((0, 0))
     return np.concatenate(feats), np.concatenate(outs)

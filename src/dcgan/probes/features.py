@@ -7,8 +7,6 @@ D's running averages were tracked on minibatches that mixed nothing but one kind
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -61,10 +59,8 @@ def extract(
     n = len(images)
     out = np.empty((n, feature_dim(d, grid)), np.float32) if out is None else out
     with tuned(device=torch.device(device)) as threads:
-        t = time.perf_counter()
         for i, x in zip(range(0, n, batch), unit_batches(images, batch, device)):
-            pooled = [F.adaptive_max_pool2d(f, grid).flatten(1) for f in d.features(x)]  # (B, C_l·grid²) each
-            out[i : i + len(x)] = torch.cat(pooled, 1).float().cpu().numpy()
-            threads.observe(time.perf_counter() - t, len(x))
-            t = time.perf_counter()
+            with threads.item(len(x)):
+                pooled = [F.adaptive_max_pool2d(f, grid).flatten(1) for f in d.features(x)]  # (B, C_l·grid²)
+                out[i : i + len(x)] = torch.cat(pooled, 1).float().cpu().numpy()
     return out

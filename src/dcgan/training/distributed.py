@@ -61,7 +61,7 @@ def barrier() -> None:
 def shutdown() -> None:
     """Leave the process group (every rank, at the end: a process that exits inside it aborts)."""
     if dist.is_initialized():
-        dist.barrier()
+        barrier()
         dist.destroy_process_group()
 
 
