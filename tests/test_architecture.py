@@ -38,7 +38,7 @@ STAGES = [
     ("metrics", ["dcgan.metrics", "dcgan.metrics.*"]),
     ("report", ["dcgan.report", "dcgan.report.*"]),
     ("api", ["dcgan.api", "dcgan.api.*"]),
-    ("cli", ["dcgan.cli", "dcgan.cli.*"]),
+    ("cli", ["dcgan.cli", "dcgan.cli.*", "dcgan.__main__"]),
 ]
 
 

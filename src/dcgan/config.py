@@ -223,6 +223,7 @@ COUNTS = (
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 ON_NAN = ("stop", "rollback")
+BN_MODES = ("global", "rank")
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,9 @@ class TrainConfig:
     precision: str = "auto"
     device: str = "auto"
     threads: int = 0  # CPU intra-op threads: 0 picks the fastest count as it goes (dcgan/threads.py)
+    # with several processes (torchrun): BatchNorm statistics over the global batch (the paper's algorithm at
+    # any world size) or over each process's share of it (cheaper; see training/distributed.py)
+    bn: str = "global"
     sample_every: int = 500  # steps between sample grids from the fixed z
     ckpt_every: int = 1000  # steps between checkpoints
     log_every: int = 50  # steps between lines of stats.jsonl
@@ -281,6 +285,7 @@ class TrainConfig:
             ),
             (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {self.device!r}"),
             (self.threads >= 0, f"threads must be 0 (auto) or a number of threads, got {self.threads}"),
+            (self.bn in BN_MODES, f"bn must be one of {', '.join(BN_MODES)}, got {self.bn!r}"),
             (self.on_nan in ON_NAN, f"on_nan must be one of {', '.join(ON_NAN)}, got {self.on_nan!r}"),
             (self.epochs is None or self.kimg is None, "give --epochs or --kimg, not both"),
             (self.epochs is None or self.epochs > 0, f"epochs must be positive, got {self.epochs}"),

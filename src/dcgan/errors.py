@@ -9,6 +9,15 @@ class DcganError(ValueError):
     """A user error: the message says what was expected, what came, and what to do."""
 
 
+class SharedError(DcganError):
+    """A user error that every process of a multi-process run raises together (training/distributed.py): the
+    message is the same on each, so only the first process (`speak`) prints it."""
+
+    def __init__(self, message: str, speak: bool) -> None:
+        super().__init__(message)
+        self.speak = speak
+
+
 def printable(text: str) -> str:
     """text with every control, format or line-separator character escaped (\\x1b, \\u2028, …): a message may
     quote bytes from a hostile file, and it must stay one line that cannot drive the terminal."""

@@ -30,6 +30,7 @@ w.requires_grad_(), b.requires_grad_()
 rm, rv = torch.zeros(shape[1], dtype=torch.float64), torch.ones(shape[1], dtype=torch.float64)
 y = D.global_batch_norm(mine, w, b, rm, rv, 0.1, 1e-5)
 y.backward(dy[part])
+out = out.format(rank=world.rank)
 torch.save({"y": y.detach(), "dx": mine.grad, "dw": w.grad, "db": b.grad, "rm": rm, "rv": rv}, out)
 D.shutdown()
 """
@@ -41,23 +42,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_ranks(tmp_path, shape, layout, world=2) -> list[dict]:
+def spawn(code: str, *args: str, world: int = 2, timeout: float = 120) -> None:
+    """Run `python -c code args` as `world` ranks of one gloo group (as torchrun would: the environment, a
+    free port) and wait for all of them; any failure fails the test with that rank's stderr."""
     port = free_port()
     procs = []
     for rank in range(world):
         env = {"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1",
-               "PATH": "/usr/bin:/bin"}  # fmt: skip
-        args = [sys.executable, "-c", WORKER, repr(shape), layout, str(tmp_path / f"rank{rank}.pt")]
-        procs.append(subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True))
+               "LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+               "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}  # fmt: skip
+        procs.append(subprocess.Popen([sys.executable, "-c", code, *args], env=env, stderr=subprocess.PIPE, text=True))
     for p in procs:
         try:
-            _, err = p.communicate(timeout=120)
+            _, err = p.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             for q in procs:
                 q.kill()
             raise
         assert p.returncode == 0, err
+
+
+def run_ranks(tmp_path, shape, layout, world=2) -> list[dict]:
+    spawn(WORKER, repr(shape), layout, str(tmp_path / "rank{rank}.pt"), world=world)
     return [torch.load(tmp_path / f"rank{r}.pt") for r in range(world)]
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import dcgan
 from dcgan.cli import data, latent, metrics, probes, train
 from dcgan.cli.common import preload_tcmalloc
-from dcgan.errors import DcganError, printable
+from dcgan.errors import DcganError, SharedError, printable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command in this process, e.g. main(["sample", "runs/fm", "--grid", "g.png"]); returns the exit
     code (0 success, 2 a user error, printed as one line on stderr). Safe to call from a notebook."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for a command that starts copies of itself
     try:
         if getattr(args, "threads", 0):  # --threads N: the command runs on N threads, and no loop tunes it
             from dcgan.threads import pinned
@@ -76,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return args.fn(args)
         return args.fn(args)
     except DcganError as e:
+        if isinstance(e, SharedError) and not e.speak:  # the same error on every process: rank 0 says it
+            return 2
         print(f"dcgan {args.command}: error: {printable(str(e))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `dcgan info … | head`: the reader left, nothing more to say

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,31 @@ def _silent(_: str) -> None:
     pass
 
 
+def without_nproc(argv: list[str]) -> list[str]:
+    """The command line minus its --nproc option (`--nproc N` or `--nproc=N`)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     from dcgan import api
     from dcgan.config import train_config
+    from dcgan.training.distributed import from_environment, launch
 
+    if a.nproc is not None and a.nproc < 1:
+        raise DcganError(f"--nproc must be at least 1, got {a.nproc}")
+    if a.nproc and a.nproc > 1:  # the same command as N processes, as torchrun --standalone starts them
+        code, problem = launch(["-m", "dcgan", *without_nproc(a.argv)], a.nproc)
+        if problem:
+            print(f"dcgan train: error: {problem}", file=sys.stderr)
+        return code
     if a.dry_run:
         a.kimg, a.epochs, a.log_every = None, None, 1
     cfg = train_config(
@@ -44,6 +66,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         precision=a.precision,
         device=a.device,
         threads=a.threads or None,
+        bn=a.bn,
         sample_every=a.sample_every,
         ckpt_every=a.ckpt_every,
         log_every=a.log_every,
@@ -65,6 +88,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         progress=not a.quiet,
         log=_silent if a.quiet else print,
     )
+    if not from_environment().main:  # under torchrun: rank 0 says how it went
+        return 128 + s["signal"] if s["status"] == "interrupted" else 0
     what = {"finished": "finished", "time-limit": "stopped at the time limit", "interrupted": "interrupted"}[
         s["status"]
     ]
@@ -83,7 +108,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def add_train(sub: Any) -> None:
-    from dcgan.config import DEFAULT_EPOCHS, DEVICES, ON_NAN, PRECISIONS, PRESETS, SCHEDULES
+    from dcgan.config import BN_MODES, DEFAULT_EPOCHS, DEVICES, ON_NAN, PRECISIONS, PRESETS, SCHEDULES
 
     p = parser_for(
         sub,
@@ -124,6 +149,19 @@ def add_train(sub: Any) -> None:
     )
     p.add_argument("--device", choices=DEVICES, help="auto (default): cuda, else mps, else cpu")
     add_threads(p)
+    p.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train as N processes on this machine (DDP over gloo on CPU, NCCL on GPUs; the same as "
+        "`torchrun --standalone --nproc-per-node N -m dcgan train …`); --batch stays the global batch",
+    )
+    p.add_argument(
+        "--bn",
+        choices=BN_MODES,
+        help="with several processes: global (default; BatchNorm statistics over the whole global batch, the "
+        "paper's algorithm) or rank (each process's share alone: cheaper, and a different model)",
+    )
     p.add_argument("--seed", type=int, help="seed for init, data order and z (default 0)")
     p.add_argument("--sample-every", type=int, help="steps between sample grids (default 500)")
     p.add_argument("--ckpt-every", type=int, help="steps between checkpoints (default 1000)")

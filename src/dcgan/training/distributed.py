@@ -3,7 +3,15 @@ world helpers, and BatchNorm whose statistics cover the whole global batch.
 
 A plain `python -m dcgan train` is world size 1 and never initializes a process group; under torchrun
 (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT set) every rank joins one group, over NCCL on CUDA and gloo
-on CPU.
+on CPU, and a second, gloo, group carries the small CPU-side agreements (stop now? did anyone fail?), so they
+never wait on the GPU's stream. Every collective gives up after DCGAN_DIST_TIMEOUT seconds (default 600,
+enough for rank 0 to write a checkpoint and the report while the others wait): a process that dies closes
+its sockets and the others fail at once; one that hangs stops the others within that bound.
+
+A user's mistake (a wrong dataset, a run folder of another config) must end every process with the same one
+line, never leave the others waiting in a collective for the one that stopped: `together` runs a check on
+every rank (or on rank 0 alone when it writes), exchanges the outcomes, and raises the first failure's
+message on all of them.
 
 Global BatchNorm (the paper's algorithm at any world size): each rank computes its minibatch's per-channel
 count, mean and sum of squared deviations, the ranks exchange them (one all-gather) and combine them exactly
@@ -15,13 +23,28 @@ CUDA only; this works on gloo/CPU too.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from dcgan.errors import DcganError, SharedError, one_line
+
+T = TypeVar("T")
+TIMEOUT_ENV = "DCGAN_DIST_TIMEOUT"
+DEFAULT_TIMEOUT_S = 600.0
+PR_SET_PDEATHSIG = 1  # prctl(2)
+_control: Any = None  # the gloo group of the CPU-side agreements (None: the default group is gloo already)
 
 
 @dataclass(frozen=True)
@@ -41,28 +64,162 @@ class World:
 def from_environment(env: dict[str, str] | None = None) -> World:
     """The World torchrun describes in the environment (world size 1 without it)."""
     env = dict(os.environ) if env is None else env
-    size = int(env.get("WORLD_SIZE", "1"))
-    return World(int(env.get("RANK", "0")), size, int(env.get("LOCAL_RANK", "0")))
+    values = {}
+    for key, default in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0")):
+        text = env.get(key, default)
+        try:
+            values[key] = int(text)
+        except ValueError:
+            raise DcganError(f"{key}={text!r} is not a number; start the processes with torchrun") from None
+    world = World(values["RANK"], values["WORLD_SIZE"], values["LOCAL_RANK"])
+    if world.size < 1 or not 0 <= world.rank < world.size or world.local_rank < 0:
+        raise DcganError(
+            f"RANK={world.rank}, WORLD_SIZE={world.size}, LOCAL_RANK={world.local_rank} do not describe a "
+            "process of a group; start the processes with torchrun"
+        )
+    return world
+
+
+def local_size(env: dict[str, str] | None = None) -> int:
+    """How many processes of the run share this machine (torchrun's LOCAL_WORLD_SIZE; 1 without it)."""
+    env = dict(os.environ) if env is None else env
+    try:
+        return max(1, int(env.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
 
 
 def init(device_type: str, world: World | None = None) -> World:
     """Join the process group of a multi-process run (NCCL on CUDA, gloo elsewhere); a no-op at size 1."""
+    global _control
     world = world or from_environment()
     if world.size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+        timeout = timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)))
+        backend = "nccl" if device_type == "cuda" else "gloo"
+        if backend == "nccl":  # one GPU per process: "cuda" means this one from here on
+            torch.cuda.set_device(world.local_rank)
+        _stop_with_parent()
+        try:
+            dist.init_process_group(backend, timeout=timeout)
+        except ValueError as e:  # env:// without MASTER_ADDR/MASTER_PORT
+            raise DcganError(f"cannot join the process group ({e}); start the processes with torchrun") from None
+        _control = dist.new_group(backend="gloo", timeout=timeout) if backend != "gloo" else None
     return world
+
+
+def _stop_with_parent() -> None:
+    """Under torchrun's agent (TORCHELASTIC_RUN_ID set), ask Linux for SIGTERM when the agent dies, so a
+    killed launcher does not leave orphans training on: SIGTERM stops the run at the next step, with a
+    checkpoint."""
+    if sys.platform == "linux" and "TORCHELASTIC_RUN_ID" in os.environ:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@contextmanager
+def joined(device_type: str) -> Iterator[World]:
+    """This process's World, in its process group for the block: joined at the start (unless the caller
+    joined one already), left at the end — after a barrier when the block ended normally, at once after an
+    error (the others may be gone)."""
+    mine = not dist.is_initialized()
+    world = init(device_type)
+    try:
+        yield world
+    except RuntimeError as e:
+        if mine:
+            shutdown(clean=False)
+        if world.size == 1:
+            raise
+        # a collective failed: another process died or hung (a bug of this one would have stopped it alone)
+        raise DcganError(
+            f"process {world.rank} of {world.size} lost the others ({one_line(e, 160)}); it stops without "
+            "saving, the run's last checkpoint is intact: run the same command to resume"
+        ) from None
+    except BaseException:
+        if mine:
+            shutdown(clean=False)
+        raise
+    if mine:
+        shutdown()
 
 
 def barrier() -> None:
     if dist.is_initialized():
-        dist.barrier()
+        dist.barrier(group=_control)
 
 
-def shutdown() -> None:
-    """Leave the process group (every rank, at the end: a process that exits inside it aborts)."""
+def shutdown(clean: bool = True) -> None:
+    """Leave the process group (every rank, at the end: a process that exits inside it aborts). After a
+    failure (`clean=False`) the others may be gone, so no barrier: just close."""
+    global _control
     if dist.is_initialized():
-        barrier()
+        if clean:
+            barrier()
         dist.destroy_process_group()
+    _control = None
+
+
+def agree(value: int) -> int:
+    """The largest `value` over every rank (e.g. 0 go on, 1 time is up, 2 a signal came): one small
+    all-reduce on the CPU group, so all ranks stop at the same step."""
+    if not dist.is_initialized():
+        return value
+    t = torch.tensor([value], dtype=torch.int64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=_control)
+    return int(t.item())
+
+
+def average(t: Tensor) -> Tensor:
+    """t averaged over every rank (in place; on the training device): the losses of the global batch."""
+    if dist.is_initialized():
+        dist.all_reduce(t)
+        t /= dist.get_world_size()
+    return t
+
+
+def together(fn: Callable[[], T], *, main_only: bool = False) -> T:
+    """fn() on every rank (on rank 0 alone with `main_only`, e.g. a check that writes the run folder, whose
+    result every rank then gets). A DcganError or OSError on any rank raises the same SharedError on all of
+    them, so no rank is left waiting for one that stopped. Without a process group: just fn()."""
+    if not dist.is_initialized():
+        return fn()
+    rank = dist.get_rank()
+    result: Any = None
+    error: str | None = None
+    if rank == 0 or not main_only:
+        try:
+            result = fn()
+        except DcganError as e:
+            error = str(e)
+        except OSError as e:
+            error = f"{e.strerror or e}: {e.filename or ''}".rstrip(": ")
+    errors: list[str | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(errors, error, group=_control)
+    failed = [(r, e) for r, e in enumerate(errors) if e is not None]
+    if failed:
+        first, message = failed[0]
+        where = f"rank {first}: " if first != 0 and not main_only else ""
+        raise SharedError(where + message, speak=rank == 0)
+    if main_only:
+        box = [result]
+        dist.broadcast_object_list(box, src=0, group=_control)
+        result = box[0]
+    return result
+
+
+def wrap(net: nn.Module, device: torch.device) -> nn.Module:
+    """`net` under DistributedDataParallel (gradients averaged over the ranks in its backward pass), or `net`
+    itself without a process group. Buffers are not broadcast at each call: with global BatchNorm they are
+    equal on every rank already."""
+    if not dist.is_initialized():
+        return net
+    return DistributedDataParallel(
+        net,
+        device_ids=[torch.cuda.current_device() if device.index is None else device.index]
+        if device.type == "cuda"
+        else None,
+        forward_sync_buffers=False,
+        gradient_as_bucket_view=True,
+    )
 
 
 def _gather(t: Tensor) -> Tensor:
@@ -142,3 +299,106 @@ def global_batch_norm(
     """Training-mode batch norm of x (N, C, …) with statistics over every rank's x (see the module
     docstring); the running averages are updated with the global statistics. Needs a process group."""
     return _GlobalBatchNorm.apply(x, weight, bias, running_mean, running_var, momentum, eps)
+
+
+class _Sync:
+    on = False
+
+
+class _GlobalStatistics:
+    """For nn.BatchNorm1d/2d (a class swapped in by `use_global_batchnorm`): in training mode, inside
+    `global_statistics()`, normalize with the statistics of every rank's batch; otherwise BatchNorm as is."""
+
+    training: bool
+    momentum: float | None
+    eps: float
+    weight: Tensor | None
+    bias: Tensor | None
+    running_mean: Tensor | None
+    running_var: Tensor | None
+    num_batches_tracked: Tensor | None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (self.training and _Sync.on and dist.is_initialized()):
+            return super().forward(x)  # type: ignore[misc]
+        if self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+        momentum = self.momentum
+        if momentum is None:  # a cumulative average, as nn.BatchNorm
+            momentum = 1.0 / float(self.num_batches_tracked) if self.num_batches_tracked is not None else 0.0
+        return global_batch_norm(
+            x, self.weight, self.bias, self.running_mean, self.running_var, momentum, self.eps
+        )
+
+
+class GlobalBatchNorm1d(_GlobalStatistics, nn.BatchNorm1d):
+    pass
+
+
+class GlobalBatchNorm2d(_GlobalStatistics, nn.BatchNorm2d):
+    pass
+
+
+def use_global_batchnorm(net: nn.Module) -> int:
+    """Switch net's BatchNorm layers to the global-statistics classes (in place; same parameters, buffers
+    and state-dict keys); returns how many."""
+    swaps = {nn.BatchNorm1d: GlobalBatchNorm1d, nn.BatchNorm2d: GlobalBatchNorm2d}
+    n = 0
+    for m in net.modules():
+        new = swaps.get(type(m))
+        if new is not None:
+            m.__class__ = new
+            n += 1
+    return n
+
+
+@contextmanager
+def global_statistics() -> Iterator[None]:
+    """Within the block, training-mode global BatchNorm layers gather every rank's statistics. Only the
+    training step opens it: rank 0 alone draws the sample grids with batch statistics, and a collective
+    there would wait for ranks that never call it."""
+    was, _Sync.on = _Sync.on, True
+    try:
+        yield
+    finally:
+        _Sync.on = was
+
+
+def launch(args: list[str], nproc: int) -> tuple[int, str | None]:
+    """`python args…` as `nproc` processes of one run on this machine, started by PyTorch's elastic agent
+    exactly as `torchrun --standalone --nproc-per-node N` starts them (`dcgan train --nproc N`). Returns the
+    exit code and what to tell the user: nothing when every process stopped at the same user error (each
+    printed it) or all went well, else which process failed first and how."""
+    import logging
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    if "WORLD_SIZE" in os.environ:
+        raise DcganError("--nproc starts the processes itself; under torchrun leave it out")
+    # the agent's own report of a failure repeats what the processes said
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=str(uuid.uuid4()),
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",
+        max_restarts=0,
+        monitor_interval=0.5,
+    )
+    try:
+        elastic_launch(config, sys.executable)(*args)
+    except ChildFailedError as e:
+        if all(f.exitcode == 2 for f in e.failures.values()):
+            return 2, None
+        rank, first = e.get_first_failure()
+        code = first.exitcode
+        why = f"was killed by signal {-code}" if code < 0 else f"exited with code {code} (see above)"
+        return (128 - code if code < 0 else code), f"process {rank} of {nproc} {why}"
+    except SignalException as e:  # Ctrl-C or SIGTERM to the launcher: the processes saved and stopped
+        return 128 + int(e.sigval), None
+    return 0, None

@@ -3,6 +3,10 @@ Trainer, step until the run's length, a time limit or a signal, and leave a chec
 
 Everything random is a function of (seed, rollbacks, step) — see trainer.py — so a checkpoint plus the same
 command continues exactly where it stopped: resuming is running the same command again.
+
+Under torchrun every process runs this same loop on its share of each global minibatch (see
+distributed.py); only rank 0 writes (stats, grids, checkpoints, the report), and all ranks agree after
+every step whether to stop, so they stop at the same step.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from tqdm import tqdm
 from dcgan.artifacts import latest_checkpoint, step_name
 from dcgan.config import TrainConfig
 from dcgan.data.dataset import PreparedDataset
-from dcgan.device import resolve
+from dcgan.device import Placement, resolve
 from dcgan.errors import DcganError
 from dcgan.progress import progress_bar
-from dcgan.threads import Change, tuned
+from dcgan.threads import Change, available_cores, pinned_by_environment, tuned
+from dcgan.training import distributed
 from dcgan.training.checkpoint import recover_checkpoints
 from dcgan.training.run import (
     check_dataset_fits,
@@ -39,7 +44,9 @@ from dcgan.training.run import (
     summary,
 )
 from dcgan.training.stats import Meter, StatsWriter
-from dcgan.training.trainer import Trainer, TrainingDiverged
+from dcgan.training.trainer import Trainer, TrainingDiverged, local_batch
+
+TIME_UP = 1  # what the ranks agree on after each step: 0 go on, 1 the time limit, else the signal's number
 
 
 class Evaluator(Protocol):
@@ -70,13 +77,31 @@ def train(
     `after_save(run)` runs after every checkpoint (the report refresh)."""
     if cfg.eval_every and make_evaluator is None:
         raise DcganError("eval_every needs an evaluator: call dcgan.train, which builds one from the config")
-    run = Path(run_dir)
-    ds, trainer = start(cfg, dataset, run, log)
+    run, place = Path(run_dir), resolve(cfg.device, cfg.precision)
+    with distributed.joined(place.device.type) as world:
+        return _train(cfg, dataset, run, place, world, make_evaluator, after_save, max_minutes, progress, log)
+
+
+def _train(
+    cfg: TrainConfig,
+    dataset: str | Path,
+    run: Path,
+    place: Placement,
+    world: distributed.World,
+    make_evaluator: EvaluatorFactory | None,
+    after_save: Callable[[Path], None] | None,
+    max_minutes: float | None,
+    progress: bool,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    main = world.main  # the one process that writes and talks
+    ds, trainer = start(cfg, dataset, run, place, world, log if main else _silent)
 
     def checkpoint() -> None:
-        save_run(trainer, run)
-        if after_save:
-            after_save(run)
+        if main:
+            save_run(trainer, run)
+            if after_save:
+                after_save(run)
 
     total_steps = math.ceil(cfg.total_images(len(ds)) / cfg.batch)
     fetch, meter = row_reader(ds, trainer.place), Meter()
@@ -84,12 +109,13 @@ def train(
     device = trainer.place.device
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    if trainer.step == 0:
+    if trainer.step == 0 and main:
         save_samples(trainer, run)  # what the untrained G makes, for comparison
-    evaluator = make_evaluator(ds, run, device, log) if make_evaluator and cfg.eval_every else None
-    status, rollbacks, timed_from = "finished", 0, trainer.elapsed
-    bar = progress_bar(progress, total=total_steps, initial=trainer.step, unit="step", desc="train")
-    with bar, graceful_signals() as caught, StatsWriter(run) as writer, tuned(cfg.threads, device) as threads:
+    evaluator = make_evaluator(ds, run, device, log) if main and make_evaluator and cfg.eval_every else None
+    status, signum, rollbacks, timed_from = "finished", None, 0, trainer.elapsed
+    bar = progress_bar(progress and main, total=total_steps, initial=trainer.step, unit="step", desc="train")
+    writer = StatsWriter(run, enabled=main)
+    with bar, graceful_signals() as caught, writer, tuned(rank_threads(cfg, world, device), device) as threads:
         while trainer.step < total_steps:
             d_stats, g_stats = trainer.train_step(fetch(trainer.rows(len(ds))))
             meter.add(trainer.step, d_stats, g_stats, cfg.batch)
@@ -100,18 +126,21 @@ def train(
                 timed_from = trainer.elapsed
                 if change:
                     log_threads(change, trainer, writer)
-            stop = "interrupted" if caught else "time-limit" if time.monotonic() > deadline else None
+            halt = caught.get("signal", TIME_UP if time.monotonic() > deadline else 0)
+            halt = distributed.agree(halt)  # every rank stops at the same step
+            stop = None if not halt else "time-limit" if halt == TIME_UP else "interrupted"
             try:
                 if trainer.step % cfg.log_every == 0 or trainer.step == total_steps or stop:
                     log_record(meter.flush(trainer, len(ds)), writer, bar)
-                if trainer.step % cfg.sample_every == 0:
+                if trainer.step % cfg.sample_every == 0 and main:
                     save_samples(trainer, run)
                 if trainer.step % cfg.ckpt_every == 0:
                     log_record(meter.flush(trainer, len(ds)), writer, bar)  # check the steps before saving
                     checkpoint()
-                if evaluator and trainer.step % cfg.eval_every == 0:
+                if cfg.eval_every and trainer.step % cfg.eval_every == 0:
                     log_record(meter.flush(trainer, len(ds)), writer, bar)
-                    evaluate_now(evaluator, trainer, writer)
+                    if evaluator:
+                        evaluate_now(evaluator, trainer, writer)
                     meter.restart_clock()  # evaluation time is not training throughput
             except TrainingDiverged as e:
                 if cfg.on_nan == "stop":
@@ -122,28 +151,57 @@ def train(
                 bar.n = trainer.step
                 continue
             if stop:
-                status = stop
+                status, signum = stop, halt if stop == "interrupted" else None
                 break
 
-    if not (run / "samples" / f"{step_name(trainer.step)}.png").exists():
+    if main and not (run / "samples" / f"{step_name(trainer.step)}.png").exists():
         save_samples(trainer, run)
     last = latest_checkpoint(run)
     if last is None or last.name != step_name(trainer.step):  # the loop may have just saved this step
         checkpoint()
-    return summary(run, trainer, status, caught.get("signal"))
+    return summary(run, trainer, status, signum)
+
+
+def _silent(_: str) -> None:
+    pass
+
+
+def rank_threads(cfg: TrainConfig, world: distributed.World, device: torch.device) -> int:
+    """The CPU threads of this process's loop: --threads, else with several processes on a machine an even
+    share of its cores (pinned: a rank's step time includes waiting for the others, which would mislead a
+    tuner), else 0 (tune)."""
+    if cfg.threads or world.size == 1 or device.type != "cpu" or pinned_by_environment():
+        return cfg.threads
+    return max(1, available_cores() // distributed.local_size())
 
 
 def start(
-    cfg: TrainConfig, dataset: str | Path, run: Path, log: Callable[[str], None]
+    cfg: TrainConfig,
+    dataset: str | Path,
+    run: Path,
+    place: Placement,
+    world: distributed.World,
+    log: Callable[[str], None],
 ) -> tuple[PreparedDataset, Trainer]:
     """Open the dataset and the run folder (checked against each other), build the Trainer and resume it
-    from the newest whole checkpoint, and say what is about to run."""
-    ds = PreparedDataset(dataset)
-    check_dataset_fits(cfg.model, ds, cfg.preset)
-    changed = init_run(run, cfg, ds)
-    recover_checkpoints(run)
-    trainer = Trainer(cfg, resolve(cfg.device, cfg.precision))
-    ckpt = resume(trainer, run)
+    from the newest whole checkpoint, and say what is about to run. With several processes every check
+    fails on all of them alike (distributed.together), and only rank 0 writes the run folder."""
+
+    def open_dataset() -> PreparedDataset:
+        ds = PreparedDataset(dataset)
+        check_dataset_fits(cfg.model, ds, cfg.preset)
+        local_batch(cfg, world)
+        return ds
+
+    def init_folder() -> list[str]:
+        changed = init_run(run, cfg, ds)
+        recover_checkpoints(run)
+        return changed
+
+    ds = distributed.together(open_dataset)
+    changed = distributed.together(init_folder, main_only=True)
+    trainer = Trainer(cfg, place, world)
+    ckpt = distributed.together(lambda: resume(trainer, run))
     if trainer.compiled:
         log(
             "compiling G and D's training step for this GPU (once per start, ~10-30 s; --no-compile skips it)"
@@ -154,6 +212,12 @@ def start(
         f"\nresume    from {ckpt.name}" + (f" with {'; '.join(changed)}" if changed else "") if ckpt else ""
     )
     log(f"device    {trainer.place.describe()}; dataset {ds.path} ({len(ds):,} images){resumed}")
+    if world.size > 1:
+        graph = f"; no CUDA graph: {trainer.no_graph_reason}" if trainer.no_graph_reason else ""
+        log(
+            f"processes {world.size}, batch {trainer.local_batch} each (global {cfg.batch}), "
+            f"BatchNorm statistics of the {'global batch' if cfg.bn == 'global' else 'rank'}{graph}"
+        )
     return ds, trainer
 
 

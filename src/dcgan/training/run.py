@@ -42,6 +42,7 @@ MUTABLE_KEYS = {
     "device",
     "precision",
     "threads",
+    "bn",
     "compile",
     "eval_every",
     "eval_num",
@@ -181,7 +182,8 @@ def resume(trainer: Trainer, run: Path) -> Path | None:
                 f"checkpoint {str(ckpt)!r} holds a training state that cannot be resumed ({type(e).__name__}: "
                 f"{str(e)[:200]}); delete it to resume from an earlier one"
             ) from None
-        truncate_stats(run / STATS_FILE, trainer.step)
+        if trainer.world.main:  # the one writer
+            truncate_stats(run / STATS_FILE, trainer.step)
     return ckpt
 
 

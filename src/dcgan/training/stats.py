@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from dcgan.fileio import atomic_path, parse_json, write_bytes
+from dcgan.training import distributed
 from dcgan.training.trainer import Trainer, TrainingDiverged
 
 STATS_FILE = "stats.jsonl"
@@ -46,11 +47,15 @@ class Meter:
 
     def flush(self, trainer: Trainer, n_data: int) -> dict[str, Any] | None:
         """The record of the steps since the last flush (None if there were none); raises TrainingDiverged
-        naming the first step whose loss, or any weight, is not finite."""
+        naming the first step whose loss, or any weight, is not finite. With several processes the values
+        are the global batch's (the mean of the ranks'), so every rank sees the same record and stops alike."""
         if not self.d_rows and not self.g_rows:
             return None
-        d = torch.stack([r for _, r in self.d_rows]).cpu() if self.d_rows else torch.zeros(0, 3)
-        g = torch.stack([r for _, r in self.g_rows]).cpu() if self.g_rows else torch.zeros(0, 1)
+        d, g = torch.zeros(0, 3), torch.zeros(0, 1)
+        if self.d_rows:
+            d = distributed.average(torch.stack([r for _, r in self.d_rows])).cpu()
+        if self.g_rows:
+            g = distributed.average(torch.stack([r for _, r in self.g_rows])).cpu()
         for rows, values, name in ((self.d_rows, d, "loss_D"), (self.g_rows, g, "loss_G")):
             bad = (~torch.isfinite(values)).any(1).nonzero()
             if len(bad):
@@ -80,10 +85,15 @@ class Meter:
 
 
 class StatsWriter:
-    """Appends records to RUN/stats.jsonl and their scalars to RUN/tensorboard (with the [tb] extra)."""
+    """Appends records to RUN/stats.jsonl and their scalars to RUN/tensorboard (with the [tb] extra); a
+    disabled writer (ranks other than 0) writes nothing."""
 
-    def __init__(self, run: Path) -> None:
+    def __init__(self, run: Path, enabled: bool = True) -> None:
         self.path = run / STATS_FILE
+        self.enabled = enabled
+        if not enabled:
+            self.tb = None
+            return
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
@@ -93,6 +103,8 @@ class StatsWriter:
 
     def write(self, rec: dict[str, Any], scalars: tuple[str, ...] = LOSS_SCALARS) -> None:
         """Append `rec` to stats.jsonl and its `scalars` (those not None) to TensorBoard."""
+        if not self.enabled:
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps(rec) + "\n")
         if self.tb is not None:

@@ -4,6 +4,12 @@ Adam(2e-4, β1 0.5), BCE on logits, non-saturating G, real and fake through D se
 is a function of the seed, the number of NaN rollbacks and the trainer's own counters: the rows of step k
 come from the data-order stream at the images seen so far, its z from the z stream at k. So the same step
 draws the same minibatch and the same z after a resume.
+
+With several processes (training/distributed.py) `batch` stays the global batch: each rank takes its slice
+of the same global rows and z, G and D run under DistributedDataParallel, and with `bn="global"` every
+BatchNorm normalizes with the whole global batch's statistics (real and fake still separately). So the
+global minibatch of a step is the same at any world size, and a run may resume on another number of
+processes.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from dcgan.data.dataset import batch_indices, to_unit_range
 from dcgan.device import Placement
 from dcgan.errors import DcganError, one_line
 from dcgan.models import build, sample_z, z_for_seeds
-from dcgan.training import cpu_conv, cuda_layers
+from dcgan.training import cpu_conv, cuda_layers, distributed
 from dcgan.training.cuda_graph import GraphedStep
 from dcgan.training.losses import d_loss, g_loss
 
@@ -36,6 +42,22 @@ def step_seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1, np.uint64)[0] >> 1)
 
 
+def local_batch(cfg: TrainConfig, world: distributed.World) -> int:
+    """Each rank's share of the global batch, or a DcganError when the batch does not divide."""
+    if cfg.batch % world.size:
+        lower = cfg.batch - cfg.batch % world.size
+        raise DcganError(
+            f"--batch {cfg.batch} does not divide among {world.size} processes; use a multiple of "
+            f"{world.size} (e.g. {lower or world.size})"
+        )
+    if cfg.batch // world.size < 2:
+        raise DcganError(
+            f"--batch {cfg.batch} over {world.size} processes leaves {cfg.batch // world.size} image per process; "
+            f"BatchNorm needs at least 2 each: use --batch {2 * world.size} or more"
+        )
+    return cfg.batch // world.size
+
+
 class TrainingDiverged(DcganError):
     """A loss or weight became NaN/Inf."""
 
@@ -46,8 +68,10 @@ class Trainer:
     `train_step` advances the counters: `step` (updates done), `images_seen` (real images shown) and
     `elapsed` (seconds spent in steps); `rollbacks` counts NaN rollbacks, each of which starts fresh streams."""
 
-    def __init__(self, cfg: TrainConfig, place: Placement) -> None:
+    def __init__(self, cfg: TrainConfig, place: Placement, world: distributed.World | None = None) -> None:
         self.cfg, self.place = cfg, place
+        self.world = world or distributed.World()
+        self.local_batch = local_batch(cfg, self.world)
         g, d = build(cfg.model, seed=cfg.seed)
         # channels_last: the prepared rows are NHWC already, and oneDNN/cuDNN convolutions run faster so.
         self.g = g.to(place.device, memory_format=torch.channels_last)
@@ -58,6 +82,12 @@ class Trainer:
         # On CUDA the whole "both" step is captured as one CUDA graph: a DCGAN step at batch 128 is a few
         # milliseconds of many small kernels, so launching them one by one from Python is the bottleneck.
         use_graph = place.device.type == "cuda" and cfg.schedule == "both" and place.precision != "fp16"
+        # Under DDP the graph would have to hold the gradient all-reduce; not measured yet, so plain steps
+        self.no_graph_reason = "several processes (DDP)" if use_graph and self.world.size > 1 else None
+        use_graph = use_graph and self.world.size == 1
+        if self.world.size > 1 and cfg.bn == "global":  # the paper's BN: statistics of the global batch
+            distributed.use_global_batchnorm(self.g)
+            distributed.use_global_batchnorm(self.d)
         if use_graph:  # see cuda_layers: the same layers without cuDNN's slow paths at D's and G's ends
             cuda_layers.install(self.g)  # (a few more, smaller kernels: a win once launches cost nothing)
             cuda_layers.install(self.d)
@@ -67,8 +97,11 @@ class Trainer:
         # Inside the graph, torch.compile fuses each BatchNorm with its activation (and their backward passes);
         # the compiled callables share G's and D's parameters, and only the training step calls them.
         self.compiled = use_graph and cfg.compile
-        self.g_fwd = torch.compile(self.g) if self.compiled else self.g
+        # the callables of the step: G's (its gradients averaged over the ranks by DDP), D's in G's step
+        # (gradients through D, not of it: no DDP) and D's in its own step (DDP)
+        self.g_fwd = torch.compile(self.g) if self.compiled else distributed.wrap(self.g, place.device)
         self.d_fwd = torch.compile(self.d) if self.compiled else self.d
+        self.d_train = self.d_fwd if self.compiled else distributed.wrap(self.d, place.device)
         adam = {
             "lr": cfg.lr,
             "betas": (cfg.beta1, cfg.beta2),
@@ -103,16 +136,21 @@ class Trainer:
                 "run again with --no-compile"
             ) from e
 
+    def _share(self) -> slice:
+        """This rank's part of a global minibatch."""
+        return slice(self.world.rank * self.local_batch, (self.world.rank + 1) * self.local_batch)
+
     def z(self, step: int) -> torch.Tensor:
-        """The minibatch of z for `step`: (batch, z_dim) on the device."""
+        """This rank's share of the global minibatch of z for `step`: (batch / world, z_dim) on the device."""
         seed = step_seed(self.cfg.seed, self.rollbacks, step, Z_STREAM)
         gen = torch.Generator(self.place.device).manual_seed(seed)
-        return sample_z(self.cfg.model, self.cfg.batch, gen, self.place.device)
+        return sample_z(self.cfg.model, self.cfg.batch, gen, self.place.device)[self._share()]
 
     def rows(self, n_data: int) -> np.ndarray:
-        """Dataset rows of the next step's minibatch: a function of the seed and the images seen so far."""
+        """Dataset rows of this rank's share of the next step's global minibatch, which is a function of the
+        seed and the images seen so far."""
         stream = step_seed(self.cfg.seed, self.rollbacks, DATA_STREAM)
-        return batch_indices(n_data, self.images_seen, self.cfg.batch, stream)
+        return batch_indices(n_data, self.images_seen, self.cfg.batch, stream)[self._share()]
 
     def d_update(self, x: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """maximize log D(x) + log(1 - D(G(z))); returns [loss_D, D(x), D(G(z))]."""
@@ -121,9 +159,9 @@ class Trainer:
                 # one call of both batches: --fuse-d normalizes them together; split_d gives each half its
                 # own BN statistics, the same as separate calls
                 with cuda_layers.split_batchnorm(self.d, 2 if self.split_d else 1):
-                    logits_real, logits_fake = self.d_fwd(torch.cat([x, fake])).split(len(x))
+                    logits_real, logits_fake = self.d_train(torch.cat([x, fake])).split(len(x))
             else:  # the paper: real and fake batches through D separately (separate BN statistics)
-                logits_real, logits_fake = self.d_fwd(x), self.d_fwd(fake)
+                logits_real, logits_fake = self.d_train(x), self.d_train(fake)
             loss = d_loss(logits_real, logits_fake)
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler_d.scale(loss).backward()
@@ -153,16 +191,18 @@ class Trainer:
         return self.d_update(x, fake.detach()), self.g_update(fake)
 
     def train_step(self, x_u8: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """One update on a minibatch (B, C, H, W) uint8 and this step's z; advances the counters.
-        Returns (D stats [loss_D, D(x), D(G(z))] or None, G stats [loss_G] or None), on the device."""
+        """One update on this rank's share of the minibatch (B / world, C, H, W) uint8 and of this step's z;
+        advances the counters. Returns (D stats [loss_D, D(x), D(G(z))] or None, G stats [loss_G] or None)
+        of this rank's share, on the device."""
         t0 = time.perf_counter()
         z = self.z(self.step)
         if self.graphed is not None:
             stats = self.graphed(x_u8, z)
         else:
-            stats = self._update(to_unit_range(x_u8, self.place.device), z)
+            with distributed.global_statistics():
+                stats = self._update(to_unit_range(x_u8, self.place.device), z)
         self.step += 1
-        self.images_seen += len(x_u8)
+        self.images_seen += self.cfg.batch
         self.elapsed += time.perf_counter() - t0
         return stats
 
@@ -171,7 +211,7 @@ class Trainer:
             return self.update_both(x, z)
         if self.step % 2 == 0:  # the original code: even updates train G, odd ones D
             with self.place.autocast():
-                fake = self.g(z)
+                fake = self.g_fwd(z)
             return None, self.g_update(fake)
         with torch.no_grad(), self.place.autocast():
             fake = self.g(z)
