@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from dcgan.training.distributed import World, from_environment
+
 from helpers import run_cli
 
 # Each rank normalizes its half of one seeded batch and back-propagates its half of one seeded gradient.
@@ -58,7 +59,9 @@ def spawn(code: str, *args: str, world: int = 2, timeout: float = 120) -> None:
         env = {"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
                "LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
                "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}  # fmt: skip
-        procs.append(subprocess.Popen([sys.executable, "-c", code, *args], env=env, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen([sys.executable, "-c", code, *args], env=env, stderr=subprocess.PIPE, text=True)
+        )
     for p in procs:
         try:
             _, err = p.communicate(timeout=timeout)
@@ -166,7 +169,9 @@ def gap(a: dict, b: dict) -> float:
     return max((a[k] - b[k]).abs().max().item() for k in a if "running" not in k and "num_batches" not in k)
 
 
-@pytest.mark.parametrize("kw", [{}, {"schedule": "alternate"}, {"fuse_d": True}], ids=["both", "alternate", "fuse-d"])
+@pytest.mark.parametrize(
+    "kw", [{}, {"schedule": "alternate"}, {"fuse_d": True}], ids=["both", "alternate", "fuse-d"]
+)
 def test_two_ranks_hold_identical_weights_and_train_as_one_process(discs, tmp_path, kw):
     two = trained(discs, tmp_path / "two", world=2, **kw)
     for k in two[0]:  # the gradients averaged by DDP, the global BN statistics: every tensor equal
@@ -184,7 +189,14 @@ def files(run: Path) -> set[str]:
 
 
 def loop(ds, run, world, steps, **kw) -> list[dict]:
-    spawn(TRAINER, str(ds), str(run), "loop", json.dumps({"kimg": steps * 16 / 1000, "ckpt_every": 4, **kw}), world=world)
+    spawn(
+        TRAINER,
+        str(ds),
+        str(run),
+        "loop",
+        json.dumps({"kimg": steps * 16 / 1000, "ckpt_every": 4, **kw}),
+        world=world,
+    )
     return [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
 
 
@@ -247,7 +259,10 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 90) -> None:
 
 @pytest.mark.parametrize(
     ("more", "says"),
-    [(["--batch", "15"], "--batch 15 does not divide among 2 processes"), (["--preset", "paper64"], "needs 64×64×3")],
+    [
+        (["--batch", "15"], "--batch 15 does not divide among 2 processes"),
+        (["--preset", "paper64"], "needs 64×64×3"),
+    ],
 )
 def test_a_user_error_on_two_processes_is_one_line_and_exit_2(noise32, tmp_path, more, says):
     r = run_cli(*train_args(noise32, tmp_path / "run", "--nproc", "2", *more))
@@ -302,12 +317,22 @@ def torchrun(*args: str) -> list[str]:
 
 def test_two_nodes_on_localhost_write_one_run(noise32, tmp_path):
     run, port = tmp_path / "run", free_port()
+    rendezvous = [
+        "--nnodes",
+        "2",
+        "--nproc-per-node",
+        "1",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(port),
+    ]
     nodes = [
         subprocess.Popen(
-            [*torchrun("--nnodes", "2", "--nproc-per-node", "1", "--node-rank", str(i), "--master-addr",
-                       "127.0.0.1", "--master-port", str(port)), *train_args(noise32, run, "--kimg", "0.32")],
-            stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [*torchrun(*rendezvous, "--node-rank", str(i)), *train_args(noise32, run, "--kimg", "0.32")],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(2)
     ]
     for p in nodes:

@@ -105,7 +105,9 @@ def init(device_type: str, world: World | None = None) -> World:
         try:
             dist.init_process_group(backend, timeout=timeout)
         except ValueError as e:  # env:// without MASTER_ADDR/MASTER_PORT
-            raise DcganError(f"cannot join the process group ({e}); start the processes with torchrun") from None
+            raise DcganError(
+                f"cannot join the process group ({e}); start the processes with torchrun"
+            ) from None
         except RuntimeError as e:
             restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) > 0
             if not restarted or os.environ.get(SHARED_STORE_ENV) == "1":
@@ -124,7 +126,9 @@ def _lost_peer(e: BaseException) -> bool:
     """Whether an error is a collective that failed (another process died, hung or closed its sockets), not
     a bug of this process."""
     text = str(e)
-    return isinstance(e, dist.DistError) or any(w in text for w in ("gloo", "NCCL", "Connection", "timed out"))
+    return isinstance(e, dist.DistError) or any(
+        w in text for w in ("gloo", "NCCL", "Connection", "timed out")
+    )
 
 
 def _stop_with_parent() -> None:

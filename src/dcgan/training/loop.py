@@ -114,15 +114,15 @@ def _train(
     evaluator = make_evaluator(ds, run, device, log) if main and make_evaluator and cfg.eval_every else None
     status, signum, rollbacks, timed_from = "finished", None, 0, trainer.elapsed
     bar = progress_bar(progress and main, total=total_steps, initial=trainer.step, unit="step", desc="train")
-    writer = StatsWriter(run, enabled=main)
-    with bar, graceful_signals() as caught, writer, tuned(rank_threads(cfg, world, device), device) as threads:
+    writer, threads = StatsWriter(run, enabled=main), tuned(rank_threads(cfg, world, device), device)
+    with bar, graceful_signals() as caught, writer, threads as tuner:
         while trainer.step < total_steps:
             d_stats, g_stats = trainer.train_step(fetch(trainer.rows(len(ds))))
             meter.add(trainer.step, d_stats, g_stats, cfg.batch)
             bar.update()
             # on CPU, the thread count fastest now, timed per step (per G+D pair of `alternate` steps)
             if cfg.schedule == "both" or trainer.step % 2 == 0:
-                change = threads.observe(trainer.elapsed - timed_from, cfg.batch)
+                change = tuner.observe(trainer.elapsed - timed_from, cfg.batch)
                 timed_from = trainer.elapsed
                 if change:
                     log_threads(change, trainer, writer)
