@@ -9,6 +9,7 @@ import functools
 import gzip
 import io
 import pickle
+import socket
 import subprocess
 import sys
 import tempfile
@@ -352,3 +353,30 @@ def full_page_screenshot(driver, path: Path) -> None:
     driver.set_window_size(driver.get_window_size()["width"], min(height + 100, 16000))
     driver.execute_script("window.scrollTo(0, 0)")
     driver.save_screenshot(str(path))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn(code: str, *args: str, world: int = 2, timeout: float = 120, env: dict | None = None) -> None:
+    """Run `python -c code args` as `world` ranks of one gloo group (as torchrun would: the environment, a
+    free port; `env` added) and wait for all of them; any failure fails the test with that rank's stderr."""
+    port = free_port()
+    procs = []
+    for rank in range(world):
+        ranks = {"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
+                 "LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+                 "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", **(env or {})}  # fmt: skip
+        cmd = [sys.executable, "-c", code, *args]
+        procs.append(subprocess.Popen(cmd, env=ranks, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        try:
+            _, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise
+        assert p.returncode == 0, err

@@ -12,6 +12,8 @@ from dcgan.metrics.evaluate import real_features
 from dcgan.metrics.extractors import load_extractor
 from dcgan.metrics.periodic import collapse_warnings
 
+from helpers import spawn
+
 
 def test_collapse_warnings_name_the_rising_fid_and_the_lost_diversity():
     steady = [1.0] * 5
@@ -54,3 +56,30 @@ def test_training_with_eval_every_keeps_the_best_generator(tiny_run, tiny_extrac
     fake, _ = generated_features(load_generator(run / "best.safetensors"), ex, 24)
     assert M.fid(real, fake) == pytest.approx(best[key], rel=1e-4)
     assert (run / "loss.png").stat().st_size > 0
+
+
+def test_two_ranks_share_the_evaluation_and_score_what_one_process_scores(
+    tiny_run, tiny_extractor, private_cache, tmp_path
+):
+    from dcgan.config import ModelConfig, TrainConfig
+
+    worker = (
+        "import json, sys\nfrom dcgan.api import train\nfrom dcgan.config import TrainConfig\n"
+        "train(sys.argv[1], sys.argv[2], TrainConfig.from_dict(json.loads(sys.argv[3])), log=lambda s: None)"
+    )
+    model = ModelConfig.from_dict(json.loads((tiny_run / "config.json").read_text())["train"]["model"])
+    cfg = TrainConfig(
+        preset="tiny", model=model, batch=8, kimg=0.032, precision="fp32", device="cpu", ckpt_every=4,
+        log_every=2, eval_every=2, eval_num=25, extractor=str(tiny_extractor / "ex.safetensors"),
+    )  # fmt: skip
+    fids = {}
+    for world in (1, 2):  # 25 seeds: 13 on rank 0, 12 on rank 1
+        run = tmp_path / f"w{world}"
+        spawn(worker, str(tiny_run.parent / "ds"), str(run), json.dumps(cfg.to_dict()), world=world,
+              env={"DCGAN_CACHE": str(private_cache)})  # fmt: skip
+        rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+        fids[world] = [(r["step"], v) for r in rows for k, v in r.items() if k.startswith("fid[")]
+        assert (run / "best.safetensors").is_file()
+    assert [s for s, _ in fids[2]] == [s for s, _ in fids[1]] == [2, 4]
+    for (_, a), (_, b) in zip(fids[1], fids[2]):  # the same model and the same 25 seeds
+        assert b == pytest.approx(a, rel=1e-3)

@@ -5,7 +5,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ import torch.nn.functional as F
 
 from dcgan.training.distributed import World, from_environment
 
-from helpers import run_cli
+from helpers import free_port, run_cli, spawn
 
 # Each rank normalizes its half of one seeded batch and back-propagates its half of one seeded gradient.
 WORKER = """
@@ -42,34 +41,6 @@ out = out.format(rank=world.rank)
 torch.save({"y": y.detach(), "dx": mine.grad, "dw": w.grad, "db": b.grad, "rm": rm, "rv": rv}, out)
 D.shutdown()
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def spawn(code: str, *args: str, world: int = 2, timeout: float = 120) -> None:
-    """Run `python -c code args` as `world` ranks of one gloo group (as torchrun would: the environment, a
-    free port) and wait for all of them; any failure fails the test with that rank's stderr."""
-    port = free_port()
-    procs = []
-    for rank in range(world):
-        env = {"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
-               "LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-               "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}  # fmt: skip
-        procs.append(
-            subprocess.Popen([sys.executable, "-c", code, *args], env=env, stderr=subprocess.PIPE, text=True)
-        )
-    for p in procs:
-        try:
-            _, err = p.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            raise
-        assert p.returncode == 0, err
 
 
 def run_ranks(tmp_path, shape, layout, world=2) -> list[dict]:

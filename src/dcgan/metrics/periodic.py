@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from dcgan.artifacts import read_best, save_best
@@ -21,6 +22,7 @@ from dcgan.metrics.evaluate import generated_features, real_features
 from dcgan.metrics.extractors import SHIPPED, load_extractor
 from dcgan.metrics.fid import diversity, fid_from_stats, mean_cov
 from dcgan.metrics.interface import FeatureExtractor
+from dcgan.training import distributed
 from dcgan.training.stats import STATS_FILE, is_number, read_stats
 from dcgan.training.trainer import Trainer
 
@@ -82,10 +84,12 @@ class PeriodicEval:
         else:  # loading each shipped one to read its input size: the match is the one to use
             self.ex = default_extractor(m.image_size, m.channels, device)
         self.ex.check_images(m.image_size, m.channels, "the model")
+        self.key = f"fid[{self.ex.name}]"
+        if not distributed.is_main():  # the other ranks only generate their share of the seeds
+            return
         real, _, _ = real_features(dataset, self.ex, cfg.eval_num, log=log)
         self.real_stats = mean_cov(real)
         self.real_diversity = diversity(real)
-        self.key = f"fid[{self.ex.name}]"
         self.best = read_best(run)
         if self.best is not None and not (
             is_number(self.best.get(self.key)) and is_number(self.best.get("step"))
@@ -99,9 +103,15 @@ class PeriodicEval:
             if is_number(r.get(self.key)) and is_number(r.get(spread_key))
         ]
 
-    def __call__(self, trainer: Trainer) -> dict[str, Any]:
-        """Evaluate now; returns the stats.jsonl record (with any warnings)."""
-        fake, _ = generated_features(trainer.g, self.ex, self.cfg.eval_num, seed=0)
+    def __call__(self, trainer: Trainer) -> dict[str, Any] | None:
+        """Evaluate now; returns the stats.jsonl record (with any warnings). With several processes every
+        rank generates its share of the seeds and rank 0 scores them all (the others return None)."""
+        part = distributed.share(self.cfg.eval_num)
+        mine = generated_features(trainer.g, self.ex, len(part), seed=part.start)[0] if part else None
+        parts = distributed.gather_to_main(mine)
+        if parts is None:
+            return None
+        fake = np.concatenate([p for p in parts if p is not None])
         value = fid_from_stats(*self.real_stats, *mean_cov(fake))
         spread = diversity(fake)
         rec: dict[str, Any] = {

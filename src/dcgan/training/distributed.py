@@ -227,6 +227,32 @@ def together(fn: Callable[[], T], *, main_only: bool = False) -> T:
     return result
 
 
+def is_main() -> bool:
+    """Whether this process is rank 0 of its group (or in none): the one that writes."""
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def share(n: int) -> range:
+    """This rank's contiguous part of n items (e.g. the seeds of an evaluation); the first n % world ranks
+    take one more. range(n) without a process group."""
+    if not dist.is_initialized():
+        return range(n)
+    rank, size = dist.get_rank(), dist.get_world_size()
+    base, extra = divmod(n, size)
+    start = rank * base + min(rank, extra)
+    return range(start, start + base + (rank < extra))
+
+
+def gather_to_main(obj: T) -> list[T] | None:
+    """Every rank's `obj` in rank order, on rank 0 (None on the others); [obj] without a process group.
+    Over the CPU group: for results (arrays of features), not for the training step."""
+    if not dist.is_initialized():
+        return [obj]
+    out: list[Any] | None = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(obj, out, dst=0, group=_control)
+    return out
+
+
 def wrap(net: nn.Module, device: torch.device) -> nn.Module:
     """`net` under DistributedDataParallel (gradients averaged over the ranks in its backward pass), or `net`
     itself without a process group. Buffers are not broadcast at each call: with global BatchNorm they are

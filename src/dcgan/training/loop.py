@@ -50,11 +50,12 @@ TIME_UP = 1  # what the ranks agree on after each step: 0 go on, 1 the time limi
 
 
 class Evaluator(Protocol):
-    """What --eval-every runs (metrics/periodic.py builds one): a record for stats.jsonl per call."""
+    """What --eval-every runs (metrics/periodic.py builds one): a record for stats.jsonl per call. Every
+    rank calls it (each may do a share of the work); rank 0 gets the record, the others None."""
 
     key: str  # the record's headline scalar, e.g. "fid[fmnist-94bc]"
 
-    def __call__(self, trainer: Trainer) -> dict[str, Any]: ...
+    def __call__(self, trainer: Trainer) -> dict[str, Any] | None: ...
 
 
 # make_evaluator(dataset, run folder, device, log) → Evaluator, called once the run is set up
@@ -95,7 +96,8 @@ def _train(
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     main = world.main  # the one process that writes and talks
-    ds, trainer = start(cfg, dataset, run, place, world, log if main else _silent)
+    log = log if main else _silent
+    ds, trainer = start(cfg, dataset, run, place, world, log)
 
     def checkpoint() -> None:
         if main:
@@ -111,7 +113,9 @@ def _train(
         torch.backends.cudnn.benchmark = True
     if trainer.step == 0 and main:
         save_samples(trainer, run)  # what the untrained G makes, for comparison
-    evaluator = make_evaluator(ds, run, device, log) if main and make_evaluator and cfg.eval_every else None
+    evaluator = None
+    if make_evaluator and cfg.eval_every:  # every rank: each generates a share of an evaluation's images
+        evaluator = distributed.together(lambda: make_evaluator(ds, run, device, log))
     status, signum, rollbacks, timed_from = "finished", None, 0, trainer.elapsed
     bar = progress_bar(progress and main, total=total_steps, initial=trainer.step, unit="step", desc="train")
     writer, threads = StatsWriter(run, enabled=main), tuned(rank_threads(cfg, world, device), device)
@@ -137,10 +141,9 @@ def _train(
                 if trainer.step % cfg.ckpt_every == 0:
                     log_record(meter.flush(trainer, len(ds)), writer, bar)  # check the steps before saving
                     checkpoint()
-                if cfg.eval_every and trainer.step % cfg.eval_every == 0:
+                if evaluator and trainer.step % cfg.eval_every == 0:
                     log_record(meter.flush(trainer, len(ds)), writer, bar)
-                    if evaluator:
-                        evaluate_now(evaluator, trainer, writer)
+                    evaluate_now(evaluator, trainer, writer)
                     meter.restart_clock()  # evaluation time is not training throughput
             except TrainingDiverged as e:
                 if cfg.on_nan == "stop":
@@ -250,6 +253,8 @@ def log_threads(change: Change, trainer: Trainer, writer: StatsWriter) -> None:
 def evaluate_now(evaluator: Evaluator, trainer: Trainer, writer: StatsWriter) -> None:
     """One periodic evaluation: its record goes to stats.jsonl (and TensorBoard), its warnings to stderr."""
     rec = evaluator(trainer)
+    if rec is None:  # not rank 0
+        return
     writer.write(rec, (evaluator.key,))
     for w in rec.get("warnings", []):
         tqdm.write(f"warning at step {trainer.step:,}: {w}", file=sys.stderr)
