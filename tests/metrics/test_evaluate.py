@@ -11,7 +11,7 @@ from dcgan.device import cpu_has_fast_bf16
 from dcgan.metrics.evaluate import cache_dir, evaluate, real_features
 from dcgan.metrics.extractors import load_extractor
 
-from helpers import run_cli
+from helpers import run_cli, spawn
 
 
 def test_evaluate_is_reproducible_and_caches_the_real_side(tiny_run, tiny_extractor, private_cache):
@@ -85,3 +85,21 @@ def test_evaluate_cli_writes_json_and_refuses_bad_input(tiny_run, tiny_extractor
 
 def test_cache_dir_follows_the_environment(private_cache):
     assert cache_dir().is_relative_to(private_cache)
+
+
+def test_evaluate_on_two_ranks_splits_the_samples_and_scores_as_one(
+    tiny_run, tiny_extractor, private_cache, tmp_path
+):
+    """`torchrun … -m dcgan evaluate`: 1,200 samples are 3 batches of ≤500, two on rank 0 and one on rank 1;
+    rank 0 alone prints and writes, and the numbers are one process's."""
+    args = ["evaluate", str(tiny_run), "--dataset", str(tiny_extractor / "train"), "--num", "1200", "--device",
+            "cpu", "--precision", "fp32", "--extractor", str(tiny_extractor / "ex.safetensors"), "--out"]  # fmt: skip
+    r = run_cli(*args, str(tmp_path / "one.json"))
+    assert r.returncode == 0, r.stderr
+    worker = "import sys\nfrom dcgan.cli import main\nsys.exit(main(sys.argv[1:]))"
+    spawn(worker, *args, str(tmp_path / "two.json"), env={"DCGAN_CACHE": str(private_cache)})
+    one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+    assert two["samples"] == 1200 and two["seeds"] == [0, 1199]
+    assert two["metrics"].keys() == one["metrics"].keys()
+    for k, v in one["metrics"].items():
+        assert two["metrics"][k] == pytest.approx(v, rel=1e-4, abs=1e-6), k

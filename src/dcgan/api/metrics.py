@@ -67,11 +67,13 @@ def evaluate(
     cache: bool = True,
     out: PathLike | None = None,
     log: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """FID, KID, precision/recall and a classifier score of G against real images, in a named feature
     space (every number is labelled with the extractor's NAME-HASH); with `out`, also written as JSON.
     G and the extractor run in `precision` (a path's G; a loaded G keeps its own): auto is bf16 on CPUs
     that run it natively, FID within ~1% of fp32's, and fp32 elsewhere; fp32 to compare with fp32 numbers.
+    Inside a process group (torchrun) every rank generates a share of the images and only rank 0 gets the
+    result (and writes `out`); the others get None.
 
     >>> r = dcgan.evaluate("runs/fmnist32", "data/fm/train", "fmnist", num=10_000); r["metrics"]
     """
@@ -79,10 +81,10 @@ def evaluate(
     g = load_generator(g, precision=precision)
     chosen = metrics_evaluate.parse_metrics(metrics) if isinstance(metrics, str) else list(metrics)
     fx = extractor(ex, next(g.parameters()).device)
-    result = {
-        "run": run,
-        **metrics_evaluate.evaluate(g, dataset(data), fx, num, chosen, seed, bn, cache, log),
-    }
+    values = metrics_evaluate.evaluate(g, dataset(data), fx, num, chosen, seed, bn, cache, log)
+    if values is None:  # a rank other than 0 of a multi-process run: rank 0 has the result
+        return None
+    result = {"run": run, **values}
     if out is not None:
         write_json(out, result)
     return result

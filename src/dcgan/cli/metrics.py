@@ -10,16 +10,23 @@ from dcgan.cli.common import device_arguments, generator_from_args, log, parser_
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from dcgan import api
+    from dcgan.device import resolve
     from dcgan.fileio import write_json
     from dcgan.metrics.evaluate import parse_metrics
+    from dcgan.training import distributed
 
     metrics = parse_metrics(a.metrics)
-    g = generator_from_args(a)
-    inception = {"inception_weights": a.inception_weights, "inception_sha256": a.inception_sha256}
-    ex = api.extractor(a.extractor, next(g.parameters()).device, **inception)
-    result = api.evaluate(
-        g, a.dataset, ex, num=a.num, metrics=metrics, seed=a.seed, bn=a.bn, cache=not a.no_cache, log=log
-    )
+    # under torchrun every process generates a share of the samples and rank 0 scores them
+    with distributed.joined(resolve(a.device, "fp32").device.type) as world:
+        g = generator_from_args(a)
+        inception = {"inception_weights": a.inception_weights, "inception_sha256": a.inception_sha256}
+        ex = api.extractor(a.extractor, next(g.parameters()).device, **inception)
+        result = api.evaluate(
+            g, a.dataset, ex, num=a.num, metrics=metrics, seed=a.seed, bn=a.bn, cache=not a.no_cache,
+            log=log if world.main else None,
+        )  # fmt: skip
+    if result is None:
+        return 0
     result["run"] = a.run  # G was loaded here (for --device and --from-examples): name what it came from
     width = max(len(k) for k in result["metrics"])
     for k, v in result["metrics"].items():

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import os
 import time
 import zipfile
@@ -28,6 +29,7 @@ from dcgan.metrics import fid as M
 from dcgan.metrics.interface import FeatureExtractor
 from dcgan.sampling import generate
 from dcgan.threads import tuned
+from dcgan.training import distributed
 
 METRICS = ("fid", "kid", "pr", "score")
 CACHE_FORMAT = 1
@@ -112,6 +114,28 @@ def generated_features(
     return np.concatenate(feats), np.concatenate(logits)
 
 
+def shared_generated_features(
+    g,
+    ex: FeatureExtractor,
+    num: int,
+    seed: int = 0,
+    batch: int = 500,
+    bn: str = "running",
+    place: Placement | None = None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """generated_features, split over the processes of a multi-process run: each rank takes its share of
+    the batches (whole batches, so even BN "batch" sees the same groups of seeds as one process would) and
+    rank 0 gets every feature in seed order; None on the other ranks. One process: generated_features."""
+    mine = distributed.share(math.ceil(num / batch))
+    lo, hi = mine.start * batch, min(mine.stop * batch, num)
+    part = generated_features(g, ex, hi - lo, seed + lo, batch, bn, place) if hi > lo else None
+    parts = distributed.gather_to_main(part)
+    if parts is None:
+        return None
+    done = [p for p in parts if p is not None]
+    return np.concatenate([f for f, _ in done]), np.concatenate([y for _, y in done])
+
+
 def compare(
     real: tuple[np.ndarray, np.ndarray],
     fake: tuple[np.ndarray, np.ndarray],
@@ -153,18 +177,22 @@ def evaluate(
     bn: str = "running",
     cache: bool = True,
     log=None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """Metrics of `num` generated images against the dataset, with what they were computed from. The
-    extractor runs in G's precision (bf16: FID within ~1% of fp32's, docs/PERFORMANCE.md)."""
+    extractor runs in G's precision (bf16: FID within ~1% of fp32's, docs/PERFORMANCE.md). Under torchrun
+    every rank generates a share of the images and rank 0 computes the metrics; the others return None."""
     if num < 10:
         raise DcganError(f"--num must be at least 10 samples for the metrics to mean anything, got {num}")
     ex.check_images(g.cfg.image_size, g.cfg.channels, "the generator")
     ex.check_images(dataset.image_size, dataset.channels, f"dataset {str(dataset.path)!r}")
     t0 = time.perf_counter()
     place = Placement(next(g.parameters()).device, g.precision)
-    real_f, real_l, real_info = real_features(dataset, ex, num, cache, log, place)
+    if distributed.is_main():
+        real_f, real_l, real_info = real_features(dataset, ex, num, cache, log, place)
     t = time.perf_counter()
-    fake = generated_features(g, ex, num, seed, bn=bn, place=place)
+    fake = shared_generated_features(g, ex, num, seed, bn=bn, place=place)
+    if fake is None:  # not rank 0: its share is with rank 0
+        return None
     if log:
         log(f"generated: {num:,} images (seeds {seed}…{seed + num - 1}) in {time.perf_counter() - t:.1f} s")
     values = compare((real_f, real_l), fake, list(metrics), ex.name, seed)

@@ -11,14 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from dcgan.artifacts import read_best, save_best
 from dcgan.config import TrainConfig
 from dcgan.data.dataset import PreparedDataset
 from dcgan.errors import DcganError
-from dcgan.metrics.evaluate import generated_features, real_features
+from dcgan.metrics.evaluate import real_features, shared_generated_features
 from dcgan.metrics.extractors import SHIPPED, load_extractor
 from dcgan.metrics.fid import diversity, fid_from_stats, mean_cov
 from dcgan.metrics.interface import FeatureExtractor
@@ -106,12 +105,10 @@ class PeriodicEval:
     def __call__(self, trainer: Trainer) -> dict[str, Any] | None:
         """Evaluate now; returns the stats.jsonl record (with any warnings). With several processes every
         rank generates its share of the seeds and rank 0 scores them all (the others return None)."""
-        part = distributed.share(self.cfg.eval_num)
-        mine = generated_features(trainer.g, self.ex, len(part), seed=part.start)[0] if part else None
-        parts = distributed.gather_to_main(mine)
-        if parts is None:
+        generated = shared_generated_features(trainer.g, self.ex, self.cfg.eval_num, seed=0)
+        if generated is None:  # not rank 0: its share is with rank 0
             return None
-        fake = np.concatenate([p for p in parts if p is not None])
+        fake = generated[0]
         value = fid_from_stats(*self.real_stats, *mean_cov(fake))
         spread = diversity(fake)
         rec: dict[str, Any] = {
