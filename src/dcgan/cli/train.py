@@ -16,7 +16,7 @@ from dcgan.cli.common import (
     parser_for,
     precision_argument,
 )
-from dcgan.errors import DcganError
+from dcgan.errors import DcganError, SharedError
 
 # ---------------------------------------------------------------- train
 
@@ -25,60 +25,50 @@ def _silent(_: str) -> None:
     pass
 
 
-def without_nproc(argv: list[str]) -> list[str]:
-    """The command line minus its --nproc option (`--nproc N` or `--nproc=N`)."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--nproc":
-            skip = True
-        elif not arg.startswith("--nproc="):
-            out.append(arg)
-    return out
-
-
 def cmd_train(a: argparse.Namespace) -> int:
     from dcgan import api
     from dcgan.config import train_config
-    from dcgan.training.distributed import from_environment, launch
+    from dcgan.training.distributed import from_environment, launch, launched
 
     if a.nproc is not None and a.nproc < 1:
         raise DcganError(f"--nproc must be at least 1, got {a.nproc}")
-    if a.nproc and a.nproc > 1:  # the same command as N processes, as torchrun --standalone starts them
-        code, problem = launch(["-m", "dcgan", *without_nproc(a.argv)], a.nproc)
+    if a.dry_run:
+        a.kimg, a.epochs, a.log_every = None, None, 1
+    try:
+        cfg = train_config(
+            a.preset,
+            batch=a.batch,
+            lr=a.lr,
+            beta1=a.beta1,
+            schedule=a.schedule,
+            fuse_d=a.fuse_d or None,
+            compile=False if a.no_compile else None,
+            epochs=a.epochs,
+            kimg=a.kimg,
+            seed=a.seed,
+            precision=a.precision,
+            device=a.device,
+            threads=a.threads or None,
+            bn=a.bn,
+            sample_every=a.sample_every,
+            ckpt_every=a.ckpt_every,
+            log_every=a.log_every,
+            keep=a.keep,
+            on_nan=a.on_nan,
+            eval_every=a.eval_every,
+            eval_num=a.eval_num,
+            extractor=a.extractor,
+            eval_patience=a.eval_patience,
+        )
+    except DcganError as e:  # the same flags on every process of a run: one says it
+        raise SharedError(str(e), speak=from_environment().main) from None
+    if a.dry_run:  # two steps at whatever batch the preset and flags give
+        cfg = dataclasses.replace(cfg, kimg=2 * cfg.batch / 1000)
+    if a.nproc and a.nproc > 1 and not launched(a.nproc):  # N processes, as torchrun --standalone starts
+        code, problem = launch(["-m", "dcgan", *a.argv], a.nproc)  # them; each runs this same command
         if problem:
             print(f"dcgan train: error: {problem}", file=sys.stderr)
         return code
-    if a.dry_run:
-        a.kimg, a.epochs, a.log_every = None, None, 1
-    cfg = train_config(
-        a.preset,
-        batch=a.batch,
-        lr=a.lr,
-        beta1=a.beta1,
-        schedule=a.schedule,
-        fuse_d=a.fuse_d or None,
-        compile=False if a.no_compile else None,
-        epochs=a.epochs,
-        kimg=a.kimg,
-        seed=a.seed,
-        precision=a.precision,
-        device=a.device,
-        threads=a.threads or None,
-        bn=a.bn,
-        sample_every=a.sample_every,
-        ckpt_every=a.ckpt_every,
-        log_every=a.log_every,
-        keep=a.keep,
-        on_nan=a.on_nan,
-        eval_every=a.eval_every,
-        eval_num=a.eval_num,
-        extractor=a.extractor,
-        eval_patience=a.eval_patience,
-    )
-    if a.dry_run:  # two steps at whatever batch the preset and flags give
-        cfg = dataclasses.replace(cfg, kimg=2 * cfg.batch / 1000)
     s = api.train(
         a.dataset,
         a.out,

@@ -47,6 +47,7 @@ DEFAULT_TIMEOUT_S = 600.0
 PR_SET_PDEATHSIG = 1  # prctl(2)
 # set for torchrun's agent: restarted workers then meet in a fresh store (see init)
 SHARED_STORE_ENV = "TORCH_DISABLE_SHARE_RDZV_TCP_STORE"
+LAUNCHED_ENV = "DCGAN_NPROC"  # set by `launch` for the processes it starts
 _control: Any = None  # the gloo group of the CPU-side agreements (None: the default group is gloo already)
 
 
@@ -414,6 +415,11 @@ def global_statistics() -> Iterator[None]:
         _Sync.on = was
 
 
+def launched(nproc: int) -> bool:
+    """Whether this process is one of the `nproc` that `launch` started (rather than the launcher)."""
+    return "WORLD_SIZE" in os.environ and os.environ.get(LAUNCHED_ENV) == str(nproc)
+
+
 def launch(args: list[str], nproc: int) -> tuple[int, str | None]:
     """`python args…` as `nproc` processes of one run on this machine, started by PyTorch's elastic agent
     exactly as `torchrun --standalone --nproc-per-node N` starts them (`dcgan train --nproc N`). Returns the
@@ -428,6 +434,7 @@ def launch(args: list[str], nproc: int) -> tuple[int, str | None]:
 
     if "WORLD_SIZE" in os.environ:
         raise DcganError("--nproc starts the processes itself; under torchrun leave it out")
+    os.environ[LAUNCHED_ENV] = str(nproc)  # the processes run the same command line, --nproc included
     # the agent's own report of a failure repeats what the processes said
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     os.environ[SHARED_STORE_ENV] = "1"  # a store per rendezvous round, as init explains
