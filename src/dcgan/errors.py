@@ -6,12 +6,15 @@ It subclasses ValueError so library callers can catch it the usual way.
 
 
 class DcganError(ValueError):
-    """A user error: the message says what was expected, what came, and what to do."""
+    """A user error: the message says what was expected, what came, and what to do. `speak` is False on the
+    processes of a multi-process run that raise the same error as rank 0, which alone prints it."""
+
+    speak = True
 
 
 class SharedError(DcganError):
     """A user error that every process of a multi-process run raises together (training/distributed.py): the
-    message is the same on each, so only the first process (`speak`) prints it."""
+    message is the same on each, so only rank 0 (`speak`) prints it."""
 
     def __init__(self, message: str, speak: bool) -> None:
         super().__init__(message)

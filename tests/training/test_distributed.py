@@ -82,6 +82,16 @@ def test_global_batch_norm_is_batch_norm_over_the_whole_batch(tmp_path, shape, l
         assert close(r["rm"], rm) and close(r["rv"], rv)
 
 
+def test_broadcast_buffers_gives_every_rank_rank_0s_running_averages(tmp_path):
+    worker = (
+        "import sys, torch\nfrom dcgan.training import distributed as D\nworld = D.init('cpu')\n"
+        "bn = torch.nn.BatchNorm2d(3)\nbn.running_mean.fill_(world.rank + 1.0)\nD.broadcast_buffers(bn)\n"
+        "torch.save(bn.running_mean, sys.argv[1].format(rank=world.rank))\nD.shutdown()"
+    )
+    spawn(worker, str(tmp_path / "rank{rank}.pt"))
+    assert all(torch.equal(torch.load(tmp_path / f"rank{r}.pt"), torch.ones(3)) for r in (0, 1))
+
+
 def test_the_world_comes_from_torchruns_environment():
     assert from_environment({}) == World(0, 1, 0) and World().main
     w = from_environment({"RANK": "5", "WORLD_SIZE": "8", "LOCAL_RANK": "1"})
@@ -332,3 +342,13 @@ def test_torchrun_max_restarts_resumes_by_itself(noise32, tmp_path):
     assert proc.returncode == 0, err
     steps = [json.loads(line)["step"] for line in (run / "stats.jsonl").read_text().splitlines()]
     assert steps == list(range(10, 101, 10))  # the restart resumed from a checkpoint: no gap, no repeat
+
+
+def test_a_failure_of_rank_0_alone_stops_every_rank_with_its_one_line(noise32, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoints").write_text("not a folder")  # only rank 0 writes, so only rank 0 meets it
+    r = run_cli(*train_args(noise32, run, "--nproc", "2", "--kimg", "0.16", "--ckpt-every", "5"))
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "could not save the checkpoint for step 5" in lines[0], r.stderr

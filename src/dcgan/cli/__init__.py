@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 
 import dcgan
 from dcgan.cli import data, latent, metrics, probes, train
 from dcgan.cli.common import preload_tcmalloc
-from dcgan.errors import DcganError, SharedError, printable
+from dcgan.errors import DcganError, printable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return args.fn(args)
         return args.fn(args)
     except DcganError as e:
-        if isinstance(e, SharedError) and not e.speak:  # the same error on every process: rank 0 says it
+        if not e.speak:  # the same error on every process of a run: rank 0 says it (the launcher stops
+            time.sleep(1)  # the others when the first exits, so give rank 0 the time to)
             return 2
         print(f"dcgan {args.command}: error: {printable(str(e))}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from dcgan.cli.common import device_arguments, generator_from_args, log, parser_for, run_argument
+from dcgan.errors import DcganError
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
@@ -18,13 +19,17 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     metrics = parse_metrics(a.metrics)
     # under torchrun every process generates a share of the samples and rank 0 scores them
     with distributed.joined(resolve(a.device, "fp32").device.type) as world:
-        g = generator_from_args(a)
-        inception = {"inception_weights": a.inception_weights, "inception_sha256": a.inception_sha256}
-        ex = api.extractor(a.extractor, next(g.parameters()).device, **inception)
-        result = api.evaluate(
-            g, a.dataset, ex, num=a.num, metrics=metrics, seed=a.seed, bn=a.bn, cache=not a.no_cache,
-            log=log if world.main else None,
-        )  # fmt: skip
+        try:
+            g = generator_from_args(a)
+            inception = {"inception_weights": a.inception_weights, "inception_sha256": a.inception_sha256}
+            ex = api.extractor(a.extractor, next(g.parameters()).device, **inception)
+            result = api.evaluate(
+                g, a.dataset, ex, num=a.num, metrics=metrics, seed=a.seed, bn=a.bn, cache=not a.no_cache,
+                log=log if world.main else None,
+            )  # fmt: skip
+        except DcganError as e:  # every process was given the same arguments: rank 0 says it
+            e.speak = world.main
+            raise
     if result is None:
         return 0
     result["run"] = a.run  # G was loaded here (for --device and --from-examples): name what it came from

@@ -105,6 +105,7 @@ class PeriodicEval:
     def __call__(self, trainer: Trainer) -> dict[str, Any] | None:
         """Evaluate now; returns the stats.jsonl record (with any warnings). With several processes every
         rank generates its share of the seeds and rank 0 scores them all (the others return None)."""
+        distributed.broadcast_buffers(trainer.g)  # --bn rank: rank 0's running averages, the saved ones
         generated = shared_generated_features(trainer.g, self.ex, self.cfg.eval_num, seed=0)
         if generated is None:  # not rank 0: its share is with rank 0
             return None

@@ -262,10 +262,19 @@ def gather_to_main(obj: T) -> list[T] | None:
     return out
 
 
+def broadcast_buffers(net: nn.Module) -> None:
+    """Rank 0's buffers (BatchNorm's running averages) on every rank: with per-rank BatchNorm they drift
+    apart, and what rank 0 saves is what every rank should evaluate."""
+    if dist.is_initialized():
+        for buf in net.buffers():
+            dist.broadcast(buf, src=0)
+
+
 def wrap(net: nn.Module, device: torch.device) -> nn.Module:
     """`net` under DistributedDataParallel (gradients averaged over the ranks in its backward pass), or `net`
     itself without a process group. Buffers are not broadcast at each call: with global BatchNorm they are
-    equal on every rank already."""
+    equal on every rank already, and with per-rank BatchNorm rank 0's are the ones saved (and evaluated:
+    broadcast_buffers)."""
     if not dist.is_initialized():
         return net
     return DistributedDataParallel(

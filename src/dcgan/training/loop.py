@@ -78,15 +78,18 @@ def train(
     `after_save(run)` runs after every checkpoint (the report refresh)."""
     if cfg.eval_every and make_evaluator is None:
         raise DcganError("eval_every needs an evaluator: call dcgan.train, which builds one from the config")
-    run, place = Path(run_dir), resolve(cfg.device, cfg.precision)
-    with distributed.joined(place.device.type) as world:
-        return _train(cfg, dataset, run, place, world, make_evaluator, after_save, max_minutes, progress, log)
+    then = "it stops without saving; the run's last checkpoint is intact: run the same command to resume"
+    with distributed.joined(resolve(cfg.device, "fp32").device.type, then) as world:
+        place = resolve(cfg.device, cfg.precision)  # after joining: on CUDA, this process's GPU
+        return _train(
+            cfg, dataset, run_dir, place, world, make_evaluator, after_save, max_minutes, progress, log
+        )
 
 
 def _train(
     cfg: TrainConfig,
     dataset: str | Path,
-    run: Path,
+    run_dir: str | Path,
     place: Placement,
     world: distributed.World,
     make_evaluator: EvaluatorFactory | None,
@@ -95,15 +98,24 @@ def _train(
     progress: bool,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    main = world.main  # the one process that writes and talks
+    run, main = Path(run_dir), world.main  # rank 0: the one process that writes and talks
     log = log if main else _silent
     ds, trainer = start(cfg, dataset, run, place, world, log)
 
+    def on_main(write: Callable[[], object]) -> None:  # a failure there stops every rank with its line
+        distributed.together(write, main_only=True)
+
     def checkpoint() -> None:
-        if main:
-            save_run(trainer, run)
-            if after_save:
-                after_save(run)
+        save_run(trainer, run)
+        if after_save:
+            after_save(run)
+
+    def finish() -> None:  # the last grid and checkpoint, unless the loop has just written them
+        if not (run / "samples" / f"{step_name(trainer.step)}.png").exists():
+            save_samples(trainer, run)
+        last = latest_checkpoint(run)
+        if last is None or last.name != step_name(trainer.step):
+            checkpoint()
 
     total_steps = math.ceil(cfg.total_images(len(ds)) / cfg.batch)
     fetch, meter = row_reader(ds, trainer.place), Meter()
@@ -111,8 +123,8 @@ def _train(
     device = trainer.place.device
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    if trainer.step == 0 and main:
-        save_samples(trainer, run)  # what the untrained G makes, for comparison
+    if trainer.step == 0:
+        on_main(lambda: save_samples(trainer, run))  # what the untrained G makes, for comparison
     evaluator = None
     if make_evaluator and cfg.eval_every:  # every rank: each generates a share of an evaluation's images
         evaluator = distributed.together(lambda: make_evaluator(ds, run, device, log))
@@ -136,20 +148,24 @@ def _train(
             try:
                 if trainer.step % cfg.log_every == 0 or trainer.step == total_steps or stop:
                     log_record(meter.flush(trainer, len(ds)), writer, bar)
-                if trainer.step % cfg.sample_every == 0 and main:
-                    save_samples(trainer, run)
+                if trainer.step % cfg.sample_every == 0:
+                    on_main(lambda: save_samples(trainer, run))
                 if trainer.step % cfg.ckpt_every == 0:
                     log_record(meter.flush(trainer, len(ds)), writer, bar)  # check the steps before saving
-                    checkpoint()
+                    on_main(checkpoint)
                 if evaluator and trainer.step % cfg.eval_every == 0:
                     log_record(meter.flush(trainer, len(ds)), writer, bar)
-                    evaluate_now(evaluator, trainer, writer)
+                    distributed.together(lambda: evaluate_now(evaluator, trainer, writer))
                     meter.restart_clock()  # evaluation time is not training throughput
             except TrainingDiverged as e:
-                if cfg.on_nan == "stop":
-                    raise stop_on_nan(e, run) from None
-                rollbacks += 1
-                rollback(trainer, run, rollbacks, e)
+                try:
+                    if cfg.on_nan == "stop":
+                        raise stop_on_nan(e, run) from None
+                    rollbacks += 1
+                    rollback(trainer, run, rollbacks, e)
+                except TrainingDiverged as err:
+                    err.speak = main  # every rank saw the same (global) numbers and stops alike
+                    raise
                 meter, timed_from = Meter(), trainer.elapsed
                 bar.n = trainer.step
                 continue
@@ -157,11 +173,7 @@ def _train(
                 status, signum = stop, halt if stop == "interrupted" else None
                 break
 
-    if main and not (run / "samples" / f"{step_name(trainer.step)}.png").exists():
-        save_samples(trainer, run)
-    last = latest_checkpoint(run)
-    if last is None or last.name != step_name(trainer.step):  # the loop may have just saved this step
-        checkpoint()
+    on_main(finish)
     return summary(run, trainer, status, signum)
 
 

@@ -26,6 +26,7 @@ from dcgan.errors import DcganError
 from dcgan.fileio import parse_json, write_json
 from dcgan.images import save_grid, to_uint8
 from dcgan.models import run_generator
+from dcgan.training import distributed
 from dcgan.training.checkpoint import load_checkpoint, save_checkpoint
 from dcgan.training.stats import STATS_FILE, plot_losses, truncate_stats
 from dcgan.training.trainer import Trainer, TrainingDiverged
@@ -93,6 +94,8 @@ def init_run(run: Path, cfg: TrainConfig, ds: PreparedDataset) -> list[str]:
         raise DcganError(
             f"{str(run)!r} was trained on another dataset ({old['dataset'].get('path', 'see its config.json')}); use a new --out"
         )
+    for key in MUTABLE_KEYS - old_train.keys():  # a setting newer than the run: not a change
+        old_train[key] = meta["train"][key]
     fixed = config_diff(
         {k: v for k, v in old_train.items() if k not in MUTABLE_KEYS},
         {k: v for k, v in meta["train"].items() if k not in MUTABLE_KEYS},
@@ -163,8 +166,9 @@ def save_run(trainer: Trainer, run: Path) -> Path:
 
 
 def resume(trainer: Trainer, run: Path) -> Path | None:
-    """Load the run's latest checkpoint into the trainer (and drop the stats written after it)."""
-    ckpt = latest_checkpoint(run)
+    """Load the run's latest checkpoint into the trainer (and drop the stats written after it). With several
+    processes rank 0 picks it (a filesystem's listing may lag on another machine) and every rank loads it."""
+    ckpt = distributed.together(lambda: latest_checkpoint(run), main_only=True)
     if ckpt is not None:
         state = load_checkpoint(ckpt, trainer.g, trainer.d)
         try:
@@ -189,11 +193,11 @@ def resume(trainer: Trainer, run: Path) -> Path | None:
 
 def rollback(trainer: Trainer, run: Path, rollbacks: int, err: TrainingDiverged) -> None:
     """After a NaN (--on-nan rollback): reload the last checkpoint and continue with fresh random streams."""
-    ckpt = latest_checkpoint(run)
-    if ckpt is None or rollbacks > MAX_ROLLBACKS:
-        why = "no checkpoint to roll back to" if ckpt is None else f"{MAX_ROLLBACKS} rollbacks did not help"
+    why = f"{MAX_ROLLBACKS} rollbacks did not help" if rollbacks > MAX_ROLLBACKS else None
+    if why is None and resume(trainer, run) is None:
+        why = "no checkpoint to roll back to"
+    if why:
         raise TrainingDiverged(f"{err} ({why}); lower --lr or use --precision fp32") from None
-    resume(trainer, run)
     trainer.rollbacks += rollbacks
 
 
