@@ -70,6 +70,20 @@ def tiny_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def discs(tmp_path_factory) -> Path:
+    """64 grey 16² images of bright discs at random places, prepared: the training tests' tiny dataset."""
+    from dcgan.data.prepare import prepare
+
+    root = tmp_path_factory.mktemp("discs")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:16, 0:16]
+    imgs = np.stack([((yy - cy) ** 2 + (xx - cx) ** 2 < 16) * 220 for cy, cx in rng.integers(4, 12, (64, 2))])
+    np.save(root / "src.npy", imgs.astype(np.uint8))
+    prepare(root / "src.npy", root / "ds", size=16, progress=False)
+    return root / "ds"
+
+
+@pytest.fixture(scope="session")
 def fashion_mnist(tmp_path_factory) -> Path:
     """Fashion-MNIST 32² prepared from Debian's dataset-fashion-mnist (make test installs it): folder with
     train/ and test/. Skips where the package is missing."""

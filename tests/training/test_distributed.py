@@ -129,20 +129,6 @@ with D.joined("cpu") as world:
 """
 
 
-@pytest.fixture(scope="module")
-def discs(tmp_path_factory):
-    """64 grey 16² images of bright discs at random places, prepared."""
-    from dcgan.data.prepare import prepare
-
-    root = tmp_path_factory.mktemp("discs")
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:16, 0:16]
-    imgs = np.stack([((yy - cy) ** 2 + (xx - cx) ** 2 < 16) * 220 for cy, cx in rng.integers(4, 12, (64, 2))])
-    np.save(root / "src.npy", imgs.astype(np.uint8))
-    prepare(root / "src.npy", root / "ds", size=16, progress=False)
-    return root / "ds"
-
-
 def trained(ds, out, world, steps=6, **kw) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     spawn(TRAINER, str(ds), str(out), str(steps), json.dumps(kw), world=world)

@@ -24,6 +24,7 @@ CUDA only; this works on gloo/CPU too.
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import signal
 import sys
@@ -186,13 +187,16 @@ def shutdown(clean: bool = True) -> None:
     if dist.is_initialized():
         if clean:
             barrier()
+        # DDP's reducers hold work of the group: free them (they may sit in reference cycles) while the group
+        # lives, or gloo's threads can abort the interpreter at exit ("terminate called…"; seen once in CI)
+        gc.collect()
         dist.destroy_process_group()
     _control = None
 
 
 def agree(value: int) -> int:
-    """The largest `value` over every rank (e.g. 0 go on, 1 time is up, 2 a signal came): one small
-    all-reduce on the CPU group, so all ranks stop at the same step."""
+    """The largest `value` over every rank (e.g. 0 go on, 1 time is up, else a signal's number): one small
+    exchange on the CPU group, so all ranks stop at the same step."""
     if not dist.is_initialized():
         return value
     return int(_gather(torch.tensor([value], dtype=torch.int64), _control).max())
