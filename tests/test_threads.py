@@ -127,6 +127,21 @@ def test_busy_from_the_start_switches_to_one_thread(machine):
     assert images >= 0.95 * best_fixed(machine, 600)
 
 
+def test_under_a_steady_load_a_clearly_slower_count_is_not_tried_again(machine):
+    """Busy all along: after the start trial the periodic checks re-measure 1 thread only (a 2-thread item
+    among busy neighbours is the expensive one), and the run keeps ≥ 99% of fixed 1 thread's images."""
+    machine.busy = lambda t: True
+    tuner = machine.tuner()
+    seen = []
+    while machine.t < 1200:
+        seen.append(torch.get_num_threads())
+        per_image = BUSY[torch.get_num_threads()]
+        machine.t += per_image * BATCH
+        tuner.observe(per_image * BATCH, BATCH)
+    assert seen.count(2) <= 2  # the warm-up item and the start trial's one
+    assert len(seen) * BATCH >= 0.99 * best_fixed(machine, 1200)
+
+
 @pytest.mark.parametrize("report_load", [True, False])
 def test_follows_a_neighbour_that_comes_and_goes(machine, report_load):
     """Busy from 100 s to 400 s: one thread within seconds of its arrival, two again after it leaves —

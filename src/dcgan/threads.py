@@ -147,6 +147,7 @@ class Tuner:
     LOAD_CHANGE = 0.5  # so does a change of this many cores used by other processes (over ≥ LOAD_SECONDS),
     LOAD_SECONDS, LOAD_GAP = 2.0, 10.0  # at most once per LOAD_GAP seconds
     PERIOD, MAX_PERIOD = 30.0, 120.0  # a periodic trial, its period doubling while it keeps the count
+    RECHECK = "periodic check of the count in use"
 
     def __init__(
         self,
@@ -180,6 +181,8 @@ class Tuner:
         self.chosen = self.expected = self.initial = torch.get_num_threads()
         self.reference = self.next_trial = self.load_t = self.trial_end = 0.0
         self.load_ref: float | None = None  # other processes' cores when the count was last chosen
+        self.load_now: float | None = None  # ... at the last reading
+        self.clear_win = False  # whether the last trial found every other count clearly slower
         self.recent: deque[float] = deque(maxlen=self.WINDOW)
         self.started = False
 
@@ -202,7 +205,9 @@ class Tuner:
             return self._trial_step(per_item, seconds)
         self.recent.append(per_item)
         reason = self._why_retry()
-        if reason:
+        if reason == self.RECHECK:  # only the count in use: its reference, at no cost
+            self._start_trial(reason, [self.expected])
+        elif reason:
             self._start_trial(reason)
         return None
 
@@ -265,6 +270,8 @@ class Tuner:
         was = self.chosen
         self.chosen, self.reference = best, times[best]
         self._switch(best)
+        if len(times) > 1:  # (a recheck of one count keeps what the last full trial found)
+            self.clear_win = all(t > times[best] * (1 + self.DRIFT) for n, t in times.items() if n != best)
         kept = best == was and not self.reason.startswith("start")  # only a confirmed count backs off
         self.period = min(self.period * 2, self.MAX_PERIOD) if kept else self.PERIOD
         self.trial_end = self.clock()
@@ -291,6 +298,7 @@ class Tuner:
                 return f"items {1 - now / self.reference:.0%} faster"
         others = self._other_cores()
         if others is not None:
+            self.load_now = others
             if self.load_ref is None:
                 self.load_ref = others
             elif (
@@ -300,7 +308,16 @@ class Tuner:
                 was, self.load_ref = self.load_ref, others  # the level the next trial's count is chosen at
                 return f"other processes use {others:.1f} cores, were {was:.1f}"
         if self.clock() >= self.next_trial:
-            return "periodic check"
+            # Under the load the last trial saw, the counts it found clearly slower are not tried again (one
+            # item of 2 threads among two busy neighbours can take 5× the time of 1); a change of load, or of
+            # the items' time, starts a full trial. Without a load reading, the periodic check is the only
+            # way to notice, so it tries every count.
+            steady = (
+                self.load_now is not None
+                and self.load_ref is not None
+                and abs(self.load_now - self.load_ref) < self.LOAD_CHANGE
+            )
+            return self.RECHECK if steady and self.clear_win else "periodic check"
         return None
 
     def _other_cores(self) -> float | None:
