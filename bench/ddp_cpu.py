@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
+
+from threads_busy import throughput, timed_train  # bench/ is the script's folder
 
 VARIANTS = {
     "1 process x 2 threads": ["--threads", "2"],
@@ -30,16 +27,7 @@ VARIANTS = {
 
 
 def one(dataset: str, preset: str, batch: int, seconds: float, variant: str) -> float:
-    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "dcgan.cli", "train", dataset, "--preset", preset, "--out", f"{tmp}/run",
-               "--batch", str(batch), "--epochs", "100", "--max-minutes", str(seconds / 60), "--log-every", "10",
-               "--sample-every", "100000", "--ckpt-every", "100000", "--no-report", "--quiet",
-               *VARIANTS[variant]]  # fmt: skip
-        subprocess.run(cmd, env=env, check=True, capture_output=True)
-        rows = [json.loads(line) for line in Path(f"{tmp}/run/stats.jsonl").read_text().splitlines()]
-    last = [r for r in rows if "loss_D" in r][-1]
-    return last["images_seen"] / last["time"]
+    return throughput(timed_train(dataset, preset, seconds, ["--batch", str(batch), *VARIANTS[variant]]))
 
 
 def main() -> None:

@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 VARIANTS = {"2 threads": ["--threads", "2"], "1 thread": ["--threads", "1"], "adaptive": []}
@@ -32,33 +34,52 @@ def spinners(n: int) -> list[subprocess.Popen]:
     return [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(n)]
 
 
-def one(dataset: str, preset: str, seconds: float, variant: str, condition: str) -> dict:
-    busy, start_at = CONDITIONS[condition]
-    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # adaptive must not be pinned
+def timed_train(dataset: str, preset: str, seconds: float, args: list[str]) -> list[dict]:
+    """The stats.jsonl records of a fresh `dcgan train` of `seconds` of steps (no grids, checkpoints or
+    report; OMP_NUM_THREADS unset, so nothing pins the threads but `args`). bench/ddp_cpu.py uses it too."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "dcgan.cli", "train", dataset, "--preset", preset, "--out", f"{tmp}/run",
                "--epochs", "100", "--max-minutes", str(seconds / 60), "--log-every", "10", "--sample-every",
-               "100000", "--ckpt-every", "100000", "--no-report", "--quiet", *VARIANTS[variant]]  # fmt: skip
-        procs: list[subprocess.Popen] = []
-        timer = None
-        if start_at == 0:
-            procs = spinners(busy)
-        else:  # the neighbour arrives part-way: after the start-up, when the first step has been logged
-            timer = threading.Timer(8 + seconds * start_at, lambda: procs.extend(spinners(busy)))
-            timer.start()
-        try:
-            subprocess.run(cmd, env=env, check=True, capture_output=True)
-        finally:
-            if timer:
-                timer.cancel()
-            for p in procs:
-                p.kill()
-                p.wait()
-        rows = [json.loads(line) for line in Path(f"{tmp}/run/stats.jsonl").read_text().splitlines()]
+               "100000", "--ckpt-every", "100000", "--no-report", "--quiet", *args]  # fmt: skip
+        subprocess.run(cmd, env=env, check=True, capture_output=True)
+        return [json.loads(line) for line in Path(f"{tmp}/run/stats.jsonl").read_text().splitlines()]
+
+
+def throughput(rows: list[dict]) -> float:
+    """Images shown over the seconds spent in training steps, at the last loss record."""
     last = [r for r in rows if "loss_D" in r][-1]
+    return last["images_seen"] / last["time"]
+
+
+@contextmanager
+def neighbours(condition: str, seconds: float) -> Iterator[None]:
+    """The condition's busy processes beside the block: from the start, or arriving part-way (after the
+    start-up, when the first step has been logged)."""
+    busy, start_at = CONDITIONS[condition]
+    procs: list[subprocess.Popen] = []
+    timer = None
+    if start_at == 0:
+        procs = spinners(busy)
+    else:
+        timer = threading.Timer(8 + seconds * start_at, lambda: procs.extend(spinners(busy)))
+        timer.start()
+    try:
+        yield
+    finally:
+        if timer:
+            timer.cancel()
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def one(dataset: str, preset: str, seconds: float, variant: str, condition: str) -> dict:
+    with neighbours(condition, seconds):
+        rows = timed_train(dataset, preset, seconds, VARIANTS[variant])
     changes = [f"{r['step']}: {r['threads_was']}→{r['threads']} ({r['threads_reason']})" for r in rows
                if "threads_was" in r]  # fmt: skip
-    return {"img_per_s": last["images_seen"] / last["time"], "changes": changes}
+    return {"img_per_s": throughput(rows), "changes": changes}
 
 
 def main() -> None:
