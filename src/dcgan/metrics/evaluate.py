@@ -115,20 +115,14 @@ def generated_features(
 
 
 def shared_generated_features(
-    g,
-    ex: FeatureExtractor,
-    num: int,
-    seed: int = 0,
-    batch: int = 500,
-    bn: str = "running",
-    place: Placement | None = None,
+    g, ex: FeatureExtractor, num: int, seed: int = 0, batch: int = 500, **kw: Any
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """generated_features, split over the processes of a multi-process run: each rank takes its share of
-    the batches (whole batches, so even BN "batch" sees the same groups of seeds as one process would) and
-    rank 0 gets every feature in seed order; None on the other ranks. One process: generated_features."""
+    """generated_features (same arguments), split over the processes of a multi-process run: each rank takes
+    its share of the batches (whole batches, so even BN "batch" sees the same groups of seeds as one process
+    would) and rank 0 gets every feature in seed order; None on the other ranks. One process: all of it."""
     mine = distributed.share(math.ceil(num / batch))
     lo, hi = mine.start * batch, min(mine.stop * batch, num)
-    part = generated_features(g, ex, hi - lo, seed + lo, batch, bn, place) if hi > lo else None
+    part = generated_features(g, ex, hi - lo, seed + lo, batch, **kw) if hi > lo else None
     parts = distributed.gather_to_main(part)
     if parts is None:
         return None
