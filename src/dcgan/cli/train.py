@@ -98,14 +98,28 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def add_train(sub: Any) -> None:
-    from dcgan.config import BN_MODES, DEFAULT_EPOCHS, DEVICES, ON_NAN, PRECISIONS, PRESETS, SCHEDULES
-
     p = parser_for(
         sub,
         "train",
         "train a DCGAN on a prepared dataset; the same command again resumes",
         "dcgan train data/fashion-mnist/train --preset fmnist32 --out runs/fmnist --epochs 10",
     )
+    _what_and_how_long(p)
+    _recipe(p)
+    _where_it_runs(p)
+    _bookkeeping(p)
+    _evaluation(p)
+    p.add_argument("--dry-run", action="store_true", help="two steps, to check that everything runs")
+    p.add_argument(
+        "--no-report", action="store_true", help="do not refresh OUT/report.html at every checkpoint"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar or config print-out")
+    p.set_defaults(fn=cmd_train)
+
+
+def _what_and_how_long(p: argparse.ArgumentParser) -> None:
+    from dcgan.config import DEFAULT_EPOCHS, PRESETS
+
     p.add_argument("dataset", help="a folder made by `dcgan prepare` or `dcgan data`")
     p.add_argument("--out", required=True, help="run folder: config, stats, samples, checkpoints, generator")
     p.add_argument(
@@ -117,6 +131,11 @@ def add_train(sub: Any) -> None:
     p.add_argument(
         "--max-minutes", type=float, help="stop (with a checkpoint) after this much time; rerun to go on"
     )
+
+
+def _recipe(p: argparse.ArgumentParser) -> None:
+    from dcgan.config import SCHEDULES
+
     p.add_argument("--batch", type=int, help="minibatch size (default 128, the paper's)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default 2e-4, the paper's)")
     p.add_argument("--beta1", type=float, help="Adam β1 (default 0.5, the paper's)")
@@ -129,6 +148,11 @@ def add_train(sub: Any) -> None:
     p.add_argument(
         "--fuse-d", action="store_true", help="real and fake through D in one call (changes BN statistics)"
     )
+
+
+def _where_it_runs(p: argparse.ArgumentParser) -> None:
+    from dcgan.config import BN_MODES, DEVICES, PRECISIONS
+
     p.add_argument(
         "--no-compile",
         action="store_true",
@@ -152,6 +176,11 @@ def add_train(sub: Any) -> None:
         help="with several processes: global (default; BatchNorm statistics over the whole global batch, the "
         "paper's algorithm) or rank (each process's share alone: cheaper, and a different model)",
     )
+
+
+def _bookkeeping(p: argparse.ArgumentParser) -> None:
+    from dcgan.config import ON_NAN
+
     p.add_argument("--seed", type=int, help="seed for init, data order and z (default 0)")
     p.add_argument("--sample-every", type=int, help="steps between sample grids (default 500)")
     p.add_argument("--ckpt-every", type=int, help="steps between checkpoints (default 1000)")
@@ -162,6 +191,9 @@ def add_train(sub: Any) -> None:
         choices=ON_NAN,
         help="stop (default) or rollback to the last checkpoint with a fresh data order",
     )
+
+
+def _evaluation(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--eval-every",
         type=int,
@@ -175,12 +207,6 @@ def add_train(sub: Any) -> None:
     p.add_argument(
         "--eval-patience", type=int, help="warn when FID rose this many evaluations in a row (default 3)"
     )
-    p.add_argument("--dry-run", action="store_true", help="two steps, to check that everything runs")
-    p.add_argument(
-        "--no-report", action="store_true", help="do not refresh OUT/report.html at every checkpoint"
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar or config print-out")
-    p.set_defaults(fn=cmd_train)
 
 
 # ---------------------------------------------------------------- report
