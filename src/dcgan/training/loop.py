@@ -21,7 +21,6 @@ from typing import Any, Protocol
 import torch
 from tqdm import tqdm
 
-from dcgan.artifacts import latest_checkpoint, step_name
 from dcgan.config import TrainConfig
 from dcgan.data.dataset import PreparedDataset
 from dcgan.device import Placement, resolve
@@ -31,16 +30,14 @@ from dcgan.threads import Change, available_cores, pinned_by_environment, tuned
 from dcgan.training import distributed
 from dcgan.training.checkpoint import recover_checkpoints
 from dcgan.training.run import (
+    Saves,
     check_dataset_fits,
     describe,
     graceful_signals,
     init_run,
+    recover,
     resume,
-    rollback,
     row_reader,
-    save_run,
-    save_samples,
-    stop_on_nan,
     summary,
 )
 from dcgan.training.stats import Meter, StatsWriter
@@ -101,22 +98,7 @@ def _train(
     run, main = Path(run_dir), world.main  # rank 0: the one process that writes and talks
     log = log if main else _silent
     ds, trainer = start(cfg, dataset, run, place, world, log)
-
-    def on_main(write: Callable[[], object]) -> None:  # a failure there stops every rank with its line
-        distributed.together(write, main_only=True)
-
-    def checkpoint() -> None:
-        save_run(trainer, run)
-        if after_save:
-            after_save(run)
-
-    def finish() -> None:  # the last grid and checkpoint, unless the loop has just written them
-        if not (run / "samples" / f"{step_name(trainer.step)}.png").exists():
-            save_samples(trainer, run)
-        last = latest_checkpoint(run)
-        if last is None or last.name != step_name(trainer.step):
-            checkpoint()
-
+    saves = Saves(trainer, run, after_save)
     total_steps = math.ceil(cfg.total_images(len(ds)) / cfg.batch)
     fetch, meter = row_reader(ds, trainer.place), Meter()
     deadline = time.monotonic() + max_minutes * 60 if max_minutes else math.inf
@@ -124,7 +106,7 @@ def _train(
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     if trainer.step == 0:
-        on_main(lambda: save_samples(trainer, run))  # what the untrained G makes, for comparison
+        saves.samples()  # what the untrained G makes, for comparison
     evaluator = None
     if make_evaluator and cfg.eval_every:  # every rank: each generates a share of an evaluation's images
         evaluator = distributed.together(lambda: make_evaluator(ds, run, device, log))
@@ -142,39 +124,40 @@ def _train(
                 timed_from = trainer.elapsed
                 if change:
                     log_threads(change, trainer, writer)
-            halt = caught.get("signal", TIME_UP if time.monotonic() > deadline else 0)
-            halt = distributed.agree(halt)  # every rank stops at the same step
-            stop = None if not halt else "time-limit" if halt == TIME_UP else "interrupted"
+            stop, signum = agreed_stop(caught, deadline)
             try:
                 if trainer.step % cfg.log_every == 0 or trainer.step == total_steps or stop:
                     log_record(meter.flush(trainer, len(ds)), writer, bar)
                 if trainer.step % cfg.sample_every == 0:
-                    on_main(lambda: save_samples(trainer, run))
+                    saves.samples()
                 if trainer.step % cfg.ckpt_every == 0:
                     log_record(meter.flush(trainer, len(ds)), writer, bar)  # check the steps before saving
-                    on_main(checkpoint)
+                    saves.checkpoint()
                 if evaluator and trainer.step % cfg.eval_every == 0:
                     log_record(meter.flush(trainer, len(ds)), writer, bar)
                     distributed.together(lambda: evaluate_now(evaluator, trainer, writer))
                     meter.restart_clock()  # evaluation time is not training throughput
             except TrainingDiverged as e:
-                try:
-                    if cfg.on_nan == "stop":
-                        raise stop_on_nan(e, run) from None
-                    rollbacks += 1
-                    rollback(trainer, run, rollbacks, e)
-                except TrainingDiverged as err:
-                    err.speak = main  # every rank saw the same (global) numbers and stops alike
-                    raise
+                rollbacks += 1
+                recover(e, trainer, run, rollbacks)  # or stop: raises
                 meter, timed_from = Meter(), trainer.elapsed
                 bar.n = trainer.step
                 continue
             if stop:
-                status, signum = stop, halt if stop == "interrupted" else None
+                status = stop
                 break
 
-    on_main(finish)
+    saves.last()
     return summary(run, trainer, status, signum)
+
+
+def agreed_stop(caught: dict[str, int], deadline: float) -> tuple[str | None, int | None]:
+    """Whether to stop after this step — (None, None), ("time-limit", None) or ("interrupted", signal) —
+    agreed by every rank, so all of them stop at the same step."""
+    halt = distributed.agree(caught.get("signal", TIME_UP if time.monotonic() > deadline else 0))
+    if not halt:
+        return None, None
+    return ("time-limit", None) if halt == TIME_UP else ("interrupted", halt)
 
 
 def _silent(_: str) -> None:

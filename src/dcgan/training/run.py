@@ -165,6 +165,38 @@ def save_run(trainer: Trainer, run: Path) -> Path:
     return path
 
 
+class Saves:
+    """What a run leaves behind as it goes — sample grids, checkpoints (and `after_save(run)`, the report,
+    after each), the last of both — written by rank 0 alone through distributed.together, so a failure
+    there (a full disk) stops every rank with its one line. Every rank calls each method."""
+
+    def __init__(self, trainer: Trainer, run: Path, after_save: Callable[[Path], None] | None) -> None:
+        self.trainer, self.run, self.after_save = trainer, run, after_save
+
+    def samples(self) -> None:
+        distributed.together(lambda: save_samples(self.trainer, self.run), main_only=True)
+
+    def checkpoint(self) -> None:
+        distributed.together(self._checkpoint, main_only=True)
+
+    def last(self) -> None:
+        """The final grid and checkpoint, unless the loop has just written them."""
+        distributed.together(self._last, main_only=True)
+
+    def _checkpoint(self) -> None:
+        save_run(self.trainer, self.run)
+        if self.after_save:
+            self.after_save(self.run)
+
+    def _last(self) -> None:
+        name = step_name(self.trainer.step)
+        if not (self.run / "samples" / f"{name}.png").exists():
+            save_samples(self.trainer, self.run)
+        last = latest_checkpoint(self.run)
+        if last is None or last.name != name:
+            self._checkpoint()
+
+
 def resume(trainer: Trainer, run: Path) -> Path | None:
     """Load the run's latest checkpoint into the trainer (and drop the stats written after it). With several
     processes rank 0 picks it (a filesystem's listing may lag on another machine) and every rank loads it."""
@@ -199,6 +231,18 @@ def rollback(trainer: Trainer, run: Path, rollbacks: int, err: TrainingDiverged)
     if why:
         raise TrainingDiverged(f"{err} ({why}); lower --lr or use --precision fp32") from None
     trainer.rollbacks += rollbacks
+
+
+def recover(err: TrainingDiverged, trainer: Trainer, run: Path, rollbacks: int) -> None:
+    """After a NaN: stop naming the step and the intact checkpoint (--on-nan stop), or roll back (the
+    `rollbacks`-th time). Every rank saw the same global numbers and acts alike; rank 0 says why it stops."""
+    try:
+        if trainer.cfg.on_nan == "stop":
+            raise stop_on_nan(err, run) from None
+        rollback(trainer, run, rollbacks, err)
+    except TrainingDiverged as e:
+        e.speak = trainer.world.main
+        raise
 
 
 def stop_on_nan(err: TrainingDiverged, run: Path) -> TrainingDiverged:
