@@ -31,7 +31,7 @@ STAGES = [
     ),
     ("config", ["dcgan.config"]),
     ("data", ["dcgan.data", "dcgan.data.*"]),
-    ("models", ["dcgan.models", "dcgan.artifacts"]),
+    ("models", ["dcgan.frozen", "dcgan.models", "dcgan.artifacts"]),
     ("training", ["dcgan.training", "dcgan.training.*"]),
     ("sampling", ["dcgan.sampling"]),
     ("probes", ["dcgan.probes", "dcgan.probes.*"]),

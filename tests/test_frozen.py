@@ -1,0 +1,140 @@
+"""G frozen for sampling: the same function as the eval-mode module (fp32 to float tolerance, bf16 as close
+to fp32 as the module's own bf16), built only where it covers G, rebuilt when the weights change."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from dcgan.config import PRESETS, ModelConfig
+from dcgan.frozen import frozen, subpixel_output
+from dcgan.models import Generator, dropping, run_generator, z_for_seeds
+
+
+def trained_looking(cfg: ModelConfig, seed: int = 0) -> Generator:
+    """A G in eval mode whose BatchNorms are far from the identity, so that folding them is tested."""
+    torch.manual_seed(seed)
+    g = Generator(cfg)
+    with torch.no_grad():
+        for m in g.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.normal_(0, 0.3)
+                m.running_var.uniform_(0.3, 3)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.2)
+    return g.to(memory_format=torch.channels_last).eval()
+
+
+SMALL = {
+    "pyramid16": ModelConfig.pyramid(16, channels=3, width=8, z_dim=8),
+    "grey32": ModelConfig.pyramid(32, channels=1, width=8, z_dim=8),
+}
+
+
+@pytest.mark.parametrize("name", [*PRESETS, *SMALL])
+def test_frozen_fp32_is_the_module(name):
+    cfg = PRESETS.get(name) or SMALL[name]
+    g = trained_looking(cfg)
+    z = z_for_seeds(cfg, range(3))
+    with torch.no_grad():
+        want = g(z)
+    got = frozen(g, torch.float32)(z)
+    assert got.shape == want.shape == (3, cfg.channels, cfg.image_size, cfg.image_size)
+    assert (got - want).abs().max() < 2e-5, name  # the same function; only the order of float sums moved
+
+
+@pytest.mark.parametrize("name", ["examples64", "fmnist32", "imagenet32"])
+def test_frozen_bf16_is_as_close_to_fp32_as_the_modules_bf16(name):
+    cfg = PRESETS[name]
+    g = trained_looking(cfg, seed=1)
+    z = z_for_seeds(cfg, range(16))
+    with torch.no_grad():
+        exact = g(z)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            module = g(z).float()
+    fast = frozen(g)(z).float()
+    levels = lambda x: ((x - exact).abs() * 127.5).max().item()  # noqa: E731 — one level of 255
+    assert fast.dtype == torch.float32 and not torch.equal(fast, exact)  # bf16 did run
+    assert levels(fast) < max(2.0, 1.5 * levels(module)), (levels(fast), levels(module))
+
+
+def test_run_generator_in_bf16_runs_the_frozen_form_and_keeps_each_seeds_image():
+    cfg = SMALL["pyramid16"]
+    g = trained_looking(cfg)
+    g.precision = "bf16"
+    z = z_for_seeds(cfg, range(9))
+    out = run_generator(g, z, batch=4)
+    assert torch.equal(out, frozen(g)(z).float())
+    assert torch.equal(out[5:6], run_generator(g, z[5:6], batch=1))  # image k of seed s at any batch size
+    # batch statistics and fp32 run the module as it is
+    g.precision = "fp32"
+    with torch.no_grad():
+        assert torch.equal(run_generator(g, z), g(z))
+
+
+def test_not_frozen_where_the_form_does_not_cover_g():
+    cfg = SMALL["pyramid16"]
+    g = trained_looking(cfg)
+    assert frozen(g) is not None
+    with dropping(g, 1, [0, 1]):  # a hook changes the forward pass: the module must run it
+        assert frozen(g) is None
+        g.precision = "bf16"
+        z = z_for_seeds(cfg, range(4))
+        dropped = run_generator(g, z)
+    assert not torch.equal(dropped, run_generator(g, z))
+    g.train()
+    assert frozen(g) is None
+    g.eval()
+    g.main[1].train()  # one BN in training mode is enough
+    assert frozen(g) is None
+    g.eval()
+    g.main.append(nn.Identity())  # a layer order the form does not know
+    assert frozen(g) is None
+
+
+def test_rebuilt_when_the_weights_change():
+    cfg = SMALL["pyramid16"]
+    g = trained_looking(cfg)
+    z = z_for_seeds(cfg, range(4))
+    first = frozen(g, torch.float32)
+    assert frozen(g, torch.float32) is first  # built once per state of the weights
+    before = first(z)
+    opt = torch.optim.Adam(g.parameters(), lr=0.1)
+    g(z).sum().backward()
+    opt.step()
+    after = frozen(g, torch.float32)
+    assert after is not first
+    with torch.no_grad():
+        assert (after(z) - g(z)).abs().max() < 2e-5
+    assert not torch.allclose(before, after(z))
+    with torch.no_grad():
+        g.main[1].running_var.mul_(4)  # a buffer changed in place
+    assert frozen(g, torch.float32) is not after
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    kernel=st.integers(1, 6),
+    stride=st.integers(1, 3),
+    data=st.data(),
+    side=st.integers(1, 6),
+    c_in=st.integers(1, 4),
+    c_out=st.integers(1, 4),
+)
+def test_subpixel_form_is_the_transposed_convolution_for_any_geometry(
+    kernel, stride, data, side, c_in, c_out
+):
+    pad = data.draw(st.integers(0, kernel - 1))
+    out_pad = data.draw(st.integers(0, stride - 1))
+    out = (side - 1) * stride - 2 * pad + kernel + out_pad
+    if out < 1:
+        return
+    torch.manual_seed(kernel * 100 + side)
+    layer = nn.ConvTranspose2d(c_in, c_out, kernel, stride, pad, out_pad, bias=False).double()
+    x = torch.randn(2, c_in, side, side, dtype=torch.float64)
+    with torch.no_grad():
+        want = torch.tanh(layer(x))
+        got = subpixel_output(layer, torch.float64)(x)
+    assert got.shape == want.shape
+    assert torch.allclose(got, want, atol=1e-10)
