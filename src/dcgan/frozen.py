@@ -8,7 +8,8 @@ What `run_generator` runs when G samples in bf16 on a CPU with running BatchNorm
   whose rows come out channels-last;
 - the output layer, a transposed convolution with few output channels that oneDNN runs at ~60 GFLOP/s
   here, becomes its sub-pixel form: one stride-1 convolution with stride² × C output channels (one per
-  output phase) over the zero-padded input, tanh, then `pixel_shuffle` and a crop — 2.5× faster at 64².
+  output phase) over the zero-padded input, tanh, then `pixel_shuffle` and a crop — 2.5× faster at 64²
+  (51 → 20 ms at batch 512).
 
 The weights are cast to bf16 once (autocast casts them at every call). Results differ from the module's
 bf16 autocast at bf16 rounding level: the folded weights round differently (tests/test_frozen.py bounds it
@@ -114,7 +115,8 @@ def subpixel_weight(w: torch.Tensor, stride: int) -> torch.Tensor:
 
 
 def subpixel_output(layer: nn.ConvTranspose2d, dtype: torch.dtype) -> Step:
-    """tanh(layer(x)) in its sub-pixel form: pad, one convolution, tanh, pixel_shuffle, crop."""
+    """tanh(layer(x)) in its sub-pixel form: one convolution (padded on both sides by the larger of the two
+    pads the form needs; the extra rows are cropped), tanh, pixel_shuffle, crop."""
     stride, pad, out_pad = layer.stride[0], layer.padding[0], layer.output_padding[0]
     k = layer.kernel_size[0]
     w = subpixel_weight(layer.weight, stride).to(dtype).contiguous(memory_format=torch.channels_last)
@@ -123,10 +125,11 @@ def subpixel_output(layer: nn.ConvTranspose2d, dtype: torch.dtype) -> Step:
     def output(x: torch.Tensor) -> torch.Tensor:
         side = x.shape[-1]
         out = (side - 1) * stride - 2 * pad + k + out_pad
-        q = -(-(out + pad) // stride)  # output rows of the convolution: enough phases to reach out + pad
-        x = F.pad(x, (t - 1, q - side, t - 1, q - side))
-        y = F.pixel_shuffle(F.conv2d(x, w).tanh_(), stride)
-        return y[:, :, pad : pad + out, pad : pad + out]
+        q = -(-(out + pad) // stride)  # window positions q = 0 … q − 1 reach output rows up to out + pad
+        both = max(t - 1, q - side)  # window q starts at input row q − t + 1; past the input is zero
+        y = F.pixel_shuffle(F.conv2d(x, w, padding=both).tanh_(), stride)
+        first = stride * (both - (t - 1)) + pad  # conv row j is window q = j − both + t − 1
+        return y[:, :, first : first + out, first : first + out]
 
     return output
 
