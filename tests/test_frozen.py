@@ -67,10 +67,12 @@ def test_run_generator_in_bf16_runs_the_frozen_form_and_keeps_each_seeds_image()
     out = run_generator(g, z, batch=4)
     assert torch.equal(out, frozen(g)(z).float())
     assert torch.equal(out[5:6], run_generator(g, z[5:6], batch=1))  # image k of seed s at any batch size
-    # batch statistics and fp32 run the module as it is
+    # fp32 runs the module as it is, and no call records an autograd graph
     g.precision = "fp32"
+    exact = run_generator(g, z)
+    assert not exact.requires_grad and not out.requires_grad
     with torch.no_grad():
-        assert torch.equal(run_generator(g, z), g(z))
+        assert torch.equal(exact, g(z))
 
 
 def test_not_frozen_where_the_form_does_not_cover_g():

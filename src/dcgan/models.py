@@ -228,12 +228,12 @@ def batch_stats(net: nn.Module) -> Iterator[None]:
         net.train(was_training)
 
 
-@torch.no_grad()
 def _flat(z: torch.Tensor) -> bool:
     """Whether z is one vector per image ((B, z_dim) or (B, z_dim, 1, 1)), not a spatial z."""
     return z.ndim == 2 or (z.ndim == 4 and z.shape[2:] == (1, 1))
 
 
+@torch.no_grad()
 def run_generator(g: Generator, z: torch.Tensor, bn: str = "running", batch: int = 256) -> torch.Tensor:
     """z (N, z_dim) → images (N, C, H, W) float32 in [-1, 1] on CPU, `batch` at a time.
 
