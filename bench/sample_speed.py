@@ -3,7 +3,9 @@
 Variants, each in a fresh process (rounds alternate them, so machine noise hits all):
 - plain: G in eval mode, NCHW, fp32, glibc malloc — a plain PyTorch sampling loop;
 - fp32: run_generator as `dcgan sample --precision fp32` runs it (channels_last, tcmalloc, thread Tuner);
-- auto: the same with `--precision auto` (bf16 where the CPU runs it natively), the default.
+- auto: the same with `--precision auto` (bf16 where the CPU runs it natively), the default: on such a CPU
+  G runs frozen (dcgan/frozen.py: BN folded into the weights, the output layer in its sub-pixel form);
+- unfrozen: auto with the frozen form declined (a no-op hook on G), i.e. the module under bf16 autocast.
 Every variant samples the same seeds with one randomly initialised G of the preset (speed does not depend on
 the weights) and reports images per second after one warm-up batch; the max pixel difference (of 255) of
 fp32 and auto against plain is printed beside.
@@ -25,7 +27,7 @@ import time
 
 import numpy as np
 
-VARIANTS = ("plain", "fp32", "auto")
+VARIANTS = ("plain", "fp32", "auto", "unfrozen")
 
 
 def child(args: argparse.Namespace) -> None:
@@ -35,7 +37,10 @@ def child(args: argparse.Namespace) -> None:
     from dcgan.images import to_uint8
     from dcgan.models import run_generator, z_for_seeds
 
-    g = load_generator(args.weights, "cpu", "fp32" if args.variant == "plain" else args.variant)
+    precision = {"plain": "fp32", "unfrozen": "auto"}.get(args.variant, args.variant)
+    g = load_generator(args.weights, "cpu", precision)
+    if args.variant == "unfrozen":
+        g.register_forward_pre_hook(lambda _module, _inputs: None)  # frozen() declines a hooked G
     z = z_for_seeds(g.cfg, range(args.num))
     if args.variant == "plain":
         g = g.to(memory_format=torch.contiguous_format)
