@@ -31,6 +31,7 @@ def machine(monkeypatch):
         busy = staticmethod(lambda t: False)
         report_load = True
         busy_cost = BUSY
+        before = None  # other processes' cores read before the loop's first item
 
         def clock(self):
             return self.t
@@ -39,7 +40,7 @@ def machine(monkeypatch):
             return (1.0 if self.busy(self.t) else 0.0) if self.report_load else None
 
         def tuner(self):
-            return Tuner(most=2, clock=self.clock, load=self.load)
+            return Tuner(most=2, clock=self.clock, load=self.load, before=self.before)
 
         def run(self, tuner, until):
             """Feed steps until `until` seconds; returns (images done, changes)."""
@@ -140,6 +141,51 @@ def test_under_a_steady_load_a_clearly_slower_count_is_not_tried_again(machine):
         tuner.observe(per_image * BATCH, BATCH)
     assert seen.count(2) <= 2  # the warm-up item and the start trial's one
     assert len(seen) * BATCH >= 0.99 * best_fixed(machine, 1200)
+
+
+def test_busy_before_the_loop_runs_even_the_warm_up_item_on_one_thread(machine):
+    """The load over the seconds before the loop (start-up, or the previous loop) said busy: the first
+    item, which the Tuner does not time, runs on one thread too; two threads get the trial's one item."""
+    machine.busy = lambda t: True
+    machine.before = 1.0
+    tuner = machine.tuner()
+    seen = []
+    while machine.t < 600:
+        seen.append(torch.get_num_threads())
+        per_image = BUSY[torch.get_num_threads()]
+        machine.t += per_image * BATCH
+        tuner.observe(per_image * BATCH, BATCH)
+    assert seen[:3] == [1, 1, 1] and seen.count(2) == 1
+    assert len(seen) * BATCH >= 0.995 * best_fixed(machine, 600)
+
+
+def test_busy_before_the_loop_but_quiet_at_its_first_item_goes_back_at_once(machine):
+    machine.before = 1.0
+    tuner = machine.tuner()
+    seen = []
+    for _ in range(8):
+        seen.append(torch.get_num_threads())
+        tuner.observe(QUIET[torch.get_num_threads()] * BATCH, BATCH)
+    assert seen == [1] + [2] * 7 and tuner.reference == pytest.approx(QUIET[2])
+    machine.before = 0.2  # a little load before the loop changes nothing
+    tuner = machine.tuner()
+    assert torch.get_num_threads() == 2
+
+
+def test_the_load_before_a_loop_is_read_over_a_recent_window(monkeypatch):
+    """OtherLoad.recent: the shortest window of ≥ at_least seconds ending now, not used up by a reading,
+    nothing older than KEEP seconds."""
+    # (other processes' busy CPU seconds + own, own CPU seconds, time) at each /proc/stat read
+    reads = iter(
+        [(0, 0, 0.0), (1.0, 0.2, 1.0), (1.1, 0.3, 1.1), (1.6, 0.3, 1.6), (200.0, 0, 200.0), (201.5, 0, 201.0)]
+    )
+    monkeypatch.setattr(threads.OtherLoad, "_sample", lambda self: next(reads))
+    load = threads.OtherLoad()  # reading at t=0
+    assert load.recent(0.3) == pytest.approx(0.8)  # t 0 → 1: 1.0 busy, 0.2 of it ours
+    assert load.recent(0.3) == pytest.approx(0.8 / 1.1)  # t 0 → 1.1: since t=1 is too short (0.1 s)
+    assert load.recent(0.3) == pytest.approx(1.0)  # t 1.1 → 1.6: the newest start ≥ 0.3 s back
+    assert load.recent(0.3) is None  # every earlier reading is over a minute old
+    assert load.recent(0.3) == pytest.approx(1.5)  # t 200 → 201
 
 
 @pytest.mark.parametrize("report_load", [True, False])

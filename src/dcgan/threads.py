@@ -85,12 +85,15 @@ class OtherLoad:
     busy time (/proc/stat's cpuN lines) minus this process's own CPU time. None where /proc/stat cannot be
     read (not Linux)."""
 
+    KEEP = 60.0  # seconds of readings `recent` looks back over
+
     def __init__(self) -> None:
         try:
             self.cpus = {f"cpu{n}".encode() for n in os.sched_getaffinity(0)}
         except AttributeError:
             self.cpus = set()
         self.last = self._sample()
+        self.readings = deque([self.last] if self.last else [])
 
     def _sample(self) -> tuple[float, float, float] | None:
         busy = 0
@@ -112,11 +115,33 @@ class OtherLoad:
         now = self._sample()
         if now is None or self.last is None:
             return None
-        (busy0, own0, t0), (busy1, own1, t1) = self.last, now
-        self.last = now
+        before, self.last = self.last, now
+        return self._between(before, now)
+
+    def recent(self, at_least: float) -> float | None:
+        """Other processes' cores over the shortest window of ≥ `at_least` seconds that ends now and starts
+        at an earlier call (or at construction), within the last KEEP seconds; None if there is none. Unlike
+        `cores`, a call does not use its window up: two loops that start a moment apart both see the load
+        of the seconds before them."""
+        now = self._sample()
+        if now is None:
+            return None
+        while self.readings and now[2] - self.readings[0][2] > self.KEEP:
+            self.readings.popleft()
+        start = next((r for r in reversed(self.readings) if now[2] - r[2] >= at_least), None)
+        self.readings.append(now)
+        return None if start is None else self._between(start, now)
+
+    @staticmethod
+    def _between(a: tuple[float, float, float], b: tuple[float, float, float]) -> float | None:
+        (busy0, own0, t0), (busy1, own1, t1) = a, b
         if t1 - t0 <= 0:
             return None
         return max(0.0, ((busy1 - busy0) - (own1 - own0)) / (t1 - t0))
+
+
+# Readings of the load since this module was imported: what a loop's first item sees before it runs.
+_process_load = OtherLoad()
 
 
 @dataclass(frozen=True)
@@ -147,6 +172,7 @@ class Tuner:
     LOAD_CHANGE = 0.5  # so does a change of this many cores used by other processes (over ≥ LOAD_SECONDS),
     LOAD_SECONDS, LOAD_GAP = 2.0, 10.0  # at most once per LOAD_GAP seconds
     PERIOD, MAX_PERIOD = 30.0, 120.0  # a periodic trial, its period doubling while it keeps the count
+    BEFORE_SECONDS = 0.3  # the shortest reading of the load before the first item that is trusted
     RECHECK = "periodic check of the count in use"
 
     def __init__(
@@ -157,6 +183,7 @@ class Tuner:
         most: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         load: Callable[[], float | None] | None = None,
+        before: float | None = None,
         nested: bool = False,
     ) -> None:
         self.pin = pinned(threads) if threads != AUTO else None
@@ -185,6 +212,10 @@ class Tuner:
         self.clear_win = False  # whether the last trial found every other count clearly slower
         self.recent: deque[float] = deque(maxlen=self.WINDOW)
         self.started = False
+        if self.active and load is None:  # `load` and `before` given: a simulated machine's
+            before = _process_load.recent(self.BEFORE_SECONDS)
+        if self.active and before is not None and before >= self.LOAD_CHANGE:
+            self._switch(candidates(self.most)[-1])  # busy already: the first item (warm-up) on the fewest
 
     @property
     def threads(self) -> int:
@@ -228,15 +259,17 @@ class Tuner:
         self.queue = []
 
     def _first_item(self) -> None:
-        """The first item is warm-up (not timed); the load since the Tuner was made says whether to try
-        every count now (others busy, or no load reading) or only measure the count in use."""
+        """The first item is warm-up (not timed; on the fewest threads when the load before it said busy);
+        the load since the Tuner was made says whether to try every count now (others busy, or no load
+        reading) or only measure the count the loop started with."""
         self.started = True
         others = self.load()
         self.load_ref = others
         if others is None:
             self._start_trial("start")
-        elif others < self.LOAD_CHANGE:
-            self._start_trial("start", [self.expected])
+        elif others < self.LOAD_CHANGE:  # quiet (again, if it was busy before the first item)
+            self._switch(self.initial)
+            self._start_trial("start", [self.initial])
         else:  # busy: the fewest threads first, so a slow count is cut short after one item
             self._start_trial(f"start: other processes use {others:.1f} cores", candidates(self.most)[::-1])
             self._switch(self.queue[0])
