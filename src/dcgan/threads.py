@@ -4,7 +4,8 @@ A 2-thread step waits at every parallel region for the thread that was deschedul
 other processes are busy one thread can be twice as fast as two (docs/PERFORMANCE.md). A Tuner wraps a loop
 of similar work items (training steps, generation or feature batches): it times each item, tries every
 candidate count for a short trial when the machine's load or the timings say that conditions changed
-(other processes busy at the start included), and on a slow periodic check, and keeps the fastest. On a
+(other processes busy at the start included, read over the seconds before the loop too, so that even its
+untimed first item runs on one thread), and on a slow periodic check, and keeps the fastest. On a
 quiet machine a short loop runs on all cores from its first item: no trial costs it anything.
 
 What a thread count changes: only the order in which PyTorch's channels-last BatchNorm adds up its per-channel
