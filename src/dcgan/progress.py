@@ -1,4 +1,4 @@
-"""Progress bars: shown on a terminal, silent in logs and pipes."""
+"""Progress bars: shown on a terminal, silent in logs and pipes; `silent`, the log function that says nothing."""
 
 from __future__ import annotations
 
@@ -20,3 +20,7 @@ def progress_bar(enabled: bool = True, **kw: Any) -> tqdm:
         nrows=rows if rows > 0 else 24,
         **kw,
     )
+
+
+def silent(_message: str) -> None:
+    """A `log` that says nothing: what quiet callers and non-main ranks pass."""

@@ -32,6 +32,7 @@ from dcgan.probes import forget as probes_forget
 from dcgan.probes import memorization as probes_memorization
 from dcgan.probes import saliency as probes_saliency
 from dcgan.probes import segmenter as probes_segmenter
+from dcgan.progress import silent
 
 
 def memorization(
@@ -99,7 +100,7 @@ def saliency(
     rule: str = "relu",
     seed: int = 0,
     device: str = "auto",
-    log: Callable[[str], None] = lambda _: None,
+    log: Callable[[str], None] = silent,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Paper Fig. 5: guided backprop from single units of D's conv layer `layer` (default the last) for
     each unit's top images among the first `num` of `data`, beside a random D of the same architecture and
@@ -128,7 +129,7 @@ def forget(
     segmenter_images: int = 20_000,
     draws: int = 10,
     seed: int = 0,
-    log: Callable[[str], None] = lambda _: None,
+    log: Callable[[str], None] = silent,
 ) -> dict[str, Any]:
     """Paper §6.3.1: find the feature maps of G's hidden layer that draw `obj` (a logistic regression on
     the fit samples, the object's pixels from `boxes` or a segmenter of the dataset's class maps), drop them,

@@ -17,12 +17,9 @@ from dcgan.cli.common import (
     precision_argument,
 )
 from dcgan.errors import DcganError, SharedError
+from dcgan.progress import silent
 
 # ---------------------------------------------------------------- train
-
-
-def _silent(_: str) -> None:
-    pass
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -76,7 +73,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         max_minutes=a.max_minutes,
         report=not a.no_report,
         progress=not a.quiet,
-        log=_silent if a.quiet else print,
+        log=silent if a.quiet else print,
     )
     if not from_environment().main:  # under torchrun: rank 0 says how it went
         return 128 + s["signal"] if s["status"] == "interrupted" else 0

@@ -31,6 +31,7 @@ from dcgan.fileio import read_small_json
 from dcgan.images import labelled_grid, to_uint8
 from dcgan.models import Generator, dropping, run_generator, z_for_seeds
 from dcgan.probes import segmenter as seg
+from dcgan.progress import silent
 
 # distances of samples' segmenter features from the real images' ({"kid", "kid_std", "fid"}): the metrics
 # stage comes later in the pipeline, so api.forget hands them in
@@ -238,7 +239,7 @@ def forget_layer(
     base: dict[str, Any],
     draws: int = 10,
     seed: int = 0,
-    log: Callable[[str], None] = lambda _: None,
+    log: Callable[[str], None] = silent,
 ) -> dict[str, Any]:
     """Fit the regression on one layer, drop its positive filters, and measure against the controls and
     against `base`, the samples as drawn."""
@@ -372,7 +373,7 @@ def forget(
     boxes: dict[int, list[tuple[float, float, float, float]]] | None = None,
     draws: int = 10,
     seed: int = 0,
-    log: Callable[[str], None] = lambda _: None,
+    log: Callable[[str], None] = silent,
 ) -> tuple[dict[str, Any], dict[int, np.ndarray], dict[int, dict[str, Any]]]:
     """The experiment on each of `layers`: (summary, {layer: figure}, {layer: its drops file's content}). The object's pixels on the fit samples come from `boxes` when given, else from the segmenter;
     `score` rates samples' segmenter features against real images' (api.forget: the KID)."""

@@ -26,6 +26,7 @@ from dcgan.errors import DcganError
 from dcgan.images import hstack, labelled_grid
 from dcgan.models import Discriminator, build
 from dcgan.probes.features import reestimate_bn
+from dcgan.progress import silent
 
 RULES = ("relu", "leaky")
 
@@ -273,7 +274,7 @@ def saliency(
     features: int = 6,
     rule: str = "relu",
     seed: int = 0,
-    progress: Callable[[str], None] = lambda _: None,
+    progress: Callable[[str], None] = silent,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """The probe for a trained D against a random D of the same architecture and init, on the first `num`
     images of `ds`: (summary, figure). The summary has where_it_falls() for both when `ds` has masks.npy."""

@@ -26,6 +26,7 @@ from dcgan.artifacts import check_shapes, safetensors_header
 from dcgan.data.dataset import PreparedDataset, unit_batches
 from dcgan.errors import DcganError
 from dcgan.fileio import atomic_path, parse_json, read_safetensors
+from dcgan.progress import silent
 
 META_KEY = "dcgan_segmenter"
 WIDTHS = (16, 32, 64)
@@ -86,7 +87,7 @@ def train_segmenter(
     batch: int = 64,
     lr: float = 3e-3,
     seed: int = 0,
-    log: Callable[[str], None] = lambda _: None,
+    log: Callable[[str], None] = silent,
 ) -> tuple[Segmenter, dict[str, Any]]:
     """Train on the first `num` images of `ds` with masks.npy (`epochs`, more on a small set so that it takes
     at least `min_steps` steps); measure IoU per class on the `heldout` images after them. Returns the net

@@ -25,7 +25,7 @@ from dcgan.config import TrainConfig
 from dcgan.data.dataset import PreparedDataset
 from dcgan.device import Placement, resolve
 from dcgan.errors import DcganError
-from dcgan.progress import progress_bar
+from dcgan.progress import progress_bar, silent
 from dcgan.threads import Change, available_cores, pinned_by_environment, tuned
 from dcgan.training import distributed
 from dcgan.training.checkpoint import recover_checkpoints
@@ -96,7 +96,7 @@ def _train(
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     run, main = Path(run_dir), world.main  # rank 0: the one process that writes and talks
-    log = log if main else _silent
+    log = log if main else silent
     ds, trainer = start(cfg, dataset, run, place, world, log)
     saves = Saves(trainer, run, after_save)
     total_steps = math.ceil(cfg.total_images(len(ds)) / cfg.batch)
@@ -158,10 +158,6 @@ def agreed_stop(caught: dict[str, int], deadline: float) -> tuple[str | None, in
     if not halt:
         return None, None
     return ("time-limit", None) if halt == TIME_UP else ("interrupted", halt)
-
-
-def _silent(_: str) -> None:
-    pass
 
 
 def rank_threads(cfg: TrainConfig, world: distributed.World, device: torch.device) -> int:
