@@ -1,5 +1,7 @@
 """The metric formulas: FID and KID against torchmetrics, and every metric on cases with a known answer."""
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -39,6 +41,33 @@ def test_fid_and_kid_agree_with_torchmetrics():
     kid.update(torch.tensor(a, dtype=torch.float32), real=True)
     kid.update(torch.tensor(b, dtype=torch.float32), real=False)
     assert M.kid(a, b, subsets=1, subset_size=len(a))[0] == pytest.approx(kid.compute()[0].item(), rel=1e-4)
+
+
+def _precision_recall_by_definition(real: np.ndarray, fake: np.ndarray, k: int) -> tuple[float, float]:
+    """Kynkäänniemi et al.'s definition written out in float64: a sample is covered by the other set's
+    manifold if it lies in some ball of radius (that point's k-th nearest neighbour in its own set)."""
+
+    def radii(f: np.ndarray) -> np.ndarray:
+        d = np.linalg.norm(f[:, None] - f[None], axis=2)
+        return np.sort(d, axis=1)[:, k]  # column 0 is the point itself
+
+    d = np.linalg.norm(fake[:, None] - real[None], axis=2)  # (fake, real)
+    precision = (d <= radii(real)[None]).any(1).mean()
+    recall = (d <= radii(fake)[:, None]).any(0).mean()
+    return float(precision), float(recall)
+
+
+@pytest.mark.parametrize(("n_real", "n_fake", "chunk"), [(300, 200, 4096), (200, 301, 64), (150, 150, 7)])
+def test_precision_recall_is_the_definition(n_real, n_fake, chunk, monkeypatch):
+    """Overlapping, differently spread sets (neither 0 nor 1), in chunks that do and do not divide the set."""
+    rng = np.random.default_rng(n_real + n_fake)
+    real = rng.normal(size=(n_real, 6))
+    fake = rng.normal(size=(n_fake, 6)) * 0.7 + 0.5
+    monkeypatch.setattr(M, "_coverage", functools.partial(M._coverage, chunk=chunk))
+    p, r = M.precision_recall(real, fake)
+    want = _precision_recall_by_definition(real, fake, 3)
+    assert 0 < want[0] < 1 and 0 < want[1] < 1
+    assert (p, r) == pytest.approx(want, abs=1.5 / min(n_real, n_fake))  # float32 may move one border point
 
 
 def test_metric_formulas_on_known_cases():

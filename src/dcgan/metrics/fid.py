@@ -95,12 +95,17 @@ def _kth_distance(f: torch.Tensor, k: int, chunk: int = 4096) -> torch.Tensor:
     return torch.cat(out)
 
 
-def _covered(query: torch.Tensor, base: torch.Tensor, radii: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """Whether each query lies inside some base sample's ball."""
-    out = []
-    for i in range(0, len(query), chunk):
-        out.append((torch.cdist(query[i : i + chunk], base) <= radii[None]).any(1))
-    return torch.cat(out)
+def _coverage(
+    g: torch.Tensor, r: torch.Tensor, g_radii: torch.Tensor, r_radii: torch.Tensor, chunk: int = 4096
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whether each row of g lies inside some row of r's ball, and each row of r inside some row of g's:
+    both from one pass over the g × r distances (the two questions share every distance)."""
+    g_in, r_in = [], torch.zeros(len(r), dtype=torch.bool)
+    for i in range(0, len(g), chunk):
+        d = torch.cdist(g[i : i + chunk], r)
+        g_in.append((d <= r_radii[None]).any(1))
+        r_in |= (d <= g_radii[i : i + chunk, None]).any(0)
+    return torch.cat(g_in), r_in
 
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
@@ -108,9 +113,8 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[fl
     r, g = (torch.as_tensor(np.ascontiguousarray(f), dtype=torch.float32) for f in (real, fake))
     if min(len(r), len(g)) <= k:
         raise ValueError(f"precision/recall with k={k} needs more than {k} samples per set")
-    precision = _covered(g, r, _kth_distance(r, k)).double().mean()
-    recall = _covered(r, g, _kth_distance(g, k)).double().mean()
-    return float(precision), float(recall)
+    g_in, r_in = _coverage(g, r, _kth_distance(g, k), _kth_distance(r, k))
+    return float(g_in.double().mean()), float(r_in.double().mean())
 
 
 def diversity(f: np.ndarray, pairs: int = 20_000, seed: int = 0) -> float:
