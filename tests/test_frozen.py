@@ -1,6 +1,9 @@
 """G frozen for sampling: the same function as the eval-mode module (fp32 to float tolerance, bf16 as close
 to fp32 as the module's own bf16), built only where it covers G, rebuilt when the weights change."""
 
+import copy
+import io
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -113,6 +116,11 @@ def test_rebuilt_when_the_weights_change():
     with torch.no_grad():
         g.main[1].running_var.mul_(4)  # a buffer changed in place
     assert frozen(g, torch.float32) is not after
+    # the form lives beside G: G still pickles, and a copy builds its own
+    buffer = io.BytesIO()
+    torch.save(g, buffer)
+    twin = copy.deepcopy(g)
+    assert frozen(twin, torch.float32) is not frozen(g, torch.float32)
 
 
 @settings(max_examples=60, deadline=None)

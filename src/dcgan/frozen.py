@@ -20,6 +20,7 @@ frozen G is never a different model.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 import torch
@@ -28,6 +29,9 @@ from torch import nn
 from torch.nn.modules import module as module_globals
 
 Step = Callable[[torch.Tensor], torch.Tensor]
+
+# G → (the state of its weights, its frozen form): beside the module, not in it, so G still pickles and copies
+_cache: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, Step]] = weakref.WeakKeyDictionary()
 
 
 def _fold(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,7 +180,7 @@ def frozen(g: nn.Module, dtype: torch.dtype = torch.bfloat16) -> Step | None:
         return None
     tensors = [*g.parameters(), *g.buffers()]
     key = (dtype, tuple((t.data_ptr(), t._version) for t in tensors))
-    cached = g.__dict__.get("_frozen")
+    cached = _cache.get(g)
     if cached is not None and cached[0] == key:
         return cached[1]
     with torch.no_grad():
@@ -191,5 +195,5 @@ def frozen(g: nn.Module, dtype: torch.dtype = torch.bfloat16) -> Step | None:
             x = step(x)
         return x
 
-    g.__dict__["_frozen"] = (key, run)
+    _cache[g] = (key, run)
     return run
