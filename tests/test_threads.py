@@ -43,9 +43,10 @@ def machine(monkeypatch):
             return Tuner(most=2, clock=self.clock, load=self.load, before=self.before)
 
         def run(self, tuner, until):
-            """Feed steps until `until` seconds; returns (images done, changes)."""
-            images, changes = 0, []
+            """Feed steps until `until` seconds; returns (images done, changes). `seen`: each step's count."""
+            images, changes, self.seen = 0, [], []
             while self.t < until:
+                self.seen.append(torch.get_num_threads())
                 per_image = (self.busy_cost if self.busy(self.t) else QUIET)[torch.get_num_threads()]
                 self.t += per_image * BATCH
                 images += BATCH
@@ -132,15 +133,9 @@ def test_under_a_steady_load_a_clearly_slower_count_is_not_tried_again(machine):
     """Busy all along: after the start trial the periodic checks re-measure 1 thread only (a 2-thread item
     among busy neighbours is the expensive one), and the run keeps ≥ 99% of fixed 1 thread's images."""
     machine.busy = lambda t: True
-    tuner = machine.tuner()
-    seen = []
-    while machine.t < 1200:
-        seen.append(torch.get_num_threads())
-        per_image = BUSY[torch.get_num_threads()]
-        machine.t += per_image * BATCH
-        tuner.observe(per_image * BATCH, BATCH)
-    assert seen.count(2) <= 2  # the warm-up item and the start trial's one
-    assert len(seen) * BATCH >= 0.99 * best_fixed(machine, 1200)
+    images, _ = machine.run(machine.tuner(), 1200)
+    assert machine.seen.count(2) <= 2  # the warm-up item and the start trial's one
+    assert images >= 0.99 * best_fixed(machine, 1200)
 
 
 def test_busy_before_the_loop_runs_even_the_warm_up_item_on_one_thread(machine):
@@ -148,15 +143,9 @@ def test_busy_before_the_loop_runs_even_the_warm_up_item_on_one_thread(machine):
     item, which the Tuner does not time, runs on one thread too; two threads get the trial's one item."""
     machine.busy = lambda t: True
     machine.before = 1.0
-    tuner = machine.tuner()
-    seen = []
-    while machine.t < 600:
-        seen.append(torch.get_num_threads())
-        per_image = BUSY[torch.get_num_threads()]
-        machine.t += per_image * BATCH
-        tuner.observe(per_image * BATCH, BATCH)
-    assert seen[:3] == [1, 1, 1] and seen.count(2) == 1
-    assert len(seen) * BATCH >= 0.995 * best_fixed(machine, 600)
+    images, _ = machine.run(machine.tuner(), 600)
+    assert machine.seen[:3] == [1, 1, 1] and machine.seen.count(2) == 1
+    assert images >= 0.995 * best_fixed(machine, 600)
 
 
 def test_busy_before_the_loop_but_quiet_at_its_first_item_goes_back_at_once(machine):
