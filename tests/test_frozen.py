@@ -94,8 +94,49 @@ def test_not_frozen_where_the_form_does_not_cover_g():
     g.main[1].train()  # one BN in training mode is enough
     assert frozen(g) is None
     g.eval()
-    g.main.append(nn.Identity())  # a layer order the form does not know
+    g.main.append(nn.Identity().eval())  # a layer order the form does not know
     assert frozen(g) is None
+    # a G whose layers changed after its form was built: never the old form (no weights changed here)
+    g = trained_looking(cfg)
+    assert frozen(g, torch.float32) is not None
+    g.main[-1] = nn.Sigmoid().eval()
+    assert frozen(g, torch.float32) is None
+    g.main[-1] = nn.Tanh().eval()
+    assert frozen(g, torch.float32) is not None  # the same order again: built anew
+
+
+@pytest.mark.parametrize("variant", ["no affine", "no running stats"])
+def test_batchnorm_variants_fold_or_run_the_module(variant):
+    cfg = SMALL["pyramid16"]
+    g = trained_looking(cfg)
+    i = next(i for i, m in enumerate(g.main) if isinstance(m, nn.BatchNorm2d))
+    old = g.main[i]
+    if variant == "no affine":
+        new = nn.BatchNorm2d(old.num_features, affine=False)
+        new.running_mean.copy_(old.running_mean)
+        new.running_var.copy_(old.running_var)
+    else:  # eval mode then normalizes with the batch's own statistics: no fixed map to fold
+        new = nn.BatchNorm2d(old.num_features, track_running_stats=False)
+    g.main[i] = new.eval()
+    z = z_for_seeds(cfg, range(3))
+    form = frozen(g, torch.float32)
+    if variant == "no running stats":
+        assert form is None
+        return
+    with torch.no_grad():
+        assert (form(z) - g(z)).abs().max() < 2e-5
+
+
+def test_a_subclass_with_its_own_forward_runs_as_it_is():
+    class Brighter(Generator):
+        def forward(self, z):
+            return super().forward(z) * 0.5
+
+    cfg = SMALL["pyramid16"]
+    g = Brighter(cfg).eval()
+    g.precision = "bf16"
+    z = z_for_seeds(cfg, range(3))
+    assert run_generator(g, z).abs().max() <= 0.5
 
 
 def test_rebuilt_when_the_weights_change():

@@ -24,6 +24,9 @@ BATCH = 128
 def machine(monkeypatch):
     """A simulated 2-core machine whose load a test switches on and off (busy(t) → bool)."""
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    # this machine's real load (the other test worker) must not reach a Tuner: the scenario sets it
+    monkeypatch.setattr(threads._process_load, "recent", lambda at_least: None)
+    monkeypatch.setattr(threads._process_load, "mark", lambda: None)
     torch.set_num_threads(2)
 
     class Machine:
@@ -166,7 +169,10 @@ def test_the_load_before_a_loop_is_read_over_a_recent_window(monkeypatch):
     nothing older than KEEP seconds."""
     # (other processes' busy CPU seconds + own, own CPU seconds, time) at each /proc/stat read
     reads = iter(
-        [(0, 0, 0.0), (1.0, 0.2, 1.0), (1.1, 0.3, 1.1), (1.6, 0.3, 1.6), (200.0, 0, 200.0), (201.5, 0, 201.0)]
+        [
+            *[(0, 0, 0.0), (1.0, 0.2, 1.0), (1.1, 0.3, 1.1), (1.6, 0.3, 1.6)],
+            *[(200.0, 0, 200.0), (201.5, 0, 201.0), (202.0, 0, 202.0), (203.0, 0, 204.0), (203.0, 0, 205.0)],
+        ]
     )
     monkeypatch.setattr(threads.OtherLoad, "_sample", lambda self: next(reads))
     load = threads.OtherLoad()  # reading at t=0
@@ -175,6 +181,10 @@ def test_the_load_before_a_loop_is_read_over_a_recent_window(monkeypatch):
     assert load.recent(0.3) == pytest.approx(1.0)  # t 1.1 → 1.6: the newest start ≥ 0.3 s back
     assert load.recent(0.3) is None  # every earlier reading is over a minute old
     assert load.recent(0.3) == pytest.approx(1.5)  # t 200 → 201
+    load.mark()  # a loop ended at t=202: the next one reads from there
+    assert load.recent(0.3) == pytest.approx(0.5)  # t 202 → 204: 1.0 busy over 2 s
+    load.forget()  # a forked child starts over
+    assert load.recent(0.3) is None
 
 
 @pytest.mark.parametrize("report_load", [True, False])

@@ -14,12 +14,13 @@ What `run_generator` runs when G samples in bf16 on a CPU with running BatchNorm
 The weights are cast to bf16 once (autocast casts them at every call). Results differ from the module's
 bf16 autocast at bf16 rounding level: the folded weights round differently (tests/test_frozen.py bounds it
 against fp32 as the module's own bf16 is bounded). Anything this form does not cover — a hook on any layer
-(`dropping`'s), batch statistics, a layer order other than the presets' — runs the module instead, so a
-frozen G is never a different model.
+(`dropping`'s), batch statistics, a BatchNorm without running statistics, a layer order other than the
+presets', a subclass's own forward — runs the module instead.
 """
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Callable
 
@@ -32,17 +33,31 @@ Step = Callable[[torch.Tensor], torch.Tensor]
 
 # G → (the state of its weights, its frozen form): beside the module, not in it, so G still pickles and copies
 _cache: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, Step]] = weakref.WeakKeyDictionary()
+_cache_lock = threading.Lock()
+
+
+def _foldable(bn: nn.Module, kind: type[nn.Module]) -> bool:
+    """A BatchNorm of `kind` that eval mode turns into a fixed affine map (it keeps running statistics)."""
+    return isinstance(bn, kind) and bn.track_running_stats and bn.running_var is not None
 
 
 def _fold(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
     """(scale, shift) per channel with bn(x) == x · scale + shift in eval mode."""
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    return scale, bn.bias - bn.running_mean * scale
+    scale = 1 / torch.sqrt(bn.running_var + bn.eps)
+    if bn.affine:
+        scale = bn.weight * scale
+    shift = -bn.running_mean * scale
+    return scale, shift + bn.bias if bn.affine else shift
 
 
 def _first(layer: nn.Module, bn: nn.Module, dtype: torch.dtype) -> Step | None:
     """z (B, z_dim) → ReLU(BN(layer(z))) as (B, C, 4, 4) channels-last, one addmm."""
-    if isinstance(layer, nn.Linear) and isinstance(bn, nn.BatchNorm1d) and layer.bias is None:
+    if (
+        isinstance(layer, nn.Linear)
+        and _foldable(bn, nn.BatchNorm1d)
+        and layer.bias is None
+        and layer.out_features % 16 == 0
+    ):
         scale, shift = _fold(bn)
         channels = bn.num_features // 16
         # rows in (c, y, x) order, as Unflatten reads them → (y, x, c): the product is then channels-last
@@ -51,11 +66,12 @@ def _first(layer: nn.Module, bn: nn.Module, dtype: torch.dtype) -> Step | None:
         b = shift.view(channels, 4, 4).permute(1, 2, 0).reshape(-1)
     elif (
         isinstance(layer, nn.ConvTranspose2d)
-        and isinstance(bn, nn.BatchNorm2d)
+        and _foldable(bn, nn.BatchNorm2d)
         and layer.bias is None
         and layer.kernel_size == (4, 4)
-        and layer.stride == (1, 1)
-        and layer.padding == (0, 0)
+        and layer.stride == layer.dilation == (1, 1)
+        and layer.padding == layer.output_padding == (0, 0)
+        and layer.groups == 1
     ):
         # a 1×1 input: out[c, y, x] = Σ_k z_k · w[k, c, y, x]
         scale, shift = _fold(bn)
@@ -147,21 +163,28 @@ def _hooked(g: nn.Module) -> bool:
 
 def _build(main: nn.Sequential, dtype: torch.dtype) -> list[Step] | None:
     layers = list(main)
-    if len(layers) < 3:
+    if len(layers) < 3 or not isinstance(layers[2], nn.ReLU):
         return None
     first = _first(layers[0], layers[1], dtype)
-    if first is None or not isinstance(layers[2], nn.ReLU):
+    if first is None:
         return None
-    i = 4 if isinstance(layers[0], nn.Linear) else 3
-    if isinstance(layers[0], nn.Linear) and not isinstance(layers[3], nn.Unflatten):
-        return None
+    i = 3
+    if isinstance(layers[0], nn.Linear):  # then an Unflatten to (C, 4, 4)
+        reshape = layers[3] if len(layers) > 3 else None
+        if not isinstance(reshape, nn.Unflatten) or tuple(reshape.unflattened_size) != (
+            layers[0].out_features // 16,
+            4,
+            4,
+        ):
+            return None
+        i = 4
     steps = [first]
     while i < len(layers):
         layer = layers[i]
         if not (isinstance(layer, nn.ConvTranspose2d) and _square(layer)):
             return None
         rest = layers[i + 1 : i + 3]
-        if len(rest) == 2 and isinstance(rest[0], nn.BatchNorm2d) and isinstance(rest[1], nn.ReLU):
+        if len(rest) == 2 and _foldable(rest[0], nn.BatchNorm2d) and isinstance(rest[1], nn.ReLU):
             steps.append(_hidden(layer, rest[0], dtype))
             i += 3
         elif len(rest) == 1 and isinstance(rest[0], nn.Tanh):
@@ -173,18 +196,23 @@ def _build(main: nn.Sequential, dtype: torch.dtype) -> list[Step] | None:
 
 
 def frozen(g: nn.Module, dtype: torch.dtype = torch.bfloat16) -> Step | None:
-    """G in eval mode as a function z (B, z_dim) → images (B, C, S, S) in `dtype`, or None where this form
-    does not cover G as it stands (training mode, hooks, another layer order). Built once per state of G's
-    weights: a change to any parameter or buffer (an optimizer step, load_state_dict) rebuilds it."""
-    if any(m.training for m in g.modules()) or _hooked(g):
+    """G (its `main` Sequential) in eval mode as a function z (B, z_dim) → images (B, C, S, S) in `dtype`,
+    or None where this form does not cover G as it stands (training mode, hooks, another layer order).
+    Built once per state of G: a change to any layer, parameter or buffer (an optimizer step,
+    load_state_dict, a replaced layer) rebuilds it. An in-place change through `.data`, which bypasses
+    PyTorch's version counters, is not seen (nothing in dcgan makes one)."""
+    main = getattr(g, "main", None)
+    if not isinstance(main, nn.Sequential) or any(m.training for m in g.modules()) or _hooked(g):
         return None
+    modules = tuple(g.modules())  # held by the cache entry, so no replaced layer's id can be reused
     tensors = [*g.parameters(), *g.buffers()]
-    key = (dtype, tuple((t.data_ptr(), t._version) for t in tensors))
-    cached = _cache.get(g)
+    key = (dtype, modules, tuple((t.data_ptr(), t._version) for t in tensors))
+    with _cache_lock:
+        cached = _cache.get(g)
     if cached is not None and cached[0] == key:
         return cached[1]
     with torch.no_grad():
-        steps = _build(g.main, dtype)
+        steps = _build(main, dtype)
     if steps is None:
         return None
 
@@ -195,5 +223,6 @@ def frozen(g: nn.Module, dtype: torch.dtype = torch.bfloat16) -> Step | None:
             x = step(x)
         return x
 
-    _cache[g] = (key, run)
+    with _cache_lock:
+        _cache[g] = (key, run)
     return run

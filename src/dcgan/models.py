@@ -253,7 +253,13 @@ def run_generator(g: Generator, z: torch.Tensor, bn: str = "running", batch: int
         if bn == "running":
             g.eval()
         run = g
-        if bn == "running" and device.type == "cpu" and place.autocast_dtype == torch.bfloat16 and _flat(z):
+        if (
+            bn == "running"
+            and device.type == "cpu"
+            and place.autocast_dtype == torch.bfloat16
+            and _flat(z)
+            and type(g).forward is Generator.forward  # a subclass's own forward runs as it is
+        ):
             run = frozen(g) or g  # BN folded in, the output layer as a sub-pixel convolution (frozen.py)
         for i in range(0, len(z), batch):
             zb = z[i : i + batch]

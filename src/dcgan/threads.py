@@ -94,7 +94,8 @@ class OtherLoad:
         except AttributeError:
             self.cpus = set()
         self.last = self._sample()
-        self.readings = deque([self.last] if self.last else [])
+        self.readings = deque([self.last] if self.last else [])  # for `recent`, which loops share
+        self.lock = threading.Lock()
 
     def _sample(self) -> tuple[float, float, float] | None:
         busy = 0
@@ -121,17 +122,29 @@ class OtherLoad:
 
     def recent(self, at_least: float) -> float | None:
         """Other processes' cores over the shortest window of ≥ `at_least` seconds that ends now and starts
-        at an earlier call (or at construction), within the last KEEP seconds; None if there is none. Unlike
-        `cores`, a call does not use its window up: two loops that start a moment apart both see the load
-        of the seconds before them."""
+        at an earlier reading (`recent`, `mark`, or construction), within the last KEEP seconds; None if
+        there is none. Unlike `cores`, a call does not use its window up: two loops that start a moment
+        apart both see the load of the seconds before them."""
         now = self._sample()
         if now is None:
             return None
-        while self.readings and now[2] - self.readings[0][2] > self.KEEP:
-            self.readings.popleft()
-        start = next((r for r in reversed(self.readings) if now[2] - r[2] >= at_least), None)
-        self.readings.append(now)
+        with self.lock:
+            while self.readings and now[2] - self.readings[0][2] > self.KEEP:
+                self.readings.popleft()
+            start = next((r for r in reversed(self.readings) if now[2] - r[2] >= at_least), None)
+            self.readings.append(now)
         return None if start is None else self._between(start, now)
+
+    def mark(self) -> None:
+        """A reading for later `recent` calls to start from (a loop's end: the next sees the time since)."""
+        now = self._sample()
+        if now is not None:
+            with self.lock:
+                self.readings.append(now)
+
+    def forget(self) -> None:
+        """Drop the readings (a forked child: its own CPU time starts again from zero)."""
+        self.readings = deque()
 
     @staticmethod
     def _between(a: tuple[float, float, float], b: tuple[float, float, float]) -> float | None:
@@ -143,6 +156,8 @@ class OtherLoad:
 
 # Readings of the load since this module was imported: what a loop's first item sees before it runs.
 _process_load = OtherLoad()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_process_load.forget)
 
 
 @dataclass(frozen=True)
@@ -212,8 +227,9 @@ class Tuner:
         self.load_now: float | None = None  # ... at the last reading
         self.clear_win = False  # whether the last trial found every other count clearly slower
         self.recent: deque[float] = deque(maxlen=self.WINDOW)
-        self.started = False
-        if self.active and load is None:  # `load` and `before` given: a simulated machine's
+        self.started = self.closed = False
+        self.real_load = self.active and load is None  # (tests give a simulated machine's load and before)
+        if self.real_load and before is None:
             before = _process_load.recent(self.BEFORE_SECONDS)
         if self.active and before is not None and before >= self.LOAD_CHANGE:
             self._switch(candidates(self.most)[-1])  # busy already: the first item (warm-up) on the fewest
@@ -257,7 +273,9 @@ class Tuner:
             self.pin = None
         elif self.active and torch.get_num_threads() != self.initial:
             torch.set_num_threads(self.initial)
-        self.queue = []
+        if self.real_load and not self.closed:
+            _process_load.mark()  # the next loop reads the load since this one ended
+        self.queue, self.closed = [], True
 
     def _first_item(self) -> None:
         """The first item is warm-up (not timed; on the fewest threads when the load before it said busy);
