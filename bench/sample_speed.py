@@ -34,6 +34,7 @@ def child(args: argparse.Namespace) -> None:
     import torch
 
     from dcgan.artifacts import load_generator
+    from dcgan.frozen import frozen
     from dcgan.images import to_uint8
     from dcgan.models import run_generator, z_for_seeds
 
@@ -58,7 +59,9 @@ def child(args: argparse.Namespace) -> None:
     x = run(z)
     rate = args.num / (time.perf_counter() - t)
     np.save(args.out, to_uint8(x[:256]))
-    print(json.dumps({"img_per_s": rate, "threads": torch.get_num_threads()}))
+    # which form ran: frozen only in bf16 on CPU, where frozen() accepts this G
+    form = "frozen" if g.precision == "bf16" and frozen(g) is not None else f"module ({g.precision})"
+    print(json.dumps({"img_per_s": rate, "threads": torch.get_num_threads(), "form": form}))
 
 
 def spawn(args: argparse.Namespace, variant: str, weights: str, out: str) -> dict:
@@ -93,9 +96,12 @@ def main() -> None:
         weights = f"{tmp}/G.safetensors"
         save_weights(g, weights, g.cfg)
         rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        forms: dict[str, str] = {}
         for _ in range(args.rounds):
             for v in VARIANTS:
-                rates[v].append(spawn(args, v, weights, f"{tmp}/{v}.npy")["img_per_s"])
+                got = spawn(args, v, weights, f"{tmp}/{v}.npy")
+                rates[v].append(got["img_per_s"])
+                forms[v] = got["form"]
         images = {v: np.load(f"{tmp}/{v}.npy").astype(int) for v in VARIANTS}
     med = {v: statistics.median(r) for v, r in rates.items()}
     print(
@@ -105,6 +111,7 @@ def main() -> None:
                 "batch": args.batch,
                 "num": args.num,
                 "median_img_per_s": {v: round(x, 1) for v, x in med.items()},
+                "form": forms,
                 "speed-up vs plain": {v: round(med[v] / med["plain"], 2) for v in VARIANTS[1:]},
                 "max_pixel_diff_vs_plain": {
                     v: int(abs(images[v] - images["plain"]).max()) for v in VARIANTS[1:]

@@ -54,7 +54,7 @@ def precision_argument(p: argparse.ArgumentParser) -> None:
         default="auto",
         choices=("auto", "fp32", "bf16"),
         help="how G (and evaluate's extractor) run: auto (default) bf16 on CPUs that run it natively "
-        "(~1.8× faster there; 99%% of pixels within one level of fp32's), else fp32",
+        "(~2× faster there; 99%% of pixels within one level of fp32's), else fp32",
     )
 
 
