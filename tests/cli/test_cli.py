@@ -1,6 +1,8 @@
 """The `dcgan` command as users run it: real subprocesses, exit codes, one-line errors, examples in --help."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -58,6 +60,18 @@ def test_user_errors_exit_2_with_one_line_and_no_traceback(tmp_path, args, messa
 def test_argparse_mistakes_exit_2():
     r = run_cli("prepare", "x")
     assert r.returncode == 2 and "required" in r.stderr
+
+
+def test_building_the_parser_imports_no_torch():
+    """Every CPU command re-executes itself under tcmalloc after parsing its flags: a parser that imported
+    torch (1.2–1.5 s) would make every command pay for it twice."""
+    code = "import sys; from dcgan.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "False"
+    from dcgan.cli.probes import SALIENCY_RULES
+    from dcgan.probes.saliency import RULES
+
+    assert SALIENCY_RULES == RULES  # --rule's choices, written out in the CLI for this reason
 
 
 def test_every_command_help_ends_with_an_example():

@@ -32,12 +32,18 @@ from dcgan.data.transforms import ImageSpec, process_array, process_encoded
 from dcgan.errors import DcganError
 from dcgan.fileio import fsync_dir, fsync_file, parse_json, sha256_file, write_json
 from dcgan.progress import progress_bar
-from dcgan.threads import available_cores
 
 if TYPE_CHECKING:
     from dcgan.data.dataset import PreparedDataset
 
 FORMAT = "dcgan-dataset/1"
+
+
+def _cores() -> int:
+    from dcgan.threads import available_cores  # here, not at the top: threads imports torch, and the CLI's
+    # parser imports this module — the tcmalloc re-exec would pay for torch twice
+
+    return available_cores()
 
 
 def _process(item: Item, spec: ImageSpec) -> tuple[np.ndarray | str, int | None, str]:
@@ -129,7 +135,7 @@ def _write_images(
     n = read = 0
     bar = progress_bar(progress, total=n_max, unit="img", desc=f"prepare {src.reader}")
     with bar:
-        for result, label, sid in _results(src, spec, workers or available_cores()):
+        for result, label, sid in _results(src, spec, workers or _cores()):
             read += 1
             if isinstance(result, str):
                 if strict:
