@@ -86,7 +86,7 @@ class OtherLoad:
     busy time (/proc/stat's cpuN lines) minus this process's own CPU time. None where /proc/stat cannot be
     read (not Linux)."""
 
-    KEEP = 60.0  # seconds of readings `recent` looks back over
+    KEEP, MOST = 60.0, 256  # `recent` looks back over the last KEEP seconds, at most MOST readings
 
     def __init__(self) -> None:
         try:
@@ -94,7 +94,7 @@ class OtherLoad:
         except AttributeError:
             self.cpus = set()
         self.last = self._sample()
-        self.readings = deque([self.last] if self.last else [])  # for `recent`, which loops share
+        self.readings = deque([self.last] if self.last else [], maxlen=self.MOST)  # `recent`'s, shared
         self.lock = threading.Lock()
 
     def _sample(self) -> tuple[float, float, float] | None:
@@ -144,7 +144,7 @@ class OtherLoad:
 
     def forget(self) -> None:
         """Drop the readings (a forked child: its own CPU time starts again from zero)."""
-        self.readings = deque()
+        self.readings = deque(maxlen=self.MOST)
 
     @staticmethod
     def _between(a: tuple[float, float, float], b: tuple[float, float, float]) -> float | None:

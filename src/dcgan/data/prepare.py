@@ -40,8 +40,9 @@ FORMAT = "dcgan-dataset/1"
 
 
 def _cores() -> int:
-    from dcgan.threads import available_cores  # here, not at the top: threads imports torch, and the CLI's
-    # parser imports this module — the tcmalloc re-exec would pay for torch twice
+    # imported here, not at the top: dcgan.threads imports torch, and the CLI's parser imports this module
+    # (each command re-executes under tcmalloc after parsing, and would import torch twice)
+    from dcgan.threads import available_cores
 
     return available_cores()
 
