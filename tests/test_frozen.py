@@ -105,6 +105,20 @@ def test_not_frozen_where_the_form_does_not_cover_g():
     assert frozen(g, torch.float32) is not None  # the same order again: built anew
 
 
+def test_under_inference_mode():
+    """The explorer runs G under inference_mode: the form is built and used there; a G whose weights were
+    themselves made there (no version counter to watch) runs as the module."""
+    cfg = SMALL["pyramid16"]
+    g = trained_looking(cfg)
+    z = z_for_seeds(cfg, range(3))
+    with torch.inference_mode():
+        assert (frozen(g, torch.float32)(z) - g(z)).abs().max() < 2e-5
+        made_there = trained_looking(cfg).to(torch.float64).float()  # new parameter tensors
+        assert frozen(made_there) is None
+        made_there.precision = "bf16"
+        assert run_generator(made_there, z).shape == (3, 3, 16, 16)
+
+
 @pytest.mark.parametrize("variant", ["no affine", "no running stats"])
 def test_batchnorm_variants_fold_or_run_the_module(variant):
     cfg = SMALL["pyramid16"]

@@ -206,6 +206,8 @@ def frozen(g: nn.Module, dtype: torch.dtype = torch.bfloat16) -> Step | None:
         return None
     modules = tuple(g.modules())  # held by the cache entry, so no replaced layer's id can be reused
     tensors = [*g.parameters(), *g.buffers()]
+    if any(t.is_inference() for t in tensors):  # made under inference_mode: no version counter to watch
+        return None
     key = (dtype, modules, tuple((t.data_ptr(), t._version) for t in tensors))
     with _cache_lock:
         cached = _cache.get(g)
