@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image, ImageSequence
 
-from dcgan.images import make_grid, save_gif, save_png, to_uint8, upscale
+from dcgan.images import make_grid, save_gif, save_png, save_pngs, to_uint8, upscale
 
 
 def test_to_uint8_maps_the_range():
@@ -57,3 +57,20 @@ def test_png_and_gif_files_hold_the_pixels(tmp_path):
     assert len(shown) == 3 and gif.info["loop"] == 0 and shown[0].shape == (128, 128)  # enlarged to 128²
     assert (shown[0] == 0).all() and (shown[1] == 255).all()
     assert not list(tmp_path.glob(".*"))  # written atomically: no temp file left
+
+
+def test_save_pngs_writes_every_image_atomically(tmp_path):
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+    paths = [tmp_path / f"s{i}.png" for i in range(40)]
+    save_pngs(rgb, paths)
+    assert all((np.asarray(Image.open(p)) == x).all() for p, x in zip(paths, rgb))
+    save_pngs(rgb[:2, :, :, :1], paths[:2])  # grey, over existing files
+    assert (np.asarray(Image.open(paths[1])) == rgb[1, :, :, 0]).all()
+    assert not list(tmp_path.glob(".*"))
+    with pytest.raises(ValueError, match="3 images for 2 paths"):
+        save_pngs(rgb[:3], paths[:2])
+    # a file that cannot be written fails the whole set: no temp left, the others keep their old content
+    with pytest.raises(OSError):
+        save_pngs(rgb[:2], [paths[0], tmp_path / "no-such-folder" / "x.png"])
+    assert (np.asarray(Image.open(paths[0])) == rgb[0, :, :, 0]).all() and not list(tmp_path.glob(".*"))

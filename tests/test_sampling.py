@@ -179,6 +179,30 @@ def test_sample_cli_grid_and_files(run, tmp_path):
     assert r.returncode == 2 and "runs backwards" in r.stderr
 
 
+def test_sample_outdir_streams_in_chunks_and_keeps_each_seeds_image(run, tmp_path, monkeypatch, capsys):
+    """--outdir generates and writes a chunk at a time (memory bounded at any --seeds): the files and the
+    grid are what one pass gives, for a chunk that does not divide the seeds, with both BN modes."""
+    from dcgan.cli import main
+    from dcgan.cli import train as cli_train
+
+    monkeypatch.setattr(cli_train, "SAMPLE_CHUNK", 4)  # whole batches of 2: chunks of 4 seeds
+    g = load_generator(run, "cpu", "auto")
+    for bn in ("running", "batch"):
+        out = tmp_path / bn
+        args = ["sample", str(run), "--seeds", "0-9", "--batch", "2", "--bn", bn, "--outdir", str(out)]
+        assert main([*args, "--grid", str(tmp_path / f"{bn}.png")]) == 0
+        got = np.stack([np.asarray(Image.open(out / f"seed{s:06d}.png")) for s in range(10)])
+        want = to_uint8(generate(g, list(range(10)), bn=bn, batch=2))
+        assert (got.reshape(want.shape) == want).all(), bn
+    assert "10 files" in capsys.readouterr().out
+    assert main(["sample", str(run), "--batch", "0", "--outdir", str(tmp_path)]) == 2
+    # batch statistics of a pass of one image: a clear error, not a traceback
+    assert (
+        main(["sample", str(run), "--seeds", "0-8", "--batch", "2", "--bn", "batch", "--grid", "x.png"]) == 2
+    )
+    assert "leave one alone" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- interpolation
 
 

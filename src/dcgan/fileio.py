@@ -41,6 +41,48 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def sync_files(paths: list[Path]) -> None:
+    """Flush written files' data to disk: for many files one syncfs(2) of their filesystem (Linux), which
+    costs about what one fsync does, instead of a journal commit per file; else an fsync each."""
+    if len(paths) >= 16 and hasattr(os, "sched_getaffinity"):  # Linux, where libc has syncfs
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fds = {}
+        try:
+            for p in paths:  # one descriptor per folder: every file in it is on that folder's filesystem
+                if p.parent not in fds:
+                    fds[p.parent] = os.open(p.parent, os.O_RDONLY)
+            if all(libc.syncfs(fd) == 0 for fd in fds.values()):
+                return
+        except (AttributeError, OSError):  # no syncfs in this libc: fall through to fsync
+            pass
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+    for p in paths:
+        fsync_file(p)
+
+
+@contextlib.contextmanager
+def atomic_paths(paths: list[str | os.PathLike]) -> Iterator[list[Path]]:
+    """atomic_path for many files written together (a folder of samples): yields their temp paths; on
+    success the data of all is flushed at once (sync_files), each temp replaces its path, and each folder is
+    synced once; on error the temps are removed. A crash leaves each path old or new, never half."""
+    targets = [Path(p) for p in paths]
+    tmps = [p.with_name(f".{p.name}.tmp-{os.getpid()}") for p in targets]
+    try:
+        yield tmps
+        sync_files(tmps)
+        for tmp, path in zip(tmps, targets):
+            os.replace(tmp, path)
+        for folder in {p.parent for p in targets}:
+            fsync_dir(folder)
+    finally:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

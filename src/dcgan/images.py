@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dcgan.fileio import atomic_path
+from dcgan.fileio import atomic_path, atomic_paths
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -50,9 +50,33 @@ def make_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2, pad_va
 
 def save_png(image: np.ndarray, path: str | os.PathLike) -> None:
     """(H, W, C) uint8 with C in 1, 3 → PNG at `path`, atomically."""
-    img = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
     with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG")
+        _write_png(image, tmp)
+
+
+def _write_png(image: np.ndarray, path: str | os.PathLike, level: int = 6) -> None:
+    Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image).save(
+        path, format="PNG", compress_level=level
+    )
+
+
+BULK_LEVEL = 3  # zlib level of save_pngs: 2.4× faster than the default 6 for 11% larger files (64² samples)
+
+
+def save_pngs(images: np.ndarray, paths: list[str | os.PathLike]) -> None:
+    """Images (N, H, W, C) uint8 → one PNG each at `paths`, atomically as save_png does, but encoded on all
+    cores (Pillow's zlib runs outside the GIL) at zlib level BULK_LEVEL and made durable together
+    (fileio.atomic_paths) — a folder of samples at several times the speed of a save_png per image
+    (docs/PERFORMANCE.md)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dcgan.threads import available_cores
+
+    if len(images) != len(paths):
+        raise ValueError(f"{len(images)} images for {len(paths)} paths")
+    with atomic_paths(paths) as tmps, ThreadPoolExecutor(available_cores()) as pool:
+        for _ in pool.map(_write_png, images, tmps, [BULK_LEVEL] * len(tmps)):  # (re-raises a worker's error)
+            pass
 
 
 def png_data_uri(image: np.ndarray) -> str:

@@ -233,6 +233,17 @@ def _flat(z: torch.Tensor) -> bool:
     return z.ndim == 2 or (z.ndim == 4 and z.shape[2:] == (1, 1))
 
 
+def check_batch_passes(n: int, batch: int) -> None:
+    """BN on batch statistics normalizes each forward pass by its own: n images in passes of `batch` must
+    leave no pass of one image."""
+    if n % batch == 1:
+        raise DcganError(
+            f"--bn batch normalizes each forward pass by its own statistics, which takes at least 2 images, "
+            f"but {n} images in passes of {batch} leave one alone; change --batch or the seeds, "
+            f"or use --bn running"
+        )
+
+
 @torch.no_grad()
 def run_generator(g: Generator, z: torch.Tensor, bn: str = "running", batch: int = 256) -> torch.Tensor:
     """z (N, z_dim) → images (N, C, H, W) float32 in [-1, 1] on CPU, `batch` at a time.
@@ -244,6 +255,8 @@ def run_generator(g: Generator, z: torch.Tensor, bn: str = "running", batch: int
     into the weights, frozen.py). On CPU the batches feed a thread Tuner."""
     if bn not in BN_MODES:
         raise DcganError(f"--bn must be one of {', '.join(BN_MODES)}, got {bn!r}")
+    if bn == "batch":
+        check_batch_passes(len(z), batch)
     device = next(g.parameters()).device
     place = Placement(device, g.precision)
     out = []

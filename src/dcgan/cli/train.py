@@ -232,23 +232,46 @@ def add_report(sub: Any) -> None:
 # ---------------------------------------------------------------- sample
 
 
+SAMPLE_CHUNK = (
+    4096  # images generated and written at a time by --outdir (memory stays bounded at any --seeds)
+)
+
+
 def cmd_sample(a: argparse.Namespace) -> int:
+    import numpy as np
+
     from dcgan import api
-    from dcgan.images import save_grid, save_png
+    from dcgan.images import save_grid, save_pngs
+    from dcgan.models import check_batch_passes
+    from dcgan.progress import progress_bar
 
     if not a.grid and not a.outdir:
         raise DcganError("say where the images go: --grid out.png or --outdir DIR")
+    if a.batch < 1:
+        raise DcganError(f"--batch must be at least 1, got {a.batch}")
     seeds = api.seeds(a.seeds)
+    if a.bn == "batch":  # before any chunk is written
+        check_batch_passes(len(seeds), a.batch)
     g = generator_from_args(a)
-    images = api.sample(g, seeds, bn=a.bn, batch=a.batch, spatial=a.spatial, drop=a.drop)
+    if a.outdir:
+        os.makedirs(a.outdir, exist_ok=True)
+    # whole forward passes per chunk, so that --bn batch groups the same seeds as one call would
+    chunk = a.batch * max(1, SAMPLE_CHUNK // a.batch)
+    kept = []
+    with progress_bar(len(seeds) > chunk, total=len(seeds), unit="img", desc="sample") as bar:
+        for i in range(0, len(seeds), chunk):
+            part = seeds[i : i + chunk]
+            images = api.sample(g, part, bn=a.bn, batch=a.batch, spatial=a.spatial, drop=a.drop)
+            if a.outdir:
+                save_pngs(images, [os.path.join(a.outdir, f"seed{s:06d}.png") for s in part])
+            if a.grid:
+                kept.append(images)
+            bar.update(len(part))
     if a.grid:
-        save_grid(images, a.grid)
+        save_grid(np.concatenate(kept), a.grid)
         dropped = f", the maps of {a.drop} dropped" if a.drop else ""
         print(f"grid      {a.grid} ({len(seeds)} images, seeds {a.seeds}, BN {a.bn}{dropped})")
     if a.outdir:
-        os.makedirs(a.outdir, exist_ok=True)
-        for s, img in zip(seeds, images):
-            save_png(img, os.path.join(a.outdir, f"seed{s:06d}.png"))
         print(f"images    {a.outdir}/seed######.png ({len(seeds)} files)")
     return 0
 
