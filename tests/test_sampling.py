@@ -201,6 +201,12 @@ def test_sample_outdir_streams_in_chunks_and_keeps_each_seeds_image(run, tmp_pat
     args = ["sample", str(run), "--seeds", "0-8", "--batch", "2", "--bn", "batch", "--outdir", str(none)]
     assert main(args) == 2
     assert "leave one alone" in capsys.readouterr().err and not none.exists()  # said before any chunk
+    for seeds, batch in (("0-3", "1"), ("7", "256")):  # every pass alone; a single seed
+        assert (
+            main(["sample", str(run), "--seeds", seeds, "--batch", batch, "--bn", "batch", "--grid", "x"])
+            == 2
+        )
+        assert "leave one alone" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- interpolation

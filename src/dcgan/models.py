@@ -236,7 +236,7 @@ def _flat(z: torch.Tensor) -> bool:
 def check_batch_passes(n: int, batch: int) -> None:
     """BN on batch statistics normalizes each forward pass by its own: n images in passes of `batch` must
     leave no pass of one image."""
-    if n % batch == 1:
+    if batch == 1 or n % batch == 1:  # (n < batch: one pass of n)
         raise DcganError(
             f"--bn batch normalizes each forward pass by its own statistics, which takes at least 2 images, "
             f"but {n} images in passes of {batch} leave one alone; change --batch or the seeds, "
