@@ -42,3 +42,12 @@ def test_an_error_while_writing_keeps_every_old_file_and_removes_the_temps(tmp_p
         raise RuntimeError("disk full")
     assert [p.read_bytes() for p in paths] == [b"old"] * 3
     assert sorted(tmp_path.iterdir()) == paths
+
+
+def test_a_path_given_twice_is_refused_before_anything_is_written(tmp_path):
+    with (
+        pytest.raises(ValueError, match="given twice"),
+        fileio.atomic_paths([tmp_path / "a", tmp_path / "a"]),
+    ):
+        pass
+    assert not list(tmp_path.iterdir())

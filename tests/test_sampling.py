@@ -15,7 +15,7 @@ from dcgan.config import ModelConfig
 from dcgan.device import cpu_has_fast_bf16
 from dcgan.errors import DcganError
 from dcgan.images import to_uint8
-from dcgan.models import z_for_seeds
+from dcgan.models import build, run_generator, z_for_seeds
 from dcgan.sampling import (
     along,
     arithmetic_latents,
@@ -181,11 +181,12 @@ def test_sample_cli_grid_and_files(run, tmp_path):
 
 def test_sample_outdir_streams_in_chunks_and_keeps_each_seeds_image(run, tmp_path, monkeypatch, capsys):
     """--outdir generates and writes a chunk at a time (memory bounded at any --seeds): the files and the
-    grid are what one pass gives, for a chunk that does not divide the seeds, with both BN modes."""
+    grid are what one call gives, for a chunk rounded to whole passes that does not divide the seeds, with
+    both BN modes; a seed asked for twice is one file."""
     from dcgan.cli import main
     from dcgan.cli import train as cli_train
 
-    monkeypatch.setattr(cli_train, "SAMPLE_CHUNK", 4)  # whole batches of 2: chunks of 4 seeds
+    monkeypatch.setattr(cli_train, "SAMPLE_CHUNK", 5)  # rounded down to whole passes of 2: chunks of 4
     g = load_generator(run, "cpu", "auto")
     for bn in ("running", "batch"):
         out = tmp_path / bn
@@ -195,18 +196,39 @@ def test_sample_outdir_streams_in_chunks_and_keeps_each_seeds_image(run, tmp_pat
         want = to_uint8(generate(g, list(range(10)), bn=bn, batch=2))
         assert (got.reshape(want.shape) == want).all(), bn
     assert "10 files" in capsys.readouterr().out
+    assert main(["sample", str(run), "--seeds", "3,5,3,5,5", "--outdir", str(tmp_path / "twice")]) == 0
+    assert sorted(p.name for p in (tmp_path / "twice").iterdir()) == ["seed000003.png", "seed000005.png"]
+    assert "2 files" in capsys.readouterr().out
     assert main(["sample", str(run), "--batch", "0", "--outdir", str(tmp_path)]) == 2
-    # batch statistics of a pass of one image: a clear error, not a traceback
+
+
+def test_batch_statistics_of_one_image_are_a_clear_error_where_they_do_not_exist(run, tmp_path, capsys):
+    """G's first layer here is a matrix product with BatchNorm1d over its units: one image per pass has no
+    statistics. Said before anything is written; a G with BatchNorm2d only takes one image per pass."""
+    from dcgan.cli import main
+
     none = tmp_path / "none"
-    args = ["sample", str(run), "--seeds", "0-8", "--batch", "2", "--bn", "batch", "--outdir", str(none)]
-    assert main(args) == 2
-    assert "leave one alone" in capsys.readouterr().err and not none.exists()  # said before any chunk
-    for seeds, batch in (("0-3", "1"), ("7", "256")):  # every pass alone; a single seed
-        assert (
-            main(["sample", str(run), "--seeds", seeds, "--batch", batch, "--bn", "batch", "--grid", "x"])
-            == 2
-        )
-        assert "leave one alone" in capsys.readouterr().err
+    for seeds, batch in (
+        ("0-8", "2"),
+        ("0-3", "1"),
+        ("7", "256"),
+    ):  # the last pass alone; every one; one seed
+        args = [
+            "sample",
+            str(run),
+            "--seeds",
+            seeds,
+            "--batch",
+            batch,
+            "--bn",
+            "batch",
+            "--outdir",
+            str(none),
+        ]
+        assert main(args) == 2
+        assert "leave one alone" in capsys.readouterr().err and not none.exists()
+    convt = build(ModelConfig.pyramid(16, z_dim=8, g_input="convt"), seed=0)[0].eval()
+    assert run_generator(convt, z_for_seeds(convt.cfg, [7]), bn="batch").shape == (1, 3, 16, 16)
 
 
 # ---------------------------------------------------------------- interpolation

@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from dcgan import threads
-from dcgan.errors import DcganError
 from dcgan.models import build, run_generator, z_for_seeds
-from dcgan.threads import Tuner, candidates, parse_threads
+from dcgan.threads import Tuner, candidates
 
 from helpers import run_cli
 
@@ -78,13 +77,6 @@ def test_candidates_halve_down_to_one():
     assert candidates(8) == [8, 4, 2, 1]
     assert candidates(6) == [6, 3, 1]
     assert candidates(1) == [1]
-
-
-def test_parse_threads():
-    assert parse_threads("auto") == 0 and parse_threads("3") == 3
-    for bad in ("0", "-1", "two", "", "1.5"):
-        with pytest.raises(DcganError, match="--threads takes"):
-            parse_threads(bad)
 
 
 def test_quiet_machine_keeps_two_threads_at_little_cost(machine):

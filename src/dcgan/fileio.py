@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,19 +44,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 def sync_files(paths: list[Path]) -> None:
     """Flush written files' data to disk: for many files one syncfs(2) of their filesystem (Linux), which
-    costs about what one fsync does, instead of a journal commit per file; else an fsync each."""
+    costs about what one fsync does, instead of a journal commit per file; else an fsync each. (syncfs also
+    waits for other processes' dirty data on that filesystem, and before Linux 5.8 it did not report
+    writeback errors that fsync would have.)"""
     if len(paths) >= 16 and hasattr(os, "sched_getaffinity"):  # Linux, where libc has syncfs
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        fds = {}
+        fds: dict[Path, int] = {}
         try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
             for p in paths:  # one descriptor per folder: every file in it is on that folder's filesystem
                 if p.parent not in fds:
                     fds[p.parent] = os.open(p.parent, os.O_RDONLY)
             if all(libc.syncfs(fd) == 0 for fd in fds.values()):
                 return
-        except (AttributeError, OSError):  # no syncfs in this libc: fall through to fsync
+        except (ImportError, AttributeError, OSError):  # no ctypes, or no syncfs in this libc: fsync each
             pass
         finally:
             for fd in fds.values():
@@ -70,7 +73,10 @@ def atomic_paths(paths: list[str | os.PathLike]) -> Iterator[list[Path]]:
     success the data of all is flushed at once (sync_files), each temp replaces its path, and each folder is
     synced once; on error the temps are removed. A crash leaves each path old or new, never half."""
     targets = [Path(p) for p in paths]
-    tmps = [p.with_name(f".{p.name}.tmp-{os.getpid()}") for p in targets]
+    if len(set(targets)) < len(targets):
+        raise ValueError("atomic_paths: a path is given twice")
+    token = f"{os.getpid()}-{secrets.token_hex(4)}"  # another call, thread or container writing there too
+    tmps = [p.with_name(f".{p.name}.tmp-{token}") for p in targets]
     try:
         yield tmps
         sync_files(tmps)

@@ -233,9 +233,13 @@ def _flat(z: torch.Tensor) -> bool:
     return z.ndim == 2 or (z.ndim == 4 and z.shape[2:] == (1, 1))
 
 
-def check_batch_passes(n: int, batch: int) -> None:
-    """BN on batch statistics normalizes each forward pass by its own: n images in passes of `batch` must
-    leave no pass of one image."""
+def check_batch_passes(g: Generator, n: int, batch: int) -> None:
+    """BN on batch statistics normalizes each forward pass by its own. A G whose first layer is a matrix
+    product (BatchNorm1d over its C·4·4 units) has one value per unit in a pass of one image, which has no
+    statistics: n images in passes of `batch` must then leave no pass of one. (BatchNorm2d layers average
+    over positions too, so one image is enough for them.)"""
+    if not any(isinstance(m, nn.BatchNorm1d) for m in g.modules()):
+        return
     if batch == 1 or n % batch == 1:  # (n < batch: one pass of n)
         raise DcganError(
             f"--bn batch normalizes each forward pass by its own statistics, which takes at least 2 images, "
@@ -256,7 +260,7 @@ def run_generator(g: Generator, z: torch.Tensor, bn: str = "running", batch: int
     if bn not in BN_MODES:
         raise DcganError(f"--bn must be one of {', '.join(BN_MODES)}, got {bn!r}")
     if bn == "batch":
-        check_batch_passes(len(z), batch)
+        check_batch_passes(g, len(z), batch)
     device = next(g.parameters()).device
     place = Placement(device, g.precision)
     out = []

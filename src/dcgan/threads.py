@@ -28,8 +28,6 @@ from dataclasses import dataclass
 
 import torch
 
-from dcgan.errors import DcganError
-
 AUTO = 0  # --threads auto
 
 
@@ -39,15 +37,6 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
-
-
-def parse_threads(text: str) -> int:
-    """--threads: "auto" (0) or a positive count."""
-    if text == "auto":
-        return AUTO
-    if not text.isdigit() or int(text) < 1:
-        raise DcganError(f"--threads takes 'auto' or a number of threads ≥ 1, got {text!r}")
-    return int(text)
 
 
 def pinned_by_environment() -> bool:
@@ -143,8 +132,10 @@ class OtherLoad:
                 self.readings.append(now)
 
     def forget(self) -> None:
-        """Drop the readings (a forked child: its own CPU time starts again from zero)."""
+        """Drop the readings (a forked child: its own CPU time starts again from zero), and the lock, which
+        another thread may have held at the fork."""
         self.readings = deque(maxlen=self.MOST)
+        self.lock = threading.Lock()
 
     @staticmethod
     def _between(a: tuple[float, float, float], b: tuple[float, float, float]) -> float | None:

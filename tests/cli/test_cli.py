@@ -1,5 +1,6 @@
 """The `dcgan` command as users run it: real subprocesses, exit codes, one-line errors, examples in --help."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -8,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dcgan import threads
 from dcgan.cli import build_parser
+from dcgan.cli.common import threads_argument
 
 from helpers import run_cli, write_idx
 
@@ -62,16 +65,25 @@ def test_argparse_mistakes_exit_2():
     assert r.returncode == 2 and "required" in r.stderr
 
 
-def test_building_the_parser_imports_no_torch():
-    """Every CPU command re-executes itself under tcmalloc after parsing its flags: a parser that imported
-    torch (1.2–1.5 s) would make every command pay for it twice."""
-    code = "import sys; from dcgan.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+def test_parsing_a_command_imports_no_torch():
+    """Every CPU command re-executes itself under tcmalloc after parsing its flags: a parser (or an argument
+    type) that imported torch (1.2–1.5 s) would make every command pay for it twice."""
+    args = ["train", "data", "--out", "run", "--threads", "2", "--precision", "auto", "--device", "cpu"]
+    code = f"import sys; from dcgan.cli import build_parser; build_parser().parse_args({args!r}); "
+    code += "print('torch' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "False"
     from dcgan.cli.probes import SALIENCY_RULES
     from dcgan.probes.saliency import RULES
 
     assert SALIENCY_RULES == RULES  # --rule's choices, written out in the CLI for this reason
+
+
+def test_threads_argument():
+    assert threads_argument("auto") == threads.AUTO and threads_argument("3") == 3
+    for bad in ("0", "-1", "two", "", "1.5"):
+        with pytest.raises(argparse.ArgumentTypeError, match="--threads takes"):
+            threads_argument(bad)
 
 
 def test_every_command_help_ends_with_an_example():

@@ -59,12 +59,13 @@ def precision_argument(p: argparse.ArgumentParser) -> None:
 
 
 def threads_argument(text: str) -> int:
-    from dcgan.threads import parse_threads
-
-    try:
-        return parse_threads(text)
-    except DcganError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+    """--threads: "auto" (0, dcgan.threads.AUTO) or a positive count. Parsed here without importing
+    dcgan.threads, which imports torch: the command re-executes under tcmalloc after parsing."""
+    if text == "auto":
+        return 0
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--threads takes 'auto' or a number of threads ≥ 1, got {text!r}")
+    return int(text)
 
 
 def add_threads(p: argparse.ArgumentParser) -> None:

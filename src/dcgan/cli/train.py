@@ -250,20 +250,26 @@ def cmd_sample(a: argparse.Namespace) -> int:
     if a.batch < 1:
         raise DcganError(f"--batch must be at least 1, got {a.batch}")
     seeds = api.seeds(a.seeds)
-    if a.bn == "batch":  # before any chunk is written
-        check_batch_passes(len(seeds), a.batch)
     g = generator_from_args(a)
-    if a.outdir:
-        os.makedirs(a.outdir, exist_ok=True)
-    # whole forward passes per chunk, so that --bn batch groups the same seeds as one call would
-    chunk = a.batch * max(1, SAMPLE_CHUNK // a.batch)
-    kept = []
+    if a.bn == "batch":  # before any chunk is written
+        check_batch_passes(g, len(seeds), a.batch)
+    # whole forward passes per chunk, so that --bn batch groups the same seeds as one call would; a spatial z
+    # paints (K+3)/4 times larger images, so fewer of them make a chunk
+    per_chunk = SAMPLE_CHUNK / ((a.spatial + 3) / 4) ** 2
+    chunk = a.batch * max(1, int(per_chunk) // a.batch)
+    kept, written = [], set()
     with progress_bar(len(seeds) > chunk, total=len(seeds), unit="img", desc="sample") as bar:
         for i in range(0, len(seeds), chunk):
             part = seeds[i : i + chunk]
             images = api.sample(g, part, bn=a.bn, batch=a.batch, spatial=a.spatial, drop=a.drop)
-            if a.outdir:
-                save_pngs(images, [os.path.join(a.outdir, f"seed{s:06d}.png") for s in part])
+            if a.outdir:  # one file per seed: a seed asked for twice is written once
+                new = []
+                for k, s in enumerate(part):
+                    if s not in written:
+                        written.add(s)
+                        new.append(k)
+                os.makedirs(a.outdir, exist_ok=True)
+                save_pngs(images[new], [os.path.join(a.outdir, f"seed{part[k]:06d}.png") for k in new])
             if a.grid:
                 kept.append(images)
             bar.update(len(part))
@@ -272,7 +278,7 @@ def cmd_sample(a: argparse.Namespace) -> int:
         dropped = f", the maps of {a.drop} dropped" if a.drop else ""
         print(f"grid      {a.grid} ({len(seeds)} images, seeds {a.seeds}, BN {a.bn}{dropped})")
     if a.outdir:
-        print(f"images    {a.outdir}/seed######.png ({len(seeds)} files)")
+        print(f"images    {a.outdir}/seed######.png ({len(written)} files)")
     return 0
 
 
