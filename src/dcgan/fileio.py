@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import secrets
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,7 +48,7 @@ def sync_files(paths: list[Path]) -> None:
     costs about what one fsync does, instead of a journal commit per file; else an fsync each. (syncfs also
     waits for other processes' dirty data on that filesystem, and before Linux 5.8 it did not report
     writeback errors that fsync would have.)"""
-    if len(paths) >= 16 and hasattr(os, "sched_getaffinity"):  # Linux, where libc has syncfs
+    if len(paths) >= 16 and sys.platform == "linux":  # where libc has syncfs
         fds: dict[Path, int] = {}
         try:
             import ctypes

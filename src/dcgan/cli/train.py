@@ -232,9 +232,8 @@ def add_report(sub: Any) -> None:
 # ---------------------------------------------------------------- sample
 
 
-SAMPLE_CHUNK = (
-    4096  # images generated and written at a time by --outdir (memory stays bounded at any --seeds)
-)
+# images generated and written at a time by --outdir (memory stays bounded at any --seeds)
+SAMPLE_CHUNK = 4096
 
 
 def cmd_sample(a: argparse.Namespace) -> int:
