@@ -47,7 +47,7 @@ def load_generator(
 ) -> Generator:
     """G in eval mode (its ModelConfig in `.cfg`) from a run folder, checkpoint folder or .safetensors;
     a Generator is returned as it is. device "auto": CUDA, else MPS, else CPU. precision: how it samples,
-    "auto" bf16 on CPUs that run it natively (~1.8× faster there; 99% of pixels within one level of
+    "auto" bf16 on CPUs that run it natively (~2× faster there; 99% of pixels within one level of
     fp32's), else fp32.
 
     >>> g = dcgan.load_generator("runs/fmnist32"); g.cfg.z_dim
