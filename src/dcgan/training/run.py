@@ -1,5 +1,6 @@
 """The run folder around the loop: is this the same run (config.json), what it prints at the start, where
-the minibatch rows come from, the grids and checkpoints it leaves, and stopping cleanly on a signal.
+the minibatch rows come from, the grids and checkpoints it leaves, and stopping cleanly on a signal (at the
+same step on every rank); `start` opens the dataset and the folder and resumes the Trainer.
 
 RUN/config.json holds the resolved TrainConfig and the dataset's identity. Running the same command again
 resumes; settings in MUTABLE_KEYS (how long, how often, where) may change between invocations, the rest
@@ -9,6 +10,7 @@ may not.
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,10 +28,11 @@ from dcgan.errors import DcganError
 from dcgan.fileio import parse_json, write_json
 from dcgan.images import save_grid, to_uint8
 from dcgan.models import run_generator
+from dcgan.threads import available_cores, pinned_by_environment
 from dcgan.training import distributed
-from dcgan.training.checkpoint import load_checkpoint, save_checkpoint
+from dcgan.training.checkpoint import load_checkpoint, recover_checkpoints, save_checkpoint
 from dcgan.training.stats import STATS_FILE, plot_losses, truncate_stats
-from dcgan.training.trainer import Trainer, TrainingDiverged
+from dcgan.training.trainer import Trainer, TrainingDiverged, local_batch
 
 # Keys that may change between invocations of one run: how long, how often, where. The rest is the run.
 MUTABLE_KEYS = {
@@ -292,3 +295,70 @@ def summary(run: Path, trainer: Trainer, status: str, signum: int | None) -> dic
     if best is not None:
         out["best"] = {"path": str(run / BEST_FILE), **best}
     return out
+
+
+TIME_UP = 1  # what the ranks agree on after each step: 0 go on, 1 the time limit, else the signal's number
+
+
+def agreed_stop(caught: dict[str, int], deadline: float) -> tuple[str | None, int | None]:
+    """Whether to stop after this step — (None, None), ("time-limit", None) or ("interrupted", signal) —
+    agreed by every rank, so all of them stop at the same step."""
+    halt = distributed.agree(caught.get("signal", TIME_UP if time.monotonic() > deadline else 0))
+    if not halt:
+        return None, None
+    return ("time-limit", None) if halt == TIME_UP else ("interrupted", halt)
+
+
+def rank_threads(cfg: TrainConfig, world: distributed.World, device: torch.device) -> int:
+    """The CPU threads of this process's loop: --threads, else with several processes on a machine an even
+    share of its cores (pinned: a rank's step time includes waiting for the others, which would mislead a
+    tuner), else 0 (tune)."""
+    if cfg.threads or world.size == 1 or device.type != "cpu" or pinned_by_environment():
+        return cfg.threads
+    return max(1, available_cores() // distributed.local_size())
+
+
+def start(
+    cfg: TrainConfig,
+    dataset: str | Path,
+    run: Path,
+    place: Placement,
+    world: distributed.World,
+    log: Callable[[str], None],
+) -> tuple[PreparedDataset, Trainer]:
+    """Open the dataset and the run folder (checked against each other), build the Trainer and resume it
+    from the newest whole checkpoint, and say what is about to run. With several processes every check
+    fails on all of them alike (distributed.together), and only rank 0 writes the run folder."""
+
+    def open_dataset() -> PreparedDataset:
+        ds = PreparedDataset(dataset)
+        check_dataset_fits(cfg.model, ds, cfg.preset)
+        local_batch(cfg, world)
+        return ds
+
+    def init_folder() -> list[str]:
+        changed = init_run(run, cfg, ds)
+        recover_checkpoints(run)
+        return changed
+
+    ds = distributed.together(open_dataset)
+    changed = distributed.together(init_folder, main_only=True)
+    trainer = Trainer(cfg, place, world)
+    ckpt = distributed.together(lambda: resume(trainer, run))
+    if trainer.compiled:
+        log(
+            "compiling G and D's training step for this GPU (once per start, ~10-30 s; --no-compile skips it)"
+        )
+    trainer.capture((cfg.model.channels, cfg.model.image_size, cfg.model.image_size))
+    log(describe(cfg))
+    resumed = (
+        f"\nresume    from {ckpt.name}" + (f" with {'; '.join(changed)}" if changed else "") if ckpt else ""
+    )
+    log(f"device    {trainer.place.describe()}; dataset {ds.path} ({len(ds):,} images){resumed}")
+    if world.size > 1:
+        graph = f"; no CUDA graph: {trainer.no_graph_reason}" if trainer.no_graph_reason else ""
+        log(
+            f"processes {world.size}, batch {trainer.local_batch} each (global {cfg.batch}), "
+            f"BatchNorm statistics of the {'global batch' if cfg.bn == 'global' else 'rank'}{graph}"
+        )
+    return ds, trainer

@@ -2,8 +2,9 @@
 use), an evaluation record every --eval-every steps, a record at each change of the CPU thread count
 (`threads_was`, `threads_reason`) — mirrored to TensorBoard when it is installed, and drawn as RUN/loss.png.
 
-The writer (training) and every reader (the loss figure, the periodic evaluation's history, the report)
-use this module.
+The writer (training, with what the loop shows of each record on the progress bar and stderr: `log_record`,
+`log_threads`, `log_evaluation`) and every reader (the loss figure, the periodic evaluation's history, the
+report) use this module.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from dcgan.fileio import atomic_path, parse_json, write_bytes
+from dcgan.threads import Change
 from dcgan.training import distributed
 from dcgan.training.trainer import Trainer, TrainingDiverged
 
@@ -236,3 +240,39 @@ def _plot_evals(c: Any, evals: list[dict], col: Any, ticker: Any) -> None:
         d.set_ylim(0, max(1.2, *(x for x in ratio if not math.isnan(x))))
         d.set_ylabel("diversity, generated / real")
         d.legend(loc="upper center", fontsize="small")
+
+
+def log_record(rec: dict[str, Any] | None, writer: StatsWriter, bar: tqdm) -> None:
+    """A loss record (if the interval had steps): to stats.jsonl, and its throughput and losses to the bar."""
+    if rec is None:
+        return
+    writer.write(rec)
+    losses = "  ".join(f"{k} {rec[k]:.3f}" for k in ("loss_D", "loss_G") if rec[k] is not None)
+    threads = f"  {rec['threads']} thr" if rec["threads"] else ""
+    bar.set_postfix_str(f"{rec['img_per_s']:.0f} img/s{threads}  {losses}", refresh=False)
+
+
+def log_threads(change: Change, trainer: Trainer, writer: StatsWriter) -> None:
+    """A change of the CPU thread count: a record in stats.jsonl and a line above the progress bar."""
+    writer.write(
+        {
+            "step": trainer.step,
+            "kimg": trainer.images_seen / 1000,
+            "threads": change.threads,
+            "threads_was": change.was,
+            "threads_reason": change.reason,
+            "threads_trial_ms": {str(n): round(t * 1e3, 4) for n, t in sorted(change.trial.items())},
+        },
+        (),
+    )
+    tqdm.write(f"step {trainer.step:,}: {change.describe()}", file=sys.stderr)
+
+
+def log_evaluation(rec: dict[str, Any] | None, key: str, trainer: Trainer, writer: StatsWriter) -> None:
+    """A periodic evaluation's record (None on ranks other than 0): to stats.jsonl and TensorBoard with `key`
+    as its headline scalar, and its warnings to stderr."""
+    if rec is None:
+        return
+    writer.write(rec, (key,))
+    for w in rec.get("warnings", []):
+        tqdm.write(f"warning at step {trainer.step:,}: {w}", file=sys.stderr)
