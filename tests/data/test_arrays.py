@@ -97,6 +97,19 @@ def test_damaged_idx_fails_with_a_dcgan_error_without_allocating_its_claim(
     assert peak < 1 << 20  # the file holds at most ~1 KB; its header may claim up to 2^32 rows
 
 
+@QUICK
+@given(ndim=st.sampled_from([0, *range(5, 256)]), gz=st.booleans())
+def test_an_idx_header_with_a_rank_no_image_file_has_is_one_clear_error(tmp_path_factory, ndim, gz):
+    """dims of 1 and one byte of data agree with each other at any rank, but no MNIST-style file has more
+    than 4 dimensions (and NumPy cannot shape more than 64)."""
+    raw = bytes([0, 0, 8, ndim]) + (1).to_bytes(4, "big") * ndim + b"\x07"
+    with scratch_dir(tmp_path_factory) as d:
+        path = d / ("train-images-idx3-ubyte" + (".gz" if gz else ""))
+        path.write_bytes(gzip.compress(raw) if gz else raw)
+        src, _ = read_all(path)
+        assert isinstance(src, DcganError) and "dimensions" in str(src) and path.name in str(src)
+
+
 # ---------------------------------------------------------------- NumPy
 
 

@@ -196,3 +196,26 @@ def test_the_folder_holding_an_unpacked_cifar_archive_reads(tmp_path, variant, f
     write_cifar(tmp_path / folder, batches, ["a", "b"], variant)
     src, got = read_all(tmp_path, split="test")
     assert not isinstance(src, DcganError) and [label for _, label, _ in got] == [0, 1]
+
+
+wrong_labels = st.one_of(
+    st.lists(st.integers(0, 9).map(str), min_size=2, max_size=2),  # digit strings: int64 would convert them
+    st.lists(st.floats(0, 9), min_size=2, max_size=2),
+    st.lists(st.integers(10**6, 2**63 - 1), min_size=1, max_size=2).map(lambda x: [0, *x][-2:]),
+    st.lists(st.integers(2**63, 2**70), min_size=2, max_size=2),
+    st.lists(st.booleans(), min_size=2, max_size=2),
+    st.lists(st.integers(-(2**63), -1), min_size=2, max_size=2),
+)
+
+
+@QUICK
+@given(labels=wrong_labels)
+def test_labels_that_are_not_small_non_negative_integers_are_refused_by_name(tmp_path_factory, labels):
+    """Strings, floats, booleans, negative numbers and class indices of a million or more (which would size
+    the per-class counts) are one error naming the batch, never a dataset."""
+    with scratch_dir(tmp_path_factory) as d:
+        root = write_cifar(d / "c", {}, ["a"])
+        batch = {b"data": np.zeros((2, 3072), np.uint8), b"labels": labels}
+        (root / "test_batch").write_bytes(pickle.dumps(batch, protocol=2))
+        src, got = read_all(root, split="test")
+        assert isinstance(src, DcganError) and "test_batch" in str(src), (src, got)

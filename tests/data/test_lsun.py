@@ -152,3 +152,21 @@ def test_a_reader_that_stops_without_its_end_mark_is_an_error_not_a_short_datase
         DcganError, match=r"stopped after 1 entries without finishing \(the reader exited early\)"
     ):
         list(open_source(db).items())
+
+
+@given(st.integers(2**20, 2**63 - 1))
+def test_an_entry_count_the_file_cannot_hold_is_refused_with_the_numbers(tmp_path_factory, db, count):
+    """The main database's entry count (in both meta pages) sizes the dataset's file: it must be refused
+    before anything is allocated, not fail in the allocator."""
+    with scratch_dir(tmp_path_factory) as tmp:
+        shutil.copytree(db, tmp / "db")
+        path = tmp / "db" / "data.mdb"
+        b = bytearray(path.read_bytes())
+        for meta in (
+            0,
+            4096,
+        ):  # page header 16, magic/version 8, address/mapsize 16, free DB 48; entries at 32
+            struct.pack_into("<Q", b, meta + 16 + 24 + 48 + 32, count)
+        path.write_bytes(bytes(b))
+        with pytest.raises(DcganError, match=rf"claims {count:,} entries, but data\.mdb's [\d,]+ bytes hold"):
+            open_source(tmp / "db")

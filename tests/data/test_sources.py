@@ -5,6 +5,7 @@ import os
 import pickle
 import re
 import tarfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -525,3 +526,42 @@ def test_a_fifo_or_a_dangling_link_among_the_images_is_left_out_not_waited_on(tm
     (root / "link.png").symlink_to(root / "a.png")
     src = open_source(root)
     assert [sid for _, _, sid in src.items()] == ["a.png", "link.png"] and src.ignored == 2
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pipe",
+        "pipe.npy",
+        "pipe.npz",
+        "pipe.zip",
+        "pipe.mat",
+        "pipe.tar.gz",
+        "data.mdb",
+        "train-images-idx3-ubyte",
+    ],
+)
+def test_a_fifo_given_as_the_source_is_refused_not_waited_on(tmp_path, name):
+    """Opening a pipe for reading blocks until someone writes to it: the source must be refused first."""
+    os.mkfifo(tmp_path / name)
+    assert_refused_in_time(tmp_path / name, "is not a regular file or a folder")
+
+
+def test_a_fifo_named_like_idx_images_in_a_folder_is_not_opened(tmp_path):
+    os.mkfifo(tmp_path / "train-images-idx3-ubyte")
+    Image.fromarray(rng_images(1, 8, 8, 3)[0]).save(tmp_path / "a.png")
+    assert_refused_in_time(tmp_path, None)
+
+
+def assert_refused_in_time(path, message):
+    """open_source(path) in a thread: a DcganError containing `message` (or a readable source when None)
+    within 10 s; a thread still waiting on a pipe fails the test instead of hanging the suite."""
+    result = []
+    t = threading.Thread(target=lambda: result.append(read_all(path)[0]), daemon=True)
+    t.start()
+    t.join(10)
+    assert result, f"open_source({str(path)!r}) is still waiting"
+    if message is None:
+        assert not isinstance(result[0], DcganError), result[0]
+    else:
+        assert isinstance(result[0], DcganError) and message in str(result[0]), result[0]

@@ -81,3 +81,13 @@ def test_an_array_flagged_complex_is_refused_before_scipy_reads_its_missing_imag
     path.write_bytes(_mat_complex_flag(path.read_bytes()))
     with pytest.raises(DcganError, match=r"flags 0x9a \(complex or unknown\); SVHN's are real arrays"):
         open_source(path)
+
+
+@given(hw=st.sampled_from([(0, 0), (0, 32), (32, 0), (0, 1), (1, 0)]), n=st.integers(1, 3))
+def test_images_without_pixels_are_refused_not_prepared_as_black(tmp_path_factory, hw, n):
+    """An X of 0×32×3×N is N images of no pixels: not N black squares."""
+    h, w = hw
+    with scratch_dir(tmp_path_factory) as d:
+        path = write_svhn(d / "x.mat", np.zeros((n, h, w, 3), np.uint8), None, compress=False)
+        with pytest.raises(DcganError, match=r"pixels: none to train on"):
+            open_source(path)

@@ -8,7 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from dcgan.data.transforms import FILTERS, FITS, ImageSpec, parse_color, process_array, process_encoded
+from dcgan.data.transforms import (
+    FILTERS,
+    FITS,
+    ImageSpec,
+    parse_color,
+    process_array,
+    process_encoded,
+    to_mode,
+)
 from dcgan.errors import DcganError
 
 from helpers import damages, rng_images, scratch_dir, traced_peak
@@ -300,3 +308,21 @@ def test_a_thin_strip_is_padded_without_making_its_square_canvas():
     assert out.shape == (16, 16, 1) and peak < 64 << 20
     bright = out[:, :, 0].min(1) > 0  # the strip: one full row across the middle, black around it
     assert bright.sum() == 1 and bright[7] and out[:, :, 0].sum() == out[7, :, 0].sum()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 65535), min_size=1, max_size=64), st.sampled_from(["I;16", "I"]))
+def test_16_bit_grey_maps_each_value_to_the_nearest_of_256_levels(values, mode):
+    a = np.array(values, np.uint16 if mode == "I;16" else np.int32).reshape(1, -1)
+    img = Image.fromarray(a)
+    assert img.mode == mode
+    out = np.asarray(to_mode(img, 1, (0, 0, 0)))
+    assert (out == np.clip(np.rint(a / 257.0), 0, 255)).all()
+
+
+def test_a_large_16_bit_image_converts_in_a_few_bytes_per_pixel():
+    """Whole-image float64 temporaries took ~24 bytes per pixel; row blocks keep it near the input's own."""
+    a = np.random.default_rng(0).integers(0, 65536, (3000, 3000), dtype=np.uint16)
+    img = Image.fromarray(a)
+    peak = traced_peak(lambda: to_mode(img, 1, (0, 0, 0)))
+    assert peak < 6 * a.size, peak / a.size

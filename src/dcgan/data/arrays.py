@@ -61,6 +61,8 @@ def parse_idx(data: bytes, name: str) -> np.ndarray:
             f"{name}: only unsigned-byte IDX data (type 0x08) is supported, got type 0x{data[2]:02x}"
         )
     ndim = data[3]
+    if not 1 <= ndim <= 4:  # idx1 labels, idx3 images; NumPy could not even shape 65 dimensions
+        raise DcganError(f"{name}: its header gives {ndim} dimensions; MNIST-style IDX files have 1 to 4")
     if len(data) < 4 + 4 * ndim:
         raise DcganError(f"{name} is truncated inside its header; re-download it")
     dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
@@ -104,7 +106,9 @@ def read_idx(path: Path, split: str | None = None) -> Source:
     if path.is_dir():
         split = check_split(split, ("train", "test"), path)
         prefix = "train" if split == "train" else "t10k"
-        found = [f for f in path.iterdir() if f.name.startswith(prefix) and "idx3-ubyte" in f.name]
+        found = [
+            f for f in path.iterdir() if f.name.startswith(prefix) and "idx3-ubyte" in f.name and f.is_file()
+        ]
         if not found:
             raise DcganError(f"no {prefix}-images-idx3-ubyte[.gz] in {str(path)!r} for --split {split}")
         images_path = sorted(found)[0]

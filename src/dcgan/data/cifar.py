@@ -232,10 +232,12 @@ def read_cifar(path: Path, split: str | None = None) -> Source:
 
 def _labels(values: Any, n: int, name: str) -> np.ndarray:
     """A batch's labels as int64 (n,), each ≥ 0, or a clear error naming the batch."""
-    try:
-        labels = np.asarray(values, np.int64)
+    try:  # integers as they are: digit strings or floats are not labels (int64 would convert them)
+        labels = np.asarray(values)
     except (TypeError, ValueError, OverflowError):
         labels = None
-    if labels is None or labels.shape != (n,) or (n and labels.min() < 0):
+    if labels is None or labels.dtype.kind not in "iu" or labels.shape != (n,) or (n and labels.min() < 0):
         raise DcganError(f"{name} does not hold {n:,} non-negative integer labels; re-download the dataset")
-    return labels
+    if n:
+        limits.check_labels(name, int(labels.max()))
+    return labels.astype(np.int64)

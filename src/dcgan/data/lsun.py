@@ -25,6 +25,9 @@ from dcgan.errors import DcganError
 # one frame per entry: key length, value length, key, value; END instead of a key length closes the stream
 _FRAME = struct.Struct("<II")
 _END = 0xFFFFFFFF
+_MIN_ENTRY = (
+    10  # an LMDB leaf entry's 8-byte node header and 2-byte slot in its page, before any key or value
+)
 _CHILD = "from dcgan.data.lsun import serve; serve(sys.argv[1], int(sys.argv[3]))"
 
 
@@ -54,6 +57,12 @@ def read_lmdb(root: Path) -> Source:
         )
     if count == 0:
         raise DcganError(f"the LMDB database {str(root)!r} holds no entries")
+    if count > have // _MIN_ENTRY:  # the count sizes the dataset's file: it must be paid for by bytes present
+        raise DcganError(
+            f"the LMDB database {str(root)!r} claims {count:,} entries, but data.mdb's {have:,} bytes hold "
+            f"at most {have // _MIN_ENTRY:,} (each entry takes at least {_MIN_ENTRY} bytes); it is damaged: "
+            "copy or download it again"
+        )
     return Source("lsun-lmdb", root, count, lambda: _items(root), encoded=True)
 
 

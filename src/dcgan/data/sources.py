@@ -32,12 +32,19 @@ def open_source(path: str | os.PathLike, split: str | None = None, class_folders
     if not p.exists():
         raise DcganError(f"source {str(p)!r} does not exist; give a folder of images or a dataset file")
     name = p.name.lower()
+    if not p.is_dir() and not p.is_file():  # reading a pipe would wait for a writer forever
+        raise DcganError(
+            f"source {str(p)!r} is not a regular file or a folder (a pipe, socket or device); "
+            "give a folder of images or a dataset file"
+        )
     if p.is_dir():
-        if (p / "data.mdb").exists():
+        if (p / "data.mdb").is_file():
             return read_lmdb(p)
         if cifar_files(p):
             return read_cifar(p, split)
-        if any(f.name.lower().endswith(("-idx3-ubyte", "-idx3-ubyte.gz")) for f in p.iterdir()):
+        if any(
+            f.name.lower().endswith(("-idx3-ubyte", "-idx3-ubyte.gz")) and f.is_file() for f in p.iterdir()
+        ):
             return read_idx(p, split)
         return read_folder(p, class_folders)
     if name == "data.mdb":

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from dcgan.data import limits
-from dcgan.data.arrays import array_source
+from dcgan.data.arrays import array_source, check_area
 from dcgan.data.items import Source
 from dcgan.errors import DcganError
 
@@ -151,6 +151,7 @@ def read_svhn(path: Path) -> Source:
         raise DcganError(
             f"{str(path)!r} is not SVHN: expected X of shape 32×32×3×N uint8, got {getattr(x, 'shape', None)}"
         )
+    check_area(x.transpose(3, 0, 1, 2), path)
     labels = None
     if isinstance(y, np.ndarray):
         if (

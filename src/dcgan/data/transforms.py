@@ -10,6 +10,7 @@ import io
 import re
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,10 +126,12 @@ def reason(e: BaseException) -> str:
 def to_mode(img: Image.Image, channels: int, background: tuple[int, int, int]) -> Image.Image:
     """Any Pillow mode → 'L' or 'RGB'. 16-bit is scaled to 8-bit; transparency is composited on `background`."""
     if img.mode.startswith("I"):  # 16/32-bit integer grey: map the 16-bit range onto 0-255
-        a = np.asarray(img).astype(np.float64)
-        img = Image.fromarray(np.clip(np.rint(a / 257.0), 0, 255).astype(np.uint8), "L")
+        # rint(a / 257) without floats: 257 is odd, so a / 257 never ends in .5
+        img = Image.fromarray(
+            _rows_to_uint8(np.asarray(img), lambda b: (b.astype(np.int64) + 128) // 257), "L"
+        )
     elif img.mode == "F":
-        img = Image.fromarray(np.clip(np.rint(np.asarray(img)), 0, 255).astype(np.uint8), "L")
+        img = Image.fromarray(_rows_to_uint8(np.asarray(img), lambda b: np.rint(np.nan_to_num(b))), "L")
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     elif img.mode == "L" and "transparency" in img.info:
@@ -137,6 +140,16 @@ def to_mode(img: Image.Image, channels: int, background: tuple[int, int, int]) -
         canvas = Image.new("RGBA", img.size, (*background, 255))
         img = Image.alpha_composite(canvas, img.convert("RGBA"))
     return img.convert("L" if channels == 1 else "RGB")
+
+
+def _rows_to_uint8(a: np.ndarray, f: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """f over ~256k pixels at a time, clipped to 0-255: a 16-bit image near the pixel limit costs a few bytes
+    per pixel, not the 24 of whole-image float64 temporaries."""
+    out = np.empty(a.shape, np.uint8)
+    rows = max(1, (1 << 18) // max(1, a.shape[1]))
+    for i in range(0, len(a), rows):
+        out[i : i + rows] = np.clip(f(a[i : i + rows]), 0, 255)
+    return out
 
 
 def fill(background: tuple[int, int, int], channels: int) -> tuple[int, ...]:
