@@ -1,6 +1,8 @@
 """prepare → read round trips: the dataset folder, its manifest, skipped files, atomic replacement."""
 
 import json
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,8 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import dcgan
 from dcgan.data.dataset import PreparedDataset
-from dcgan.data.prepare import _shrink_npy, prepare, recover
+from dcgan.data.prepare import BUILDING, _shrink_npy, prepare, recover
 from dcgan.errors import DcganError
 from dcgan.fileio import sha256_file
 
@@ -74,6 +77,7 @@ def test_a_stale_partial_folder_from_a_killed_run_is_cleared(tmp_path):
     p = write_idx(tmp_path / "x-images-idx3-ubyte", rng_images(5, 8, 8))
     stale = tmp_path / ".ds.partial"
     stale.mkdir()
+    (stale / BUILDING).write_bytes(b"")  # what a build writes first
     (stale / "images.npy").write_bytes(b"half written")
     prepare(p, tmp_path / "ds", size=8, progress=False)
     assert not stale.exists() and len(PreparedDataset(tmp_path / "ds")) == 5
@@ -195,6 +199,7 @@ def _make_state(tmp_path, parts):
             (tmp_path / "new").rename(partial)
     if "partial-complete" not in parts and "new" not in parts:  # a build killed half-way
         partial.mkdir()
+        (partial / BUILDING).write_bytes(b"")
         (partial / "images.npy").write_bytes(b"\x93NUMPY half")
     return src
 
@@ -234,3 +239,40 @@ def test_kill_9_at_any_moment_of_prepare_force_leaves_a_whole_dataset(tmp_path):
         ds.verify()
         assert ds.image_size in sizes | {size}
         sizes.add(ds.image_size)
+
+
+@pytest.mark.parametrize("hidden", [".ds.partial", ".ds.old", ".ds.whole"])
+@pytest.mark.parametrize("kind", ["user-folder", "file", "link", "marked-source", "dataset-source"])
+def test_a_folder_by_a_build_name_that_is_not_a_build_leftover_is_refused_and_kept(tmp_path, hidden, kind):
+    """dcgan's hidden names for OUT's unfinished copies may hold anything of the user's — their own folder,
+    a file, a link, or the very source being prepared (a killed build's folder given as SRC): each is an
+    error naming it, and nothing in it is deleted, with or without --force, with or without --dedup."""
+    images = rng_images(6, 8, 8)
+    out = tmp_path / "ds"
+    prepare(write_idx(tmp_path / "x-images-idx3-ubyte", images), out, size=8, progress=False)
+    path, src = tmp_path / hidden, write_idx(tmp_path / "y-images-idx3-ubyte", images)
+    if kind == "user-folder":
+        path.mkdir()
+        (path / "notes.txt").write_text("mine")
+    elif kind == "file":
+        path.write_text("mine")
+    elif kind == "link":
+        (tmp_path / "elsewhere").mkdir()
+        path.symlink_to(tmp_path / "elsewhere")
+    else:  # the source itself: a folder of images that a build marked, or a dataset
+        path.mkdir()
+        for i, a in enumerate(images):
+            Image.fromarray(a).save(path / f"{i}.png")
+        if kind == "marked-source":
+            (path / BUILDING).write_bytes(b"")
+        else:
+            prepare(
+                write_idx(tmp_path / "z-images-idx3-ubyte", images), tmp_path / "d2", size=8, progress=False
+            )
+            shutil.copy(tmp_path / "d2" / "manifest.json", path / "manifest.json")
+        src = path
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    for dedup_radius in (0,) if hidden == ".ds.whole" else (None, 0):  # only --dedup builds in .OUT.whole
+        with pytest.raises(DcganError, match=rf"{re.escape(hidden)}' is in the way"):
+            dcgan.prepare(src, out, size=8, force=True, dedup_radius=dedup_radius)
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before

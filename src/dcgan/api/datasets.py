@@ -46,8 +46,7 @@ def prepare(
     # prepared whole into a hidden sibling first, then de-duplicated into OUT; OUT is checked before any work
     data_prepare.check_out(Path(out), Path(source), bool(options.get("force")))
     whole = Path(out).parent / f".{Path(out).name}.whole"
-    if whole.exists():
-        shutil.rmtree(whole)  # left by a run that was killed: only this function writes there
+    data_prepare.remove_leftover(whole, Path(out), Path(source))  # a killed run's (a dataset), nothing else
     try:
         data_prepare.prepare(source, whole, size=size, background=color, progress=progress, **options)
         force = bool(options.get("force"))

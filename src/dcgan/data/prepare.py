@@ -104,8 +104,7 @@ def prepare(
     src = source if isinstance(source, Source) else open_source(source, split, class_folders)
     spec = ImageSpec(size, channels or (1 if src.grey else 3), fit, filter, tuple(background))  # type: ignore[arg-type]
     n_max = min(src.count, max_images or src.count)
-    tmp = _partial(out)
-    tmp.mkdir(parents=True)
+    tmp = make_partial(out)
     t0 = time.perf_counter()
     try:
         n, labels, ids, skipped, read = _write_images(
@@ -117,7 +116,7 @@ def prepare(
         write_json(tmp / "manifest.json", manifest)  # written last: a manifest means the folder is whole
         _swap_into_place(tmp, out)
     except BaseException:
-        with contextlib.suppress(OSError):  # whatever failed, leave OUT whole: old, new or absent
+        with contextlib.suppress(OSError, DcganError):  # whatever failed, leave OUT whole: old, new or absent
             recover(out)
         raise
     return manifest
@@ -258,8 +257,7 @@ def write_subset(
     adds files to the folder before it is complete."""
     check_out(out, ds.path, force)
     keep = np.asarray(keep, np.int64)
-    tmp = _partial(out)
-    tmp.mkdir(parents=True)
+    tmp = make_partial(out)
     try:
         shape = (len(keep), *ds.images.shape[1:])
         dst = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=shape)
@@ -293,10 +291,13 @@ def write_subset(
         write_json(tmp / "manifest.json", manifest)  # last: a manifest means the folder is whole
         _swap_into_place(tmp, out)
     except BaseException:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, DcganError):
             recover(out)
         raise
     return manifest
+
+
+BUILDING = ".dcgan-building"  # in a dataset folder while it is built, removed as it goes into place
 
 
 def _partial(out: Path) -> Path:
@@ -323,7 +324,7 @@ def check_out(out: Path, source: Path, force: bool) -> None:
     holding the source, or a folder `prepare` did not write. Checked before any work."""
     if out.is_symlink():
         raise DcganError(f"{str(out)!r} is a symbolic link; give the folder it points to as OUT")
-    recover(out)
+    recover(out, source)
     if not out.exists():
         return
     if not force:
@@ -342,11 +343,14 @@ def check_out(out: Path, source: Path, force: bool) -> None:
         )
 
 
-def recover(out: Path) -> None:
+def recover(out: Path, source: Path | None = None) -> None:
     """Bring OUT to a whole state after a kill at any point of a build or a --force swap: the swap is
-    out → .OUT.old, .OUT.partial (complete: its manifest is written last) → out, then .OUT.old removed."""
+    out → .OUT.old, .OUT.partial (complete: its manifest is written last) → out, then .OUT.old removed.
+    Only folders `prepare` made are touched (.OUT.old is a dataset, .OUT.partial carries BUILDING or is a
+    dataset); anything else by those names, or one that is or holds `source`, is an error, never deleted."""
     old, tmp = _old(out), _partial(out)
-    if old.is_dir() and not old.is_symlink():
+    if old.exists() or old.is_symlink():
+        _check_ours(old, is_dataset(old), out, source)
         if out.exists():  # killed after the new dataset went in: the old one was on its way out
             shutil.rmtree(old)
         elif is_dataset(tmp):  # killed between the renames: the complete new dataset goes in
@@ -355,12 +359,41 @@ def recover(out: Path) -> None:
         else:  # the new one is gone: the old one comes back
             os.replace(old, out)
         fsync_dir(out.parent)
-    if tmp.is_dir() and not tmp.is_symlink():  # an interrupted build: nothing in it is needed
-        shutil.rmtree(tmp)
+    remove_leftover(tmp, out, source)
+
+
+def remove_leftover(path: Path, out: Path, source: Path | None = None) -> None:
+    """Remove a hidden build folder a killed run left for OUT (it carries BUILDING, or is a whole dataset);
+    anything else by that name is an error."""
+    if path.exists() or path.is_symlink():
+        _check_ours(path, (path / BUILDING).is_file() or is_dataset(path), out, source)
+        shutil.rmtree(path)
+
+
+def _check_ours(path: Path, ours: bool, out: Path, source: Path | None) -> None:
+    holds_source = source is not None and (
+        path.resolve() == source.resolve() or path.resolve() in source.resolve().parents
+    )
+    if path.is_symlink() or not path.is_dir() or not ours or holds_source:
+        what = "holds the source" if holds_source else "was not made by dcgan"
+        raise DcganError(
+            f"{str(path)!r} is in the way: dcgan keeps the unfinished copy of {str(out)!r} under that name, "
+            f"and this one {what}; move or rename it"
+        )
+
+
+def make_partial(out: Path) -> Path:
+    """The hidden folder a new dataset is built in, marked as a build (BUILDING) before anything is written,
+    so that only a build's leftovers are ever removed."""
+    tmp = _partial(out)
+    tmp.mkdir(parents=True)
+    (tmp / BUILDING).write_bytes(b"")
+    return tmp
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
     """Each step is one rename, and `recover` completes the swap from wherever a kill stopped it."""
+    (tmp / BUILDING).unlink()  # the manifest is written: the folder is a dataset now, not a build
     if out.exists():  # --force: the old dataset stays whole until the new one is in place
         os.replace(out, _old(out))
         fsync_dir(out.parent)
