@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +13,8 @@ import time
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.torch import load_file
 
 from dcgan.artifacts import latest_checkpoint, list_checkpoints
@@ -27,7 +30,7 @@ from dcgan.training.checkpoint import load_checkpoint
 from dcgan.training.loop import train
 from dcgan.training.trainer import TrainingDiverged
 
-from helpers import run_cli
+from helpers import run_cli, scratch_dir
 
 TINY = ModelConfig.pyramid(16, channels=1, width=8, z_dim=8)
 quiet = {"progress": False, "log": lambda s: None}
@@ -465,3 +468,42 @@ class Payload:
 
     def __reduce__(self):
         return (print, ("this must never run",))
+
+
+wrong_values = st.one_of(
+    st.none(),
+    st.integers(-(2**40), -1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=3),
+    st.booleans(),
+    st.lists(st.integers(0, 3), max_size=2),
+    st.builds(lambda n: torch.zeros(n), st.integers(0, 3)),
+)
+state_fields = st.sampled_from(["step", "images_seen", "rollbacks", "elapsed", "fixed_z", "opt_g", "rng"])
+
+
+@settings(max_examples=12, deadline=None)
+@given(field=state_fields, value=wrong_values)
+def test_a_training_state_with_a_field_of_the_wrong_kind_is_one_clear_error(
+    tmp_path_factory, discs, trained_state, field, value
+):
+    """Each field of state.pt replaced by a value of another kind (a string step, a negative count, a NaN
+    elapsed, a fixed z of another shape, a list for an optimizer, None for the RNG states): one line that
+    says the checkpoint cannot be resumed, before any step — never a traceback from inside the loop."""
+    if field == "elapsed" and type(value) is float and 0 <= value < float("inf"):
+        return  # a valid number of seconds
+    with scratch_dir(tmp_path_factory) as d:
+        shutil.copytree(trained_state, d / "run")
+        path = latest_checkpoint(d / "run") / "state.pt"
+        state = torch.load(path, weights_only=True)
+        state[field] = value
+        torch.save(state, path)
+        with pytest.raises(DcganError, match="cannot be resumed|could not be loaded"):
+            train(tiny_cfg(4, ckpt_every=2), discs, d / "run", **quiet)
+
+
+@pytest.fixture(scope="module")
+def trained_state(tmp_path_factory, discs):
+    run = tmp_path_factory.mktemp("state") / "run"
+    train(tiny_cfg(2, ckpt_every=2), discs, run, **quiet)
+    return run

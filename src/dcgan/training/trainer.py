@@ -14,6 +14,7 @@ processes.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from typing import Any
@@ -245,14 +246,33 @@ class Trainer:
         }
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
-        self.step, self.images_seen, self.elapsed = s["step"], s["images_seen"], s["elapsed"]
+        """Raises KeyError, TypeError or ValueError (the counters checked before anything changes) for a state
+        this Trainer did not write: counters that are not non-negative integers, a fixed z of another shape."""
         # checkpoints written before the counter was named for what it counts call it "restarts"
-        self.rollbacks = s["rollbacks"] if "rollbacks" in s else s["restarts"]
+        counters = {k: s[k] for k in ("step", "images_seen")} | {
+            "rollbacks": s["rollbacks"] if "rollbacks" in s else s["restarts"]
+        }
+        for k, v in counters.items():
+            if type(v) is not int or v < 0:
+                raise TypeError(f"{k} is {v!r}, not a non-negative integer")
+        elapsed, z = s["elapsed"], s["fixed_z"]
+        if type(elapsed) not in (int, float) or not 0 <= elapsed < math.inf:
+            raise TypeError(f"elapsed is {elapsed!r}, not a number of seconds")
+        if not isinstance(z, torch.Tensor) or z.shape != self.fixed_z.shape or z.dtype != self.fixed_z.dtype:
+            raise ValueError(
+                f"fixed_z is {getattr(z, 'shape', type(z).__name__)}, not {tuple(self.fixed_z.shape)}"
+            )
+        self.step, self.images_seen, self.rollbacks = (
+            counters["step"],
+            counters["images_seen"],
+            counters["rollbacks"],
+        )
+        self.elapsed = elapsed
         self.opt_g.load_state_dict(s["opt_g"])
         self.opt_d.load_state_dict(s["opt_d"])
         self.scaler_g.load_state_dict(s["scaler_g"])
         self.scaler_d.load_state_dict(s["scaler_d"])
-        self.fixed_z = s["fixed_z"]
+        self.fixed_z = z.to(self.fixed_z.device)
         torch.set_rng_state(s["rng"]["torch"])
         name, key, *rest = s["rng"]["numpy"]
         np.random.set_state((name, key.numpy().astype(np.uint32), *rest))
