@@ -31,6 +31,7 @@ import resource
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -196,7 +197,7 @@ def campaign(
                     shutil.rmtree(scratch, ignore_errors=True)
                     dest = keep / f"{fam.name}-{i}"
                     shutil.rmtree(dest, ignore_errors=True)
-                    shutil.copytree(case_dir, dest, symlinks=True)
+                    shutil.copytree(case_dir, dest, symlinks=True, copy_function=copy_any)
                     (dest / "finding.txt").write_text(f"{outcome}\n{' '.join(argv)}\n\n{detail}\n")
                     print(
                         f"  {fam.name} #{i}: {outcome}: {detail.splitlines()[0] if detail else ''}",
@@ -213,6 +214,14 @@ def campaign(
             shutil.rmtree(seeds.parent, ignore_errors=True)
     w.kill()
     return counts
+
+
+def copy_any(src: str, dst: str) -> None:
+    """shutil.copy2, and a pipe recreated as one (a finding may be a pipe where a file belongs)."""
+    if stat.S_ISFIFO(os.lstat(src).st_mode):
+        os.mkfifo(dst)
+    else:
+        shutil.copy2(src, dst)
 
 
 def table(counts: dict[str, Counter]) -> str:

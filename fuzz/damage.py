@@ -73,3 +73,88 @@ def damage_json(data: bytes, rng: random.Random) -> bytes:
     else:
         node[key] = rng.choice(WRONG)
     return json.dumps(doc).encode()
+
+
+def wrong_value(rng: random.Random):
+    """A value of the wrong kind for any field of a file that decodes to Python objects: the JSON ones, and
+    what pickles and NumPy add — digit strings, huge and negative integers, floats, arrays of another dtype,
+    shape or rank, and empty ones."""
+    import numpy as np
+
+    arrays = (
+        np.zeros(0, np.uint8),
+        np.zeros((2, 3), np.float64),
+        np.full(4, 10**12, np.int64),
+        np.array(["1", "7"]),
+        np.zeros((1,) * 9, np.uint8),
+        np.array([np.nan, -1.0]),
+    )
+    return rng.choice((*WRONG, "7", ["1", "7"], [10**12, 0], [-5], [1.5, 2.5], 2**70, *arrays))
+
+
+def damage_pickle(data: bytes, rng: random.Random) -> bytes:
+    """A pickled dict (a CIFAR batch, written by the suite's helpers: trusted) with one value replaced by a
+    wrong one, pickled again as CIFAR's are (protocol 2); anything else is damaged as bytes."""
+    import pickle
+
+    try:
+        doc = pickle.loads(data, encoding="bytes")  # the campaign's own seed file
+    except Exception:
+        return damage_bytes(data, rng)
+    if not isinstance(doc, dict) or not doc:
+        return damage_bytes(data, rng)
+    key = rng.choice(list(doc))
+    if rng.random() < 0.2:
+        del doc[key]
+    else:
+        doc[key] = wrong_value(rng)
+    return pickle.dumps(doc, protocol=2)
+
+
+def damage_torch(data: bytes, rng: random.Random) -> bytes:
+    """A torch.save'd training state with one value (at any depth) replaced by a wrong one, or a key
+    removed, saved again; anything else is damaged as bytes."""
+    import io
+
+    import numpy as np
+    import torch
+
+    try:
+        doc = torch.load(io.BytesIO(data), weights_only=True)
+    except Exception:
+        return damage_bytes(data, rng)
+    if not isinstance(doc, dict) or not doc:
+        return damage_bytes(data, rng)
+    node = doc
+    while True:
+        key = rng.choice(list(node))
+        child = node[key]
+        if isinstance(child, dict) and child and rng.random() < 0.6:
+            node = child
+            continue
+        break
+    if rng.random() < 0.2:
+        del node[key]
+    else:
+        value = wrong_value(rng)
+        node[key] = (
+            torch.from_numpy(value) if isinstance(value, np.ndarray) and value.dtype.kind != "U" else value
+        )
+    out = io.BytesIO()
+    torch.save(doc, out)
+    return out.getvalue()
+
+
+def damage_npy(data: bytes, rng: random.Random) -> bytes:
+    """A small .npy (labels, per-image arrays) replaced by one of another dtype, shape or range; anything else
+    is damaged as bytes."""
+    import io
+
+    import numpy as np
+
+    value = wrong_value(rng)
+    if len(data) > 1 << 20 or not isinstance(value, np.ndarray) or rng.random() < 0.3:
+        return damage_bytes(data, rng)
+    out = io.BytesIO()
+    np.save(out, value)
+    return out.getvalue()

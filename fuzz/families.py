@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from damage import damage_bytes, damage_json
+from damage import damage_bytes, damage_json, damage_npy, damage_pickle, damage_torch
 
 
 @dataclass
@@ -320,6 +320,41 @@ def make_case(family: Family, seed_path: Path, case_dir: Path, rng: random.Rando
         if rng.random() < 0.5:
             data = damage_bytes(data[:4096], rng) + data[4096:]
         victim.write_bytes(data)
+    elif rng.random() < SPECIAL_SHARE:
+        special(victim, rng)
     else:
-        victim.write_bytes((damage_json if victim.suffix == ".json" else damage_bytes)(data, rng))
+        victim.write_bytes(damage_for(victim)(data, rng))
     return inp
+
+
+SPECIAL_SHARE = 0.08  # of the cases: the file is no longer a regular file at all
+PICKLED = {"data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"}
+PICKLED |= {"batches.meta", "meta", "train", "test"}
+
+
+def damage_for(victim: Path) -> Callable[[bytes, random.Random], bytes]:
+    """Structured damage (a value of the wrong kind) for what decodes to Python objects, else bytes."""
+    if victim.suffix == ".json":
+        return damage_json
+    structured = {".pt": damage_torch, ".pth": damage_torch, ".npy": damage_npy}.get(victim.suffix)
+    if structured is None and victim.name in PICKLED:
+        structured = damage_pickle
+    if structured is None:
+        return damage_bytes
+    return lambda data, rng: (structured if rng.random() < 0.5 else damage_bytes)(data, rng)
+
+
+def special(victim: Path, rng: random.Random) -> None:
+    """The file replaced by what a reader must not open blindly: a pipe (reading it waits for a writer), a
+    link to an endless device, a dangling link, a link to itself, or an empty folder."""
+    kind = rng.choice(("fifo", "dev-zero", "dangling", "loop", "folder"))
+    if kind == "fifo":
+        os.mkfifo(victim)
+    elif kind == "dev-zero":
+        victim.symlink_to("/dev/zero")
+    elif kind == "dangling":
+        victim.symlink_to(victim.with_name("nowhere"))
+    elif kind == "loop":
+        victim.symlink_to(victim.name)
+    else:
+        victim.mkdir()

@@ -123,9 +123,8 @@ def test_the_best_generator_carries_its_own_record(tmp_path):
     assert read_best(tmp_path) is None
     save_best(g, tmp_path, cfg, {"step": 4, "fid[x-0000]": 9.0})
     save_best(g, tmp_path, cfg, {"step": 6, "fid[x-0000]": 7.0})
-    (tmp_path / "best.json").write_text(
-        json.dumps({"step": 4, "fid[x-0000]": 9.0})
-    )  # killed before this write
+    # killed before this write
+    (tmp_path / "best.json").write_text(json.dumps({"step": 4, "fid[x-0000]": 9.0}))
     assert read_best(tmp_path) == {"step": 6, "fid[x-0000]": 7.0}
     save_weights(g, tmp_path / "best.safetensors", cfg)  # a file from before records went inside
     assert read_best(tmp_path) == {"step": 4, "fid[x-0000]": 9.0}

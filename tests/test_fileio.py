@@ -1,9 +1,14 @@
 """Writing many files at once: each path ends old or new (never half), no temp file survives, and the data of
-many files is flushed with one filesystem sync instead of an fsync each."""
+many files is flushed with one filesystem sync instead of an fsync each. Reading a file a user names: only a
+regular file is opened."""
+
+import os
+import threading
 
 import pytest
 
 from dcgan import fileio
+from dcgan.errors import DcganError
 
 
 def test_atomic_paths_replace_every_file_and_leave_no_temp(tmp_path, monkeypatch):
@@ -51,3 +56,47 @@ def test_a_path_given_twice_is_refused_before_anything_is_written(tmp_path):
     ):
         pass
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "folder", "dangling", "loop"])
+@pytest.mark.parametrize(
+    "reader", ["read_torch", "read_safetensors", "read_small_json", "z_from_spec", "vector"]
+)
+def test_a_file_that_is_not_a_regular_file_is_one_clear_error_not_a_wait(tmp_path, kind, reader):
+    """Weights, latents, vectors and JSON a user names: a pipe (reading waits for a writer forever), a link
+    to /dev/zero (never ends), a folder, a dangling link or a link to itself are each one DcganError."""
+    from dcgan import sampling
+    from dcgan.config import get_preset
+
+    path = tmp_path / "x.npy"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "dangling":
+        path.symlink_to(tmp_path / "nowhere")
+    else:
+        path.symlink_to(path.name)
+    read = {
+        "read_torch": fileio.read_torch,
+        "read_safetensors": fileio.read_safetensors,
+        "read_small_json": lambda p: fileio.read_small_json(p, 1 << 16, "--boxes"),
+        "z_from_spec": lambda p: sampling.z_from_spec(get_preset("fmnist32"), str(p)),
+        "vector": lambda p: sampling.load_vector(str(p)),
+    }[reader]
+    result = []
+
+    def attempt():
+        try:
+            read(path)
+            result.append(None)
+        except DcganError as e:
+            result.append(e)
+
+    t = threading.Thread(target=attempt, daemon=True)
+    t.start()
+    t.join(10)
+    assert result, f"{reader} is still waiting on {kind}"
+    assert isinstance(result[0], DcganError) and str(path) in str(result[0])

@@ -208,11 +208,8 @@ def test_batch_statistics_of_one_image_are_a_clear_error_where_they_do_not_exist
     from dcgan.cli import main
 
     none = tmp_path / "none"
-    for seeds, batch in (
-        ("0-8", "2"),
-        ("0-3", "1"),
-        ("7", "256"),
-    ):  # the last pass alone; every one; one seed
+    # the last pass alone; every one; one seed
+    for seeds, batch in (("0-8", "2"), ("0-3", "1"), ("7", "256")):
         args = [
             "sample",
             str(run),

@@ -28,7 +28,7 @@ from torch import nn
 from dcgan.config import ModelConfig, get_preset
 from dcgan.device import resolve
 from dcgan.errors import DcganError, one_line
-from dcgan.fileio import atomic_path, parse_json, read_safetensors, read_torch, write_json
+from dcgan.fileio import atomic_path, check_regular, parse_json, read_safetensors, read_torch, write_json
 from dcgan.models import Discriminator, Generator
 
 CONFIG_KEY = "dcgan_model_config"  # safetensors metadata key holding the ModelConfig JSON
@@ -36,7 +36,7 @@ GENERATOR_FILE = "generator.safetensors"
 BEST_FILE, BEST_KEY = "best.safetensors", "dcgan_best"  # the file, and the metadata key of its record
 CHECKPOINTS = "checkpoints"
 CHECKPOINT_FILES = ("G.safetensors", "D.safetensors", "state.pt")  # state.pt: see training/checkpoint.py
-STEP_DIR = re.compile(r"^step-(\d{8})$")
+STEP_DIR = re.compile(r"^step-(\d{8,})$")  # step_name of any step: 8 digits, more past 10^8
 
 
 def step_name(step: int) -> str:
@@ -104,6 +104,7 @@ def read_weights(
 
 def safetensors_header(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, tuple[int, ...]]]:
     """(metadata, tensor name → shape) of a .safetensors, without reading a tensor."""
+    check_regular(path, "the weights file")
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}

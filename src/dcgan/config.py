@@ -198,7 +198,10 @@ PRESETS: dict[str, ModelConfig] = {
 
 
 def get_preset(name: str) -> ModelConfig:
-    """The preset called `name`, or a DcganError listing the ones that exist."""
+    """The preset called `name`, or a DcganError listing the ones that exist.
+
+    >>> dcgan.get_preset("paper64").image_size
+    """
     try:
         return PRESETS[name]
     except KeyError:
@@ -335,7 +338,10 @@ PRESET_RECIPES: dict[str, dict[str, Any]] = {"svhn32": {"lr": 5e-4, "batch": 64}
 
 
 def train_config(preset: str, **overrides: Any) -> TrainConfig:
-    """The preset's network and recipe, with `overrides` (None values are ignored) applied on top."""
+    """The preset's network and recipe, with `overrides` (None values are ignored) applied on top.
+
+    >>> cfg = dcgan.train_config("fmnist32", epochs=5, batch=64); cfg.model.ngf
+    """
     fields = {"preset": preset, "model": get_preset(preset), **PRESET_RECIPES.get(preset, {})}
     fields.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig(**fields)

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import secrets
+import stat
 import sys
 import warnings
 from collections.abc import Iterator
@@ -99,12 +100,27 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
+def check_regular(path: str | os.PathLike, what: str) -> None:
+    """A DcganError unless `path` is a regular file (or a link to one): reading a pipe waits for a writer
+    forever, and a device such as /dev/zero never ends."""
+    from dcgan.errors import DcganError
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise DcganError(f"cannot read {what} {str(path)!r}: {e.strerror}") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a pipe, socket or device"
+        raise DcganError(f"{what} {str(path)!r} is {kind}, not a file")
+
+
 def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, str]]:
     """(tensors, metadata) of a .safetensors file; a damaged or foreign file is a DcganError naming it."""
     from safetensors import SafetensorError, safe_open
 
     from dcgan.errors import DcganError
 
+    check_regular(path, "the weights file")
     try:
         with safe_open(str(path), "pt") as f:  # one pass: the metadata and every tensor
             return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}  # noqa: SIM118 (not a dict)
@@ -119,6 +135,7 @@ def read_torch(path: str | os.PathLike) -> Any:
 
     from dcgan.errors import DcganError, one_line
 
+    check_regular(path, "the weights file")
     try:
         with warnings.catch_warnings():  # e.g. "pickle protocol 0": the refusal below says all there is
             warnings.simplefilter("ignore")
@@ -127,9 +144,8 @@ def read_torch(path: str | os.PathLike) -> Any:
         raise
     except Exception as e:  # the weights-only unpickler runs no code; whatever it raises, the file is damaged
         _, marker, said = str(e).partition("WeightsUnpickler error:")
-        if (
-            marker
-        ):  # torch's advice (load with weights_only=False) would run the file's code: give its reason only
+        # torch's advice (load with weights_only=False) would run the file's code: give its reason only
+        if marker:
             reason = next((s.strip() for s in said.splitlines() if s.strip()), "")
             why = f"it holds more than tensors and numbers, refused unread: {reason.split('. Please use')[0]}"
         else:
@@ -152,6 +168,7 @@ def read_small_json(path: str | os.PathLike, limit: int, flag: str) -> Any:
     oversized file is a DcganError."""
     from dcgan.errors import DcganError
 
+    check_regular(path, flag)
     try:
         with open(path, "rb") as f:
             data = f.read(limit + 1)

@@ -34,7 +34,10 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 
 def make_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2, pad_value: int = 255) -> np.ndarray:
-    """(N, H, W, C) uint8 → one (rows·(H+pad)+pad, cols·(W+pad)+pad, C) uint8 image, row-major order."""
+    """(N, H, W, C) uint8 → one (rows·(H+pad)+pad, cols·(W+pad)+pad, C) uint8 image, row-major order.
+
+    >>> grid = dcgan.make_grid(dcgan.sample("runs/fmnist32", "0-63"), ncols=8)
+    """
     if images.ndim != 4:
         raise ValueError(f"expected images as (N, H, W, C), got shape {images.shape}")
     n, h, w, c = images.shape
@@ -49,7 +52,10 @@ def make_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2, pad_va
 
 
 def save_png(image: np.ndarray, path: str | os.PathLike) -> None:
-    """(H, W, C) uint8 with C in 1, 3 → PNG at `path`, atomically."""
+    """(H, W, C) uint8 with C in 1, 3 → PNG at `path`, atomically.
+
+    >>> dcgan.save_png(dcgan.sample("runs/fmnist32", 7)[0], "seed7.png")
+    """
     with atomic_path(path) as tmp:
         _write_png(image, tmp)
 
@@ -87,7 +93,10 @@ def png_data_uri(image: np.ndarray) -> str:
 
 
 def save_grid(images: np.ndarray, path: str | os.PathLike, ncols: int | None = None) -> None:
-    """Tile `images` (N, H, W, C) uint8 and save as a PNG; images under 64 px are enlarged (nearest)."""
+    """Tile `images` (N, H, W, C) uint8 and save as a PNG; images under 64 px are enlarged (nearest).
+
+    >>> dcgan.save_grid(dcgan.sample("runs/fmnist32", "0-63"), "grid.png", ncols=8)
+    """
     save_png(make_grid(upscale(images), ncols), path)
 
 
@@ -129,7 +138,10 @@ def hstack(panels: list[np.ndarray], gap: int = 12, pad_value: int = 255) -> np.
 
 
 def save_gif(frames: np.ndarray, path: str | os.PathLike, ms_per_frame: int = 80) -> None:
-    """(T, H, W, C) uint8 frames → a looping GIF, atomically."""
+    """(T, H, W, C) uint8 frames → a looping GIF, atomically.
+
+    >>> dcgan.save_gif(dcgan.interpolate("runs/fmnist32", [3, 17])[1], "walk.gif")
+    """
     frames = upscale(frames, 128)
     images = [Image.fromarray(f[:, :, 0] if f.shape[2] == 1 else f) for f in frames]
     with atomic_path(path) as tmp:

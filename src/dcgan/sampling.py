@@ -17,7 +17,7 @@ import torch
 
 from dcgan.config import ModelConfig
 from dcgan.errors import DcganError
-from dcgan.fileio import read_small_json
+from dcgan.fileio import check_regular, read_small_json
 from dcgan.models import Generator, dropping, run_generator, z_for_seeds, z_for_seeds_spatial
 
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
@@ -109,6 +109,7 @@ INTERP_MODES = ("auto", "lerp", "slerp")
 def z_from_spec(cfg: ModelConfig, spec: str) -> torch.Tensor:
     """Latents from seeds ('3,17,42', '0-9') or a saved .npy of shape (z_dim,) or (k, z_dim) → (k, z_dim)."""
     if spec.endswith(".npy"):
+        check_regular(spec, "the latents file")
         try:
             z = torch.from_numpy(np.load(spec, allow_pickle=False)).float()
         except (OSError, ValueError) as e:
@@ -198,6 +199,7 @@ def along(z: torch.Tensor, v: torch.Tensor, steps: int, scale: float) -> torch.T
 
 def load_vector(path: str) -> torch.Tensor:
     """A vector saved by `dcgan vector`: (z_dim,) float32."""
+    check_regular(path, "the vector file")
     try:
         v = torch.from_numpy(np.load(path, allow_pickle=False)).float()
     except (OSError, ValueError) as e:

@@ -162,10 +162,8 @@ def test_an_entry_count_the_file_cannot_hold_is_refused_with_the_numbers(tmp_pat
         shutil.copytree(db, tmp / "db")
         path = tmp / "db" / "data.mdb"
         b = bytearray(path.read_bytes())
-        for meta in (
-            0,
-            4096,
-        ):  # page header 16, magic/version 8, address/mapsize 16, free DB 48; entries at 32
+        # in each meta page: page header 16, magic/version 8, address/mapsize 16, free DB 48; entries at 32
+        for meta in (0, 4096):
             struct.pack_into("<Q", b, meta + 16 + 24 + 48 + 32, count)
         path.write_bytes(bytes(b))
         with pytest.raises(DcganError, match=rf"claims {count:,} entries, but data\.mdb's [\d,]+ bytes hold"):

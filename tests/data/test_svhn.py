@@ -55,9 +55,8 @@ def _mat_data_type_0(b: bytes) -> bytes:  # X's data element claims type 0: scip
     return b[:at] + (0).to_bytes(4, "little") + b[at + 4 :]
 
 
-def _mat_complex_flag(
-    b: bytes,
-) -> bytes:  # X's flags say complex: scipy read a missing imaginary part (make fuzz)
+def _mat_complex_flag(b: bytes) -> bytes:
+    """X's flags say complex: scipy read a missing imaginary part (found by make fuzz)."""
     at = b.index(b"\x06\x00\x00\x00\x08\x00\x00\x00") + 9  # the array-flags element; its second byte
     return b[:at] + bytes([0x9A]) + b[at + 1 :]
 

@@ -91,7 +91,10 @@ def seeds(s: Seeds) -> list[int]:
 
 
 def latents(g: Generator, z: Latents) -> torch.Tensor:
-    """(k, z_dim) latents of G's prior from seeds, a .npy path of latents or an array/tensor of them."""
+    """(k, z_dim) latents of G's prior from seeds, a .npy path of latents or an array/tensor of them.
+
+    >>> z = dcgan.latents(g, "0-7"); z.shape  # (8, g.cfg.z_dim): the z that seeds 0…7 sample
+    """
     if isinstance(z, (str, os.PathLike)) and str(z).endswith(".npy"):
         return sampling.z_from_spec(g.cfg, str(z))
     if isinstance(z, (torch.Tensor, np.ndarray)):

@@ -55,7 +55,10 @@ def interpolate(
 
 
 def sheet(g: GeneratorLike, which: Seeds = "0-99", *, cols: int = 10) -> np.ndarray:
-    """A contact sheet (H, W, 3) uint8: every seed's image captioned with its seed, to pick exemplars."""
+    """A contact sheet (H, W, 3) uint8: every seed's image captioned with its seed, to pick exemplars.
+
+    >>> dcgan.save_png(dcgan.sheet("runs/fmnist32", "0-99"), "sheet.png")
+    """
     return latent.sheet(load_generator(g), seeds(which), cols)
 
 

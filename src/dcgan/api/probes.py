@@ -3,6 +3,7 @@ guided backprop on D and forgetting an object in G (§6), and the page to draw b
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,9 @@ from dcgan.api.common import (
 from dcgan.data.dataset import PreparedDataset
 from dcgan.errors import DcganError
 from dcgan.fileio import write_json
-from dcgan.images import to_uint8
+from dcgan.images import save_png, to_uint8
 from dcgan.metrics.fid import fid, kid
-from dcgan.models import Generator
+from dcgan.models import Discriminator, Generator
 from dcgan.probes import attributes, protocol
 from dcgan.probes import forget as probes_forget
 from dcgan.probes import memorization as probes_memorization
@@ -43,17 +44,31 @@ def memorization(
     num: int = 10_000,
     k: int = 5,
     panels: int = 8,
-    discriminator: PathLike | None = None,
+    discriminator: Discriminator | PathLike | None = None,
+    out: PathLike | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Nearest training images of samples of seeds 0…num−1 (and the original code's nnd against held-out
     images): (summary, a panel image whose rows are a sample and its k nearest training images). Distances
-    are on pixels, or on the features of the D at `discriminator` (a run or checkpoint folder) when given."""
+    are on pixels, or on the features of `discriminator` (a D, or the run or checkpoint folder it is in)
+    when given; the work runs on G's device. With `out`, OUT/nearest.png and OUT/memorization.json are
+    written too, as `dcgan memorization` does.
+
+    >>> summary, panel = dcgan.memorization("runs/fmnist32", "data/fm/train", "data/fm/test", num=2000)
+    >>> summary["nnd"]
+    """
     g = load_generator(g)
     train_set = dataset(data)
     held = dataset(heldout) if heldout is not None else None
     device = next(g.parameters()).device
-    d = load_discriminator(discriminator, device) if discriminator is not None else None
-    return probes_memorization.memorization(g, train_set, held, num, k, panels, device, d)
+    d = discriminator
+    if d is not None and not isinstance(d, Discriminator):
+        d = load_discriminator(d, device)
+    summary, figure = probes_memorization.memorization(g, train_set, held, num, k, panels, device, d)
+    if out is not None:
+        os.makedirs(out, exist_ok=True)
+        save_png(figure, os.path.join(out, "nearest.png"))
+        write_json(os.path.join(out, "memorization.json"), summary)
+    return summary, figure
 
 
 def arithmetic_score(
@@ -265,16 +280,43 @@ def probe(
     test: DatasetLike,
     out: PathLike,
     *,
+    budgets: Sequence[int | None] = (100,),
+    Cs: Sequence[float] = (1e-5, 1e-4, 1e-3, 1e-2),
+    draws: int = 10,
+    val_size: int = 10_000,
+    seed: int = 0,
+    control: Sequence[int | None] = (),
+    trials: int = 16,
+    max_epochs: int = 100,
+    pixels: bool = True,
+    untrained: bool = False,
     device: str = "auto",
     log: Callable[[str], None] = print,
-    **options: Any,
 ) -> dict[str, Any]:
     """D's features + L2-SVM against a supervised control and raw pixels (paper §5); writes
-    OUT/probe.json, OUT/table.md and the cached features. Options as `dcgan probe`: budgets (labels per
-    class, None = all), Cs, draws, val_size, seed, control, trials, max_epochs, pixels, untrained.
+    OUT/probe.json, OUT/table.md and the cached features. As `dcgan probe`: `budgets` are labels per
+    class (None = all), each drawn `draws` times; the SVM's C is chosen among `Cs` on `val_size` held-out
+    training images; the supervised control runs for the budgets in `control` with `trials` recipes of at
+    most `max_epochs`; `pixels` adds the raw-pixel baseline, `untrained` the same probe on D before
+    training.
 
     >>> r = dcgan.probe("runs/fmnist32", "data/fm/train", "data/fm/test", "runs/fmnist32/probe", budgets=[100])
     """
-    protocol.check_options(**{k: v for k, v in options.items() if k in protocol.CHECKED})
-    dev = _device(device).type
-    return protocol.probe(str(run), dataset(data), dataset(test), str(out), device=dev, log=log, **options)
+    return protocol.probe(
+        str(run),
+        dataset(data),
+        dataset(test),
+        str(out),
+        budgets=budgets,
+        Cs=Cs,
+        draws=draws,
+        val_size=val_size,
+        seed=seed,
+        control=control,
+        trials=trials,
+        max_epochs=max_epochs,
+        pixels=pixels,
+        untrained=untrained,
+        device=_device(device).type,
+        log=log,
+    )

@@ -13,19 +13,14 @@ from dcgan.errors import DcganError
 
 def cmd_memorization(a: argparse.Namespace) -> int:
     from dcgan import api
-    from dcgan.fileio import write_json
-    from dcgan.images import save_png
 
     g = generator_from_args(a)
     if a.space == "d" and not a.run:
         raise DcganError("--space d needs a run or checkpoint folder as RUN: D comes from there")
     d = a.run if a.space == "d" else None
-    summary, figure = api.memorization(
-        g, a.dataset, a.heldout, num=a.num, k=a.k, panels=a.panels, discriminator=d
+    summary, _ = api.memorization(
+        g, a.dataset, a.heldout, num=a.num, k=a.k, panels=a.panels, discriminator=d, out=a.out
     )
-    os.makedirs(a.out, exist_ok=True)
-    save_png(figure, os.path.join(a.out, "nearest.png"))
-    write_json(os.path.join(a.out, "memorization.json"), summary)
     shown = {k: v for k, v in summary.items() if k != "closest_pairs"}
     print(json.dumps(shown, indent=2))
     print(f"panels    {a.out}/nearest.png (each row: a sample, then its {a.k} nearest training images)")

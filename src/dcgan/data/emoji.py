@@ -95,10 +95,11 @@ def _package_files(path: Path) -> tuple[bytes, dict[str, bytes]]:
         try:
             with open(path, "rb") as raw:
                 gz = raw.read(2) == b"\x1f\x8b"
+            # one sequential pass over at most max_memory() unpacked bytes: no seeking back, no bomb
             with (
                 gzip.open(path) if gz else open(path, "rb") as stream,
                 tarfile.open(fileobj=_Capped(stream, limits.max_memory(), path), mode="r|") as tar,
-            ):  # one sequential pass over at most max_memory() unpacked bytes: no seeking back, no bomb
+            ):
                 for count, member in enumerate(tar):
                     if count > MAX_MEMBERS:
                         raise DcganError(

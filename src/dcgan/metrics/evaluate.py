@@ -104,9 +104,8 @@ def generated_features(
         for i in range(0, num, batch):
             seeds = range(seed + i, seed + min(i + batch, num))
             with threads.item(len(seeds)):
-                images = torch.from_numpy(
-                    to_uint8(generate(g, list(seeds), bn=bn, batch=batch))
-                )  # (B, H, W, C)
+                pictures = to_uint8(generate(g, list(seeds), bn=bn, batch=batch))  # (B, H, W, C)
+                images = torch.from_numpy(pictures)
                 with extracting():
                     f, y = ex.outputs(images.permute(0, 3, 1, 2))
             feats.append(f)

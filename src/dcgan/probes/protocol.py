@@ -302,9 +302,6 @@ def feature_sets(
     return d_file, sets
 
 
-CHECKED = ("budgets", "Cs", "draws", "control", "trials", "max_epochs")
-
-
 def check_options(
     budgets: Sequence[int | None] = (100,),
     Cs: Sequence[float] = (1e-5, 1e-4, 1e-3, 1e-2),

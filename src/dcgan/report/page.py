@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 import dcgan
-from dcgan.artifacts import GENERATOR_FILE, load_generator, read_best
+from dcgan.artifacts import GENERATOR_FILE, STEP_DIR, load_generator, read_best, step_name
 from dcgan.config import config_diff, train_config
 from dcgan.data.dataset import PreparedDataset
 from dcgan.errors import DcganError
@@ -40,7 +40,6 @@ REPORT_FILE = "report.html"
 BUDGET = 8 << 20  # bytes of (base64-encoded) images in one page
 MAX_FRAMES = 60  # grids over training shown at most
 THUMB = 320  # older grids are shrunk to this width
-_STEP = re.compile(r"step-(\d+)\.png")
 _KNOWN = {"config.json", "best.json", "loss.png", REPORT_FILE}
 
 
@@ -191,8 +190,8 @@ def _frames(run: Path) -> list[tuple[int, Path]]:
     folder = run / "samples"
     if folder.is_dir():
         for p in folder.iterdir():
-            m = _STEP.fullmatch(p.name)
-            if m and p.is_file():
+            m = STEP_DIR.match(p.stem)
+            if m and p.suffix == ".png" and p.is_file():
                 found.append((int(m.group(1)), p))
     return sorted(found)
 
@@ -211,7 +210,7 @@ def _progress(run: Path, images: _Images) -> str:
         encoded = [e for e in encoded if e[0] in {s for s, _ in keep}]
     figures = []
     for step, data in encoded:
-        uri = images.uri(data, "image/png", f"samples/step-{step:08d}.png")
+        uri = images.uri(data, "image/png", f"samples/{step_name(step)}.png")
         figures.append(
             f'<figure data-step="{step}">{_img(uri, f"fixed-z samples at step {step:,}")}'
             f"<figcaption>step {step:,}</figcaption></figure>"
