@@ -122,6 +122,8 @@ def test_energy_shares_and_purity_on_known_maps():
     assert got["area_share"]["b"] == pytest.approx(0.5) and got["lift_median"] == pytest.approx(2.0)
     assert got["purity_classes"] == ["c"]
     assert got["per_channel"]["purity"] == [1.0, 0.0]  # channel 0's top images all have c, channel 1's none
+    assert got["per_channel"]["energy_share"] == {"a": [0.0, 0.0], "b": [1.0, 1.0], "c": [0.0, 0.0]}
+    assert got["per_channel"]["area_share"]["b"] == [0.5, 0.5]
 
 
 def test_dcgan_saliency_draws_the_figure_and_says_where_saliency_falls(tiny_run, rooms16, tmp_path):

@@ -176,7 +176,8 @@ def where_it_falls(
     """The numbers beside a saliency figure, for every channel of the layer (maps in top's (C, k) order):
 
     energy_share / area_share   per class: the share of saliency energy on its pixels vs the share of pixels
-                                 it covers in the same images (a map blind to content has equal shares)
+                                 it covers in the same images (a map blind to content has equal shares);
+                                 the mean over channels, and each channel's in per_channel
     lift                        per channel, the largest energy/area ratio over classes; its median
     dominant                    how many channels have each class as their most over-represented one
     purity                      per channel, over the object classes found in under 90% of the images (not
@@ -218,6 +219,12 @@ def where_it_falls(
             "dominant": [classes[j] for j in dominant],
             "lift": [round(float(x), 3) for x in ratio.max(1)],
             "purity": [round(float(x), 3) for x in pur],
+            "energy_share": {
+                name: [round(float(x), 4) for x in energy_share[:, j]] for j, name in enumerate(classes)
+            },
+            "area_share": {
+                name: [round(float(x), 4) for x in area_share[:, j]] for j, name in enumerate(classes)
+            },
         },
     }
 
