@@ -65,6 +65,11 @@ def test_interpolation_moves_with_t_and_its_ends_are_the_two_exemplars(explorer)
     _, _, npy, headers = explorer.handle("GET", "/api/interpolate.npy?a=3&b=9&t=0.5")
     assert np.load(io.BytesIO(npy)).shape == (2, explorer.g.cfg.z_dim)  # the path's ends, for the CLI
     assert "--seeds 3,9 --steps 11" in headers["X-Dcgan-Command"] and "column 6" in headers["X-Dcgan-Command"]
+    for t, steps, column in (("0.25", 5, 2), ("0.37", 101, 38), ("0.5", 11, 6), ("1", 11, 11)):
+        command = explorer.handle("GET", f"/api/interpolate.png?a=3&b=9&t={t}")[3]["X-Dcgan-Command"]
+        assert f"--steps {steps} " in command and command.endswith(f"# t = {t} is column {column}"), command
+    command = explorer.handle("GET", "/api/interpolate.png?a=3&b=9&t=0.123")[3]["X-Dcgan-Command"]
+    assert command.endswith("# t = 0.123 lies between columns 2 and 3"), command
 
 
 def test_a_saved_vector_is_the_cli_vector_and_walks(explorer, tmp_path):

@@ -409,11 +409,13 @@ def test_every_preset_dry_runs_through_the_cli(preset, tmp_path):
         "--batch",
         "8",
         "--quiet",
+        *(["--no-report"] if preset == "fmnist32" else []),
     )
     assert r.returncode == 0, r.stderr
     assert "finished at step 2" in r.stdout
     assert (tmp_path / "run" / "generator.safetensors").is_file()
     assert os.path.getsize(tmp_path / "run" / "samples" / "latest.png") > 0
+    assert (tmp_path / "run" / "report.html").is_file() == (preset != "fmnist32")  # --no-report there
 
 
 def test_wrong_dataset_for_the_preset_exits_2(discs, tmp_path):

@@ -188,12 +188,23 @@ class Explorer:
         fn = slerp if interpolation_mode(self.g.cfg, mode) == "slerp" else lerp
         single = all(re.fullmatch(r"\d+", p[k].strip()) for k in ("a", "b"))
         points = f"{p['a'].strip()},{p['b'].strip()}" if single else "interpolate-z.npy"
-        steps = 11
+        # the fewest columns (11 when they do) that put the slider's t on one: every step of 0.01 is exact
+        steps = next((n for n in (11, *range(2, 102)) if _on_grid(t, n)), None)
         command = self._command(
-            "interpolate", "--seeds", points, "--steps", str(steps), "--mode", mode, "--grid", "walk.png"
+            "interpolate",
+            "--seeds",
+            points,
+            "--steps",
+            str(steps or 11),
+            "--mode",
+            mode,
+            "--grid",
+            "walk.png",
         )
-        if _on_grid(t, steps):
+        if steps:
             command += f"  # t = {t:g} is column {round(t * (steps - 1)) + 1}"
+        else:
+            command += f"  # t = {t:g} lies between columns {int(t * 10) + 1} and {int(t * 10) + 2}"
         return View(fn(a, b, torch.tensor([t])), 1, command, torch.stack([a, b]))
 
     def _arithmetic(self, p: dict[str, str]) -> View:
