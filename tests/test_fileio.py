@@ -100,3 +100,12 @@ def test_a_file_that_is_not_a_regular_file_is_one_clear_error_not_a_wait(tmp_pat
     t.join(10)
     assert result, f"{reader} is still waiting on {kind}"
     assert isinstance(result[0], DcganError) and str(path) in str(result[0])
+
+
+def test_an_output_in_a_folder_that_does_not_exist_yet_is_written_there(tmp_path):
+    fileio.write_bytes(tmp_path / "new" / "deeper" / "a.bin", b"x")
+    with fileio.atomic_paths([tmp_path / "other" / f"{i}.bin" for i in range(3)]) as tmps:
+        for t in tmps:
+            t.write_bytes(b"y")
+    assert (tmp_path / "new" / "deeper" / "a.bin").read_bytes() == b"x"
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["0.bin", "1.bin", "2.bin"]

@@ -32,8 +32,10 @@ def fsync_file(path: str | os.PathLike) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp path to write; on success it replaces `path` atomically, on error it is removed."""
+    """Yield a temp path to write; on success it replaces `path` atomically, on error it is removed. The
+    folder is made if it is missing (an --out in a new folder)."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         yield tmp
@@ -77,6 +79,8 @@ def atomic_paths(paths: list[str | os.PathLike]) -> Iterator[list[Path]]:
     targets = [Path(p) for p in paths]
     if len(set(targets)) < len(targets):
         raise ValueError("atomic_paths: a path is given twice")
+    for folder in {p.parent for p in targets}:
+        folder.mkdir(parents=True, exist_ok=True)
     token = f"{os.getpid()}-{secrets.token_hex(4)}"  # another call, thread or container writing there too
     tmps = [p.with_name(f".{p.name}.tmp-{token}") for p in targets]
     try:

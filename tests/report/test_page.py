@@ -115,3 +115,21 @@ def test_json_results_are_tabled_readably(tmp_path):
     table = _json_table(p)
     assert "<th>layers.0.layer</th><td>3</td>" in table
     assert "layers.0.weights" in table and "(512 values)]" in table and "511" not in table
+
+
+def test_a_deduplicated_dataset_shows_what_went_and_its_audit_sheet(run, tmp_path):
+    """Trained on what `dcgan dedup` wrote: the dataset section says how many duplicates went, from where,
+    and embeds the audit sheet."""
+    import dcgan
+
+    x = rng_images(60, 16, 16, 3, seed=5)
+    np.save(tmp_path / "x.npy", np.concatenate([x, x[[3, 3, 7]]]))
+    dcgan.prepare(tmp_path / "x.npy", tmp_path / "p", size=16)
+    dcgan.dedup(tmp_path / "p", tmp_path / "d", epochs=2, audit=4, allow_collapsed=True)
+    meta = json.loads((run / "config.json").read_text())
+    meta["dataset"]["path"] = str(tmp_path / "d")
+    (run / "config.json").write_text(json.dumps(meta))
+    page = write_report(run).read_text()
+    assert "<h3>De-duplication</h3>" in page and "3 images removed in 2 groups (codes within 0 bits" in page
+    assert f"{tmp_path / 'p'} (63 images)" in page
+    assert re.search(r'<img src="data:image/png;base64,[^"]+" alt="dedup-audit.png">', page)

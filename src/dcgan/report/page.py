@@ -33,6 +33,7 @@ from dcgan.data.dataset import PreparedDataset
 from dcgan.errors import DcganError
 from dcgan.fileio import atomic_path
 from dcgan.images import make_grid, to_uint8, upscale
+from dcgan.report.audit import AUDIT_HTML, AUDIT_PNG
 from dcgan.sampling import generate
 from dcgan.training.stats import STATS_FILE, is_number, plot_losses, read_stats
 
@@ -267,16 +268,44 @@ def _dataset(info: Any, images: _Images) -> str:
         return ""
     facts = [(k, info.get(k)) for k in ("path", "images", "images_sha256")]
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts if v is not None)
-    grid = ""
+    grid = dedup = ""
     try:
         ds = PreparedDataset(str(info.get("path")))
         idx = np.linspace(0, len(ds) - 1, min(64, len(ds))).round().astype(np.int64)
         grid = _img(
             images.png(make_grid(upscale(np.asarray(ds.images[idx])), 8), "real images"), "real images"
         )
+        dedup = _dedup(ds, images)
     except (DcganError, OSError, ValueError, TypeError) as e:
         grid = f'<p class="missing">real images not shown: {_e(e)}</p>'
-    return f'<section id="dataset"><h2>Dataset</h2><table class="facts">{rows}</table>{grid}</section>'
+    return f'<section id="dataset"><h2>Dataset</h2><table class="facts">{rows}</table>{grid}{dedup}</section>'
+
+
+def _dedup(ds: PreparedDataset, images: _Images) -> str:
+    """What `dcgan dedup` (or `prepare --dedup`) recorded in the dataset: how many duplicates went, from
+    which source, and its audit sheet of pairs to check by eye."""
+    found = ds.manifest.get("dedup")
+    if not isinstance(found, dict):
+        return ""
+
+    def count(v: Any) -> str:
+        return f"{v:,}" if type(v) is int else "?"
+
+    facts = {
+        "de-duplicated": f"{count(found.get('removed'))} images removed in {count(found.get('groups'))} groups "
+        f"(codes within {found.get('radius', '?')} bits; {found.get('method', '')})",
+    }
+    origin = ds.manifest.get("derived_from")
+    if isinstance(origin, dict):
+        facts["from"] = f"{origin.get('source') or origin.get('path')} ({count(origin.get('images'))} images)"
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts.items())
+    sheet, page = ds.path / AUDIT_PNG, ds.path / AUDIT_HTML
+    figure = ""
+    if sheet.is_file() and sheet.stat().st_size <= images.budget and _image_format(sheet) == "PNG":
+        caption = f"{AUDIT_PNG}: random pairs, kept and removed, to check by eye; verdicts on {page}"
+        uri = images.uri(sheet.read_bytes(), "image/png", AUDIT_PNG)
+        figure = f"<figure>{_img(uri, AUDIT_PNG)}<figcaption>{_e(caption)}</figcaption></figure>"
+    return f'<h3>De-duplication</h3><table class="facts">{rows}</table>{figure}'
 
 
 def _config(train: dict) -> str:
