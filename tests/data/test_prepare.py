@@ -139,7 +139,7 @@ def photos(tmp_path):
 @pytest.mark.parametrize(
     ("out", "message"),
     [
-        ("photos", "holds the source"),  # `dcgan prepare photos photos --force`
+        ("photos", "which is the source"),  # `dcgan prepare photos photos --force`
         (".", "holds the source"),  # the folder above the source
         ("..", "holds the source"),
         ("notes", "replaces only a dataset made by `dcgan prepare`"),
@@ -177,6 +177,10 @@ SWAP_STATES = {
     "moved-old-aside": (("old-aside", "partial-complete"), "new"),  # between the two renames
     "new-in-place": (("new", "old-aside"), "new"),  # before the old one was removed
     "removing-old": (("new", "old-aside-half"), "new"),  # during its removal
+    "removing-old-marks-left": (("new", "old-aside-marks"), "new"),  # only its manifest still there
+    "removing-old-empty": (("new", "old-aside-empty"), "new"),  # all but the folder itself removed
+    "building-marker-only": (("old", "partial-marker"), "old"),  # killed right after the marker
+    "building-unmarked-empty": (("old", "partial-empty"), "old"),  # killed between mkdir and the marker
 }
 
 
@@ -195,9 +199,18 @@ def _make_state(tmp_path, parts):
             (tmp_path / "old").rename(old)
             if part.endswith("half"):
                 (old / "images.npy").unlink()
+            for f in old.iterdir():
+                if part.endswith("empty") or (part.endswith("marks") and f.name != "manifest.json"):
+                    f.unlink()
         elif part == "partial-complete":
             (tmp_path / "new").rename(partial)
-    if "partial-complete" not in parts and "new" not in parts:  # a build killed half-way
+        elif part.startswith("partial-"):
+            partial.mkdir()
+            if part == "partial-marker":
+                (partial / BUILDING).write_bytes(b"")
+    if not {"partial-complete", "new", "partial-marker", "partial-empty"} & set(
+        parts
+    ):  # a build killed half-way
         partial.mkdir()
         (partial / BUILDING).write_bytes(b"")
         (partial / "images.npy").write_bytes(b"\x93NUMPY half")
@@ -276,3 +289,57 @@ def test_a_folder_by_a_build_name_that_is_not_a_build_leftover_is_refused_and_ke
         with pytest.raises(DcganError, match=rf"{re.escape(hidden)}' is in the way"):
             dcgan.prepare(src, out, size=8, force=True, dedup_radius=dedup_radius)
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+
+
+def test_a_build_in_progress_in_another_process_is_not_removed_by_a_second_prepare(tmp_path):
+    """The marker is locked while its build runs: a second `prepare` to the same OUT refuses instead of
+    deleting the first one's folder from under it; once the lock is gone, the leftover is cleared."""
+    src = write_idx(tmp_path / "x-images-idx3-ubyte", rng_images(5, 8, 8))
+    partial = tmp_path / ".ds.partial"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_A_BUILD, str(tmp_path / "ds")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "building"
+        with pytest.raises(DcganError, match=r"another `dcgan prepare` is writing the unfinished copy"):
+            prepare(src, tmp_path / "ds", size=8, progress=False)
+        assert (partial / BUILDING).is_file()
+    finally:
+        holder.kill()
+        holder.wait()
+    prepare(src, tmp_path / "ds", size=8, progress=False)  # the holder died: its folder is a leftover now
+    assert not partial.exists() and len(PreparedDataset(tmp_path / "ds")) == 5
+
+
+HOLD_A_BUILD = """
+import sys, time
+from pathlib import Path
+from dcgan.data.prepare import make_partial
+make_partial(Path(sys.argv[1]))
+print("building", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("leftover", ["marked", "marker-only", "empty", "dataset"])
+def test_what_a_killed_build_or_dedup_left_is_cleared(tmp_path, leftover):
+    """The other side of the refusals: a marked build, a folder holding only its marker, an empty folder and
+    a whole dataset under the build names are cleared by the next run, --dedup's .OUT.whole included."""
+    images = rng_images(6, 8, 8)
+    src = write_idx(tmp_path / "x-images-idx3-ubyte", images)
+    for hidden, dedup_radius in ((".ds.partial", None), (".ds.whole", 0)):
+        path = tmp_path / hidden
+        if leftover == "dataset":
+            prepare(src, path, size=8, progress=False)
+        else:
+            path.mkdir()
+            if leftover != "empty":
+                (path / BUILDING).write_bytes(b"")
+            if leftover == "marked":
+                (path / "images.npy").write_bytes(b"half")
+        if hidden == ".ds.whole" and leftover in ("marked", "marker-only"):
+            with pytest.raises(DcganError, match="is in the way"):  # a --dedup copy is never a marked build
+                dcgan.prepare(src, tmp_path / "ds", size=8, force=True, dedup_radius=dedup_radius)
+            continue
+        dcgan.prepare(src, tmp_path / "ds", size=8, force=True, dedup_radius=dedup_radius)
+        assert not path.exists() and len(PreparedDataset(tmp_path / "ds")) >= 5

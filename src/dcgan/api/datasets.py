@@ -45,8 +45,9 @@ def prepare(
         return PreparedDataset(out)
     # prepared whole into a hidden sibling first, then de-duplicated into OUT; OUT is checked before any work
     data_prepare.check_out(Path(out), Path(source), bool(options.get("force")))
-    whole = Path(out).parent / f".{Path(out).name}.whole"
-    data_prepare.remove_leftover(whole, Path(out), Path(source))  # a killed run's (a dataset), nothing else
+    whole = data_prepare.whole_copy(Path(out))
+    role = f"the whole dataset that --dedup cleans into {str(out)!r}"
+    data_prepare.remove_leftover(whole, Path(source), role)  # a killed run's (a dataset), nothing else
     try:
         data_prepare.prepare(source, whole, size=size, background=color, progress=progress, **options)
         force = bool(options.get("force"))

@@ -14,6 +14,7 @@ partial folder of an interrupted build.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import multiprocessing
 import os
@@ -116,6 +117,7 @@ def prepare(
         write_json(tmp / "manifest.json", manifest)  # written last: a manifest means the folder is whole
         _swap_into_place(tmp, out)
     except BaseException:
+        _release(tmp)
         with contextlib.suppress(OSError, DcganError):  # whatever failed, leave OUT whole: old, new or absent
             recover(out)
         raise
@@ -291,6 +293,7 @@ def write_subset(
         write_json(tmp / "manifest.json", manifest)  # last: a manifest means the folder is whole
         _swap_into_place(tmp, out)
     except BaseException:
+        _release(tmp)
         with contextlib.suppress(OSError, DcganError):
             recover(out)
         raise
@@ -298,6 +301,7 @@ def write_subset(
 
 
 BUILDING = ".dcgan-building"  # in a dataset folder while it is built, removed as it goes into place
+_BUILDS: dict[Path, int] = {}  # this process's builds: their marker, open and locked until the build ends
 
 
 def _partial(out: Path) -> Path:
@@ -306,6 +310,11 @@ def _partial(out: Path) -> Path:
 
 def _old(out: Path) -> Path:
     return out.parent / f".{out.name}.old"
+
+
+def whole_copy(out: Path) -> Path:
+    """Where `prepare --dedup` keeps the whole dataset it de-duplicates into OUT."""
+    return out.parent / f".{out.name}.whole"
 
 
 def is_dataset(path: Path) -> bool:
@@ -317,6 +326,14 @@ def is_dataset(path: Path) -> bool:
         return parse_json(manifest.read_bytes()).get("format") == FORMAT
     except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not an object
         return False
+
+
+def _holds(path: Path, source: Path | None) -> str | None:
+    """ "is" or "holds" when `path` is the source or a folder containing it, else None."""
+    if source is None:
+        return None
+    p, src = path.resolve(), source.resolve()
+    return "is" if p == src else "holds" if p in src.parents else None
 
 
 def check_out(out: Path, source: Path, force: bool) -> None:
@@ -331,10 +348,10 @@ def check_out(out: Path, source: Path, force: bool) -> None:
         raise DcganError(f"{str(out)!r} already exists; pass --force to replace it, or choose another OUT")
     if not out.is_dir():
         raise DcganError(f"{str(out)!r} is a file; OUT must be a folder path")
-    src, dst = source.resolve(), out.resolve()
-    if src == dst or dst in src.parents:
+    if _holds(out, source):
         raise DcganError(
-            f"--force would delete {str(out)!r}, which holds the source {str(source)!r}; choose another OUT"
+            f"--force would delete {str(out)!r}, which {_holds(out, source)} the source {str(source)!r}; "
+            "choose another OUT"
         )
     if not is_dataset(out):
         raise DcganError(
@@ -347,59 +364,117 @@ def recover(out: Path, source: Path | None = None) -> None:
     """Bring OUT to a whole state after a kill at any point of a build or a --force swap: the swap is
     out → .OUT.old, .OUT.partial (complete: its manifest is written last) → out, then .OUT.old removed.
     Only folders `prepare` made are touched (.OUT.old is a dataset, .OUT.partial carries BUILDING or is a
-    dataset); anything else by those names, or one that is or holds `source`, is an error, never deleted."""
+    dataset; either may be empty, as a removal cut short leaves it); anything else by those names, or one
+    that is or holds `source`, is an error, never deleted or moved."""
     old, tmp = _old(out), _partial(out)
     if old.exists() or old.is_symlink():
-        _check_ours(old, is_dataset(old), out, source)
-        if out.exists():  # killed after the new dataset went in: the old one was on its way out
-            shutil.rmtree(old)
-        elif is_dataset(tmp):  # killed between the renames: the complete new dataset goes in
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:  # the new one is gone: the old one comes back
-            os.replace(old, out)
+        if _empty(old):  # its removal got as far as the folder itself
+            old.rmdir()
+        else:
+            _check_ours(old, is_dataset(old), source, f"the dataset {str(out)!r} replaces with --force")
+            if out.exists():  # killed after the new dataset went in: the old one was on its way out
+                _remove(old)
+            elif is_dataset(tmp):  # killed between the renames: the complete new dataset goes in
+                _check_ours(tmp, True, source, f"the new copy of {str(out)!r}")
+                os.replace(tmp, out)
+                _remove(old)
+            else:  # the new one is gone: the old one comes back
+                os.replace(old, out)
         fsync_dir(out.parent)
-    remove_leftover(tmp, out, source)
+    remove_leftover(tmp, source, f"the unfinished copy of {str(out)!r}", building=True)
 
 
-def remove_leftover(path: Path, out: Path, source: Path | None = None) -> None:
-    """Remove a hidden build folder a killed run left for OUT (it carries BUILDING, or is a whole dataset);
-    anything else by that name is an error."""
-    if path.exists() or path.is_symlink():
-        _check_ours(path, (path / BUILDING).is_file() or is_dataset(path), out, source)
-        shutil.rmtree(path)
+def remove_leftover(path: Path, source: Path | None, role: str, building: bool = False) -> None:
+    """Remove what a killed run left at `path`: a dataset, an empty folder or (with `building`) a marked build
+    that no live process holds; anything else by that name is an error that says it is in the way."""
+    if not (path.exists() or path.is_symlink()):
+        return
+    _check_ours(path, is_dataset(path) or _empty(path) or (building and _marked(path)), source, role)
+    if building and _marked(path):
+        _check_not_building(path, role)
+    _remove(path)
 
 
-def _check_ours(path: Path, ours: bool, out: Path, source: Path | None) -> None:
-    holds_source = source is not None and (
-        path.resolve() == source.resolve() or path.resolve() in source.resolve().parents
-    )
-    if path.is_symlink() or not path.is_dir() or not ours or holds_source:
-        what = "holds the source" if holds_source else "was not made by dcgan"
+def _marked(path: Path) -> bool:
+    return (path / BUILDING).is_file()
+
+
+def _empty(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+
+
+def _check_ours(path: Path, ours: bool, source: Path | None, role: str) -> None:
+    held = _holds(path, source)
+    if path.is_symlink() or not path.is_dir() or not ours or held:
+        what = (
+            f"{held} the source; move or rename it"
+            if held
+            else "is not marked as dcgan's; move or rename it (or delete it if an older dcgan left it)"
+        )
         raise DcganError(
-            f"{str(path)!r} is in the way: dcgan keeps the unfinished copy of {str(out)!r} under that name, "
-            f"and this one {what}; move or rename it"
+            f"{str(path)!r} is in the way: dcgan keeps {role} under that name, and this one {what}"
         )
 
 
+def _check_not_building(path: Path, role: str) -> None:
+    """A DcganError when another process is building in `path` now (it holds a lock on the marker)."""
+    fd = os.open(path / BUILDING, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise DcganError(
+            f"another `dcgan prepare` is writing {role} ({str(path)!r}) now; wait for it to end"
+        ) from None
+    finally:
+        os.close(fd)  # and with it the lock, if this process took it
+
+
+def _remove(path: Path) -> None:
+    """Remove a dataset or build folder with the marks that say whose it is (manifest.json, BUILDING) last,
+    so that a kill part-way leaves a folder the next run still recognizes, or an empty one."""
+    marks = {"manifest.json", BUILDING}
+    for child in path.iterdir():
+        if child.name in marks:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    for name in ("manifest.json", BUILDING):
+        (path / name).unlink(missing_ok=True)
+    path.rmdir()
+
+
 def make_partial(out: Path) -> Path:
-    """The hidden folder a new dataset is built in, marked as a build (BUILDING) before anything is written,
-    so that only a build's leftovers are ever removed."""
+    """The hidden folder a new dataset is built in, marked as a build (BUILDING, flushed to disk) before
+    anything else is written, and locked while this process builds, so that only a build's leftovers are
+    ever removed, and never a live build. `_release` ends the lock."""
     tmp = _partial(out)
     tmp.mkdir(parents=True)
-    (tmp / BUILDING).write_bytes(b"")
+    fd = os.open(tmp / BUILDING, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    _BUILDS[tmp] = fd
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.fsync(fd)
+    fsync_dir(tmp)
     return tmp
+
+
+def _release(tmp: Path) -> None:
+    fd = _BUILDS.pop(tmp, None)
+    if fd is not None:
+        os.close(fd)
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
     """Each step is one rename, and `recover` completes the swap from wherever a kill stopped it."""
     (tmp / BUILDING).unlink()  # the manifest is written: the folder is a dataset now, not a build
+    _release(tmp)
     if out.exists():  # --force: the old dataset stays whole until the new one is in place
         os.replace(out, _old(out))
         fsync_dir(out.parent)
         os.replace(tmp, out)
         fsync_dir(out.parent)
-        shutil.rmtree(_old(out))
+        _remove(_old(out))
     else:
         os.replace(tmp, out)
     fsync_dir(out.parent)
