@@ -22,7 +22,7 @@ from dcgan.data.items import Unreadable
 from dcgan.data.sources import IMAGE_EXTS, open_source
 from dcgan.errors import DcganError
 
-from helpers import damages, flipped, read_all, rng_images, scratch_dir, write_cifar10, write_idx
+from helpers import damages, encoded, flipped, read_all, rng_images, scratch_dir, write_cifar10, write_idx
 
 
 def items(src):
@@ -503,6 +503,43 @@ def test_a_damaged_zip_directory_is_a_dcgan_error_or_lists_what_it_can(tmp_path_
             assert "a.zip" in str(src)
         else:
             assert all(isinstance(raw, bytes | Unreadable) for raw, _, _ in got)
+
+
+@QUICK
+@given(
+    tree=file_trees(),
+    spots=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), min_size=1, max_size=4),
+)
+def test_a_damaged_local_header_leaves_its_member_unreadable_not_a_crash(tmp_path_factory, tree, spots):
+    """Flipped bytes in the members' own headers (flags, names, sizes), which zipfile reads only when a member
+    is opened: e.g. the UTF-8 flag set on a name that is not UTF-8 (found by make fuzz)."""
+    with scratch_dir(tmp_path_factory) as d:
+        path = zip_tree(d / "a.zip", tree)
+        data = path.read_bytes()
+        path.write_bytes(flipped(data, spots, end=data.index(b"PK\x01\x02")))
+        src, got = read_all(path)
+        if isinstance(src, DcganError):
+            assert "a.zip" in str(src)
+        else:
+            assert all(isinstance(raw, bytes | Unreadable) for raw, _, _ in got)
+
+
+def test_a_member_with_no_name_and_a_name_in_no_encoding_are_left_out(tmp_path):
+    """Both found by make fuzz: an empty name in the directory (zipfile's is_dir indexed it), and a local
+    header whose UTF-8 flag is set on bytes that are not UTF-8."""
+    path = tmp_path / "a.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(zipfile.ZipInfo(""), b"abc")
+        z.writestr("cc.png", b"x")
+    src, got = read_all(path)
+    assert not isinstance(src, DcganError) and [sid for _, _, sid in got] == ["cc.png"] and src.ignored == 1
+    path = zip_tree(tmp_path / "b.zip", {"b.png": encoded(rng_images(1, 8, 8, 3)[0])})
+    data = bytearray(path.read_bytes())
+    data[7] |= 0x08  # general purpose flags, bit 11: the name is UTF-8
+    data[30] = 0xC6  # and its first byte starts a sequence that the next byte does not continue
+    path.write_bytes(bytes(data))
+    src, got = read_all(path)
+    assert isinstance(got[0][0], Unreadable) and "UnicodeDecodeError" in got[0][0].reason
 
 
 def test_a_zip_that_needs_a_future_version_is_a_dcgan_error(tmp_path):

@@ -140,6 +140,9 @@ def read_zip(path: Path, class_folders: bool = False) -> Source:
     for info in infos:
         base = info.filename.rsplit("/", 1)[-1]
         hidden = any(part.startswith(".") for part in info.filename.split("/"))
+        if not info.filename:  # a damaged directory entry: a member with no name is no image
+            ignored += 1
+            continue
         if info.is_dir() or info.filename.startswith("__MACOSX/") or hidden:
             continue
         if os.path.splitext(base)[1].lower() in IMAGE_EXTS:
@@ -175,5 +178,5 @@ def _zip_member(z: zipfile.ZipFile, name: str) -> Raw:
         return z.read(info)
     except DcganError as e:
         return Unreadable(str(e))
-    except limits.DECOMPRESS_ERRORS as e:
+    except (*limits.DECOMPRESS_ERRORS, UnicodeDecodeError) as e:  # a local header's name in no encoding
         return Unreadable(f"corrupt zip member: {type(e).__name__}: {e}")
