@@ -36,7 +36,7 @@ GENERATOR_FILE = "generator.safetensors"
 BEST_FILE, BEST_KEY = "best.safetensors", "dcgan_best"  # the file, and the metadata key of its record
 CHECKPOINTS = "checkpoints"
 CHECKPOINT_FILES = ("G.safetensors", "D.safetensors", "state.pt")  # state.pt: see training/checkpoint.py
-STEP_DIR = re.compile(r"^step-(\d{8,})$")  # step_name of any step: 8 digits, more past 10^8
+STEP_DIR = re.compile(r"^step-(\d{8}|[1-9]\d{8,})$")  # step_name of a step: 8 digits, more past 10^8
 
 
 def step_name(step: int) -> str:

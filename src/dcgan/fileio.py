@@ -139,7 +139,7 @@ def read_torch(path: str | os.PathLike) -> Any:
 
     from dcgan.errors import DcganError, one_line
 
-    check_regular(path, "the weights file")
+    check_regular(path, "the file")
     try:
         with warnings.catch_warnings():  # e.g. "pickle protocol 0": the refusal below says all there is
             warnings.simplefilter("ignore")

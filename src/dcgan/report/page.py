@@ -275,9 +275,13 @@ def _dataset(info: Any, images: _Images) -> str:
         grid = _img(
             images.png(make_grid(upscale(np.asarray(ds.images[idx])), 8), "real images"), "real images"
         )
-        dedup = _dedup(ds, images)
     except (DcganError, OSError, ValueError, TypeError) as e:
         grid = f'<p class="missing">real images not shown: {_e(e)}</p>'
+    else:
+        try:
+            dedup = _dedup(ds, images)
+        except (OSError, ValueError, TypeError) as e:  # a damaged record or audit sheet
+            dedup = f'<p class="missing">de-duplication record not shown: {_e(e)}</p>'
     return f'<section id="dataset"><h2>Dataset</h2><table class="facts">{rows}</table>{grid}{dedup}</section>'
 
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from dcgan.artifacts import (
+    CHECKPOINT_FILES,
     CHECKPOINTS,
     STEP_DIR,
     is_complete,
@@ -33,6 +34,8 @@ from dcgan.config import ModelConfig
 from dcgan.errors import DcganError, one_line
 from dcgan.fileio import atomic_path, fsync_dir, read_safetensors, read_torch
 
+G_FILE, D_FILE, STATE_FILE = CHECKPOINT_FILES  # one checkpoint's files, as artifacts lists them
+
 
 def save_checkpoint(
     run_dir: Path, step: int, g: nn.Module, d: nn.Module, state: dict[str, Any], cfg: ModelConfig, keep: int
@@ -44,9 +47,9 @@ def save_checkpoint(
     try:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        save_weights(g, tmp / "G.safetensors", cfg)
-        save_weights(d, tmp / "D.safetensors", cfg)
-        with atomic_path(tmp / "state.pt") as f:
+        save_weights(g, tmp / G_FILE, cfg)
+        save_weights(d, tmp / D_FILE, cfg)
+        with atomic_path(tmp / STATE_FILE) as f:
             torch.save(state, f)
         if final.exists():  # the same step saved again (e.g. after a rollback)
             shutil.rmtree(_hidden(final, "deleting"), ignore_errors=True)
@@ -99,9 +102,9 @@ def recover_checkpoints(run_dir: Path) -> None:
 def load_checkpoint(path: Path, g: nn.Module, d: nn.Module) -> dict[str, Any]:
     """Load weights into g and d (on their devices); return the rest of the state (a dict)."""
     try:
-        g.load_state_dict(read_safetensors(path / "G.safetensors")[0])
-        d.load_state_dict(read_safetensors(path / "D.safetensors")[0])
-        state = read_torch(path / "state.pt")
+        g.load_state_dict(read_safetensors(path / G_FILE)[0])
+        d.load_state_dict(read_safetensors(path / D_FILE)[0])
+        state = read_torch(path / STATE_FILE)
     except (DcganError, OSError, RuntimeError, ValueError) as e:
         raise DcganError(
             f"checkpoint {str(path)!r} could not be loaded ({one_line(e)}); "

@@ -246,8 +246,9 @@ class Trainer:
         }
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
-        """Raises KeyError, TypeError or ValueError (the counters checked before anything changes) for a state
-        this Trainer did not write: counters that are not non-negative integers, a fixed z of another shape."""
+        """Raises KeyError, TypeError or ValueError for a state this Trainer did not write: counters that are
+        not non-negative integers, a fixed z of another shape (checked before anything is set), or optimizer
+        and RNG states that do not fit (the caller then stops: the Trainer is not used half-loaded)."""
         # checkpoints written before the counter was named for what it counts call it "restarts"
         counters = {k: s[k] for k in ("step", "images_seen")} | {
             "rollbacks": s["rollbacks"] if "rollbacks" in s else s["restarts"]
@@ -259,9 +260,8 @@ class Trainer:
         if type(elapsed) not in (int, float) or not 0 <= elapsed < math.inf:
             raise TypeError(f"elapsed is {elapsed!r}, not a number of seconds")
         if not isinstance(z, torch.Tensor) or z.shape != self.fixed_z.shape or z.dtype != self.fixed_z.dtype:
-            raise ValueError(
-                f"fixed_z is {getattr(z, 'shape', type(z).__name__)}, not {tuple(self.fixed_z.shape)}"
-            )
+            what = f"{tuple(z.shape)} {z.dtype}" if isinstance(z, torch.Tensor) else type(z).__name__
+            raise ValueError(f"fixed_z is {what}, not {tuple(self.fixed_z.shape)} {self.fixed_z.dtype}")
         self.step, self.images_seen, self.rollbacks = (
             counters["step"],
             counters["images_seen"],
