@@ -425,6 +425,8 @@ def _check_not_building(path: Path, role: str) -> None:
         raise DcganError(
             f"another `dcgan prepare` is writing {role} ({str(path)!r}) now; wait for it to end"
         ) from None
+    except OSError:  # a filesystem without locks (some network ones): nothing to tell a live build by
+        pass
     finally:
         os.close(fd)  # and with it the lock, if this process took it
 
@@ -453,7 +455,8 @@ def make_partial(out: Path) -> Path:
     tmp.mkdir(parents=True)
     fd = os.open(tmp / BUILDING, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     _BUILDS[tmp] = fd
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    with contextlib.suppress(OSError):  # a filesystem without locks builds unguarded, as before
+        fcntl.flock(fd, fcntl.LOCK_EX)
     os.fsync(fd)
     fsync_dir(tmp)
     return tmp
