@@ -441,6 +441,11 @@ def test_tensorboard_events_when_the_extra_is_installed(discs, tmp_path):
         (lambda run: (run / "config.json").write_bytes(b"\xff\xfe["), "is not a run's config.json"),
         (lambda run: (run / "config.json").write_text("[]"), "is not a run's config.json"),
         (lambda run: (run / "config.json").write_text('{"train": {}}'), "is not a run's config.json"),
+        (
+            lambda run: ((run / "config.json").unlink(), (run / "config.json").mkdir()),
+            r"config.json \(not a file\)",
+        ),
+        (lambda run: ((run / "config.json").unlink(), os.mkfifo(run / "config.json")), r"\(not a file\)"),
         (lambda run: torch.save({}, latest_checkpoint(run) / "state.pt"), "cannot be resumed"),
         (lambda run: torch.save([1, 2], latest_checkpoint(run) / "state.pt"), "not a training state"),
         (
@@ -500,8 +505,9 @@ def test_a_training_state_with_a_field_of_the_wrong_kind_is_one_clear_error(
         state = torch.load(path, weights_only=True)
         state[field] = value
         torch.save(state, path)
-        with pytest.raises(DcganError, match="cannot be resumed|could not be loaded"):
+        with pytest.raises(DcganError, match="cannot be resumed|could not be loaded") as e:
             train(tiny_cfg(4, ckpt_every=2), discs, d / "run", **quiet)
+        assert "\n" not in str(e.value)  # one line, even for a tensor where a number belongs
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from dcgan.artifacts import BEST_FILE, GENERATOR_FILE, latest_checkpoint, read_b
 from dcgan.config import DEFAULT_EPOCHS, PRESETS, ModelConfig, TrainConfig, config_diff, train_config
 from dcgan.data.dataset import PreparedDataset
 from dcgan.device import Placement
-from dcgan.errors import DcganError
+from dcgan.errors import DcganError, one_line
 from dcgan.fileio import parse_json, write_json
 from dcgan.images import save_grid, to_uint8
 from dcgan.models import run_generator
@@ -81,6 +81,10 @@ def init_run(run: Path, cfg: TrainConfig, ds: PreparedDataset) -> list[str]:
         "dcgan_version": dcgan.__version__,
     }
     path = run / "config.json"
+    if path.exists() and not path.is_file():  # a folder, pipe or device where the run's record belongs
+        raise DcganError(
+            f"{str(path)!r} is not a run's config.json (not a file); use a new --out, or restore it"
+        )
     if not path.is_file():
         run.mkdir(parents=True, exist_ok=True)
         write_json(path, meta)
@@ -219,7 +223,7 @@ def resume(trainer: Trainer, run: Path) -> Path | None:
         ) as e:
             raise DcganError(
                 f"checkpoint {str(ckpt)!r} holds a training state that cannot be resumed ({type(e).__name__}: "
-                f"{str(e)[:200]}); delete it to resume from an earlier one"
+                f"{one_line(e, 200)}); delete it to resume from an earlier one"
             ) from None
         if trainer.world.main:  # the one writer
             truncate_stats(run / STATS_FILE, trainer.step)

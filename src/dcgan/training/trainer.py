@@ -63,6 +63,13 @@ class TrainingDiverged(DcganError):
     """A loss or weight became NaN/Inf."""
 
 
+def _brief(value: object) -> str:
+    """A value from a file, for a one-line message: a number or short string as it is, anything else by type."""
+    if isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= 40):
+        return repr(value)
+    return type(value).__name__
+
+
 class Trainer:
     """G, D, their optimizers and counters: the whole state a checkpoint holds.
 
@@ -255,10 +262,10 @@ class Trainer:
         }
         for k, v in counters.items():
             if type(v) is not int or v < 0:
-                raise TypeError(f"{k} is {v!r}, not a non-negative integer")
+                raise TypeError(f"{k} is {_brief(v)}, not a non-negative integer")
         elapsed, z = s["elapsed"], s["fixed_z"]
         if type(elapsed) not in (int, float) or not 0 <= elapsed < math.inf:
-            raise TypeError(f"elapsed is {elapsed!r}, not a number of seconds")
+            raise TypeError(f"elapsed is {_brief(elapsed)}, not a number of seconds")
         if not isinstance(z, torch.Tensor) or z.shape != self.fixed_z.shape or z.dtype != self.fixed_z.dtype:
             what = f"{tuple(z.shape)} {z.dtype}" if isinstance(z, torch.Tensor) else type(z).__name__
             raise ValueError(f"fixed_z is {what}, not {tuple(self.fixed_z.shape)} {self.fixed_z.dtype}")
