@@ -30,6 +30,7 @@ import dcgan
 from dcgan.artifacts import GENERATOR_FILE, STEP_DIR, load_generator, read_best, step_name
 from dcgan.config import config_diff, train_config
 from dcgan.data.dataset import PreparedDataset
+from dcgan.data.transforms import DECODE_ERRORS
 from dcgan.errors import DcganError
 from dcgan.fileio import atomic_path
 from dcgan.images import make_grid, to_uint8, upscale
@@ -240,7 +241,7 @@ def _encode_frames(frames: list[tuple[int, Path]]) -> Iterator[tuple[int, bytes]
                     img = img.resize((THUMB, round(img.height * THUMB / img.width)), Image.Resampling.BOX)
                 buf = io.BytesIO()
                 img.save(buf, format="PNG", optimize=True)
-        except (OSError, ValueError, Image.DecompressionBombError):
+        except DECODE_ERRORS:
             continue  # a damaged grid is left out; the others still show
         yield step, buf.getvalue()
 
@@ -379,7 +380,7 @@ def _image_format(path: Path) -> str | None:
         with Image.open(path) as img:
             img.verify()
             return img.format if img.format in ("PNG", "GIF", "JPEG") else None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    except DECODE_ERRORS:
         return None
 
 
