@@ -329,7 +329,7 @@ def is_dataset(path: Path) -> bool:
 
 
 def _holds(path: Path, source: Path | None) -> str | None:
-    """ "is" or "holds" when `path` is the source or a folder containing it, else None."""
+    """How `path` stands to the source: it "is" the source, it "holds" it (a folder above it), or None."""
     if source is None:
         return None
     p, src = path.resolve(), source.resolve()
