@@ -35,8 +35,16 @@ def test_the_report_renders_decodes_every_image_and_scrubs(tiny_run, tmp_path):
         assert shot.height > 2000  # the whole page, not the window
 
 
-def test_without_javascript_every_grid_is_shown(tiny_run, tmp_path):
+# per section: its id, how many images it holds, and the text of its tables and figure captions
+CONTENT = """return Array.from(document.querySelectorAll('section')).map(s => [s.id, s.querySelectorAll('img').length,
+  Array.from(s.querySelectorAll('table, figcaption')).map(t => t.textContent)])"""
+
+
+def test_without_javascript_every_grid_is_shown_and_nothing_is_missing(tiny_run, tmp_path):
     page = write_report(run_with_grids(tiny_run, tmp_path / "run", 6, seed=5))
+    with browser() as b:
+        b.get(page.as_uri())
+        with_js = b.execute_script(CONTENT)
     with browser(javascript=False) as b:
         b.get(page.as_uri())
         figures = b.find_elements("css selector", "#progress figure")
@@ -44,3 +52,6 @@ def test_without_javascript_every_grid_is_shown(tiny_run, tmp_path):
             page.read_text()
         )
         assert b.find_elements("css selector", ".scrubber") == []
+        without = b.execute_script(CONTENT)
+    assert [sid for sid, _, _ in without] == ["summary", "curves", "progress", "final", "dataset", "config"]
+    assert without == with_js  # the same sections, images, tables and captions: JavaScript only adds

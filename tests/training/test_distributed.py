@@ -189,6 +189,10 @@ def test_the_loop_on_two_ranks_writes_the_one_process_run_and_resumes_across_wor
     resumed = loop(discs, tmp_path / "resumed", 2, 8)
     assert [r["step"] for r in resumed] == list(range(1, 9))
     assert gap(weights(tmp_path / "resumed"), weights(tmp_path / "one")) < 1e-6
+    loop(discs, tmp_path / "two-resumed", 2, 4)  # at the same world size resuming is exact, as on one
+    loop(discs, tmp_path / "two-resumed", 2, 8)
+    same, two_g = weights(tmp_path / "two-resumed"), weights(tmp_path / "two")
+    assert all(torch.equal(same[k], two_g[k]) for k in two_g)
 
 
 # ---------------------------------------------------------------- the command: --nproc and torchrun
@@ -260,6 +264,31 @@ def test_a_killed_rank_stops_the_run_with_its_last_checkpoint_intact(noise32, tm
     assert "lost the others" in err and "killed by signal 9" in err and "Traceback" not in err, err
     g, d = build(PRESETS["fmnist32"])
     assert load_checkpoint(latest_checkpoint(run), g, d)["step"] % 10 == 0  # no half-step was saved
+
+
+def test_sigterm_to_one_rank_stops_every_rank_at_one_step_with_a_checkpoint(noise32, tmp_path):
+    """A scheduler's SIGTERM may reach one process only: every rank stops after the same step, rank 0 saves
+    it and says so, and the launcher exits 128 + 15 without calling it a failure."""
+    from dcgan.artifacts import latest_checkpoint
+    from dcgan.config import PRESETS
+    from dcgan.models import build
+    from dcgan.training.checkpoint import load_checkpoint
+
+    run = tmp_path / "run"
+    args = train_args(noise32, run, "--nproc", "2", "--kimg", "100", "--ckpt-every", "10")
+    cmd = [sys.executable, "-m", "dcgan.cli", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(run / "checkpoints" / "step-00000010", proc)
+        os.kill(max(children(proc.pid)), signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "interrupted at step" in out and "Traceback" not in err and "of 2 exited" not in err, err
+    step = int(latest_checkpoint(run).name[5:])
+    g, d = build(PRESETS["fmnist32"])
+    assert step > 10 and load_checkpoint(latest_checkpoint(run), g, d)["step"] == step
 
 
 def test_a_killed_launcher_leaves_a_checkpoint_and_the_same_command_finishes(noise32, tmp_path):
