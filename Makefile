@@ -3,6 +3,7 @@
 # make demo-rooms — draw 50,000 bedrooms, train examples64 ~60 minutes, then the §6 network probes on it
 # make test  — set up and run the suite;  make bench — benchmarks;  make lint — ruff
 # make fuzz  — 5,000 damaged and hostile files per reader family (~30 min), counts into docs/RELIABILITY.md
+# make screenshots — after make demo: the README's report and explorer screenshots, by the suite's browser
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -12,7 +13,7 @@ DEBS := dataset-fashion-mnist libtcmalloc-minimal4 chromium chromium-driver
 TEST_DEBS := wesnoth-1.16-data
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup debs test-debs install-debs demo demo-faces demo-rooms test lint bench fuzz clean
+.PHONY: setup debs test-debs install-debs demo demo-faces demo-rooms test lint bench fuzz screenshots clean
 
 DEMO_RUN := runs/fmnist32
 DEMO_MINUTES ?= 10
@@ -94,6 +95,10 @@ FUZZ_CASES ?= 5000
 
 fuzz: setup
 	$(BIN)/python fuzz/campaign.py --per-family $(FUZZ_CASES) --record docs/RELIABILITY.md
+
+screenshots: setup
+	DCGAN_SCREENSHOTS=docs/images DCGAN_DEMO_RUN=$(DEMO_RUN) $(BIN)/python -m pytest -q \
+	  tests/report/test_screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

@@ -348,9 +348,16 @@ def console_errors(driver) -> list[str]:
 
 
 def full_page_screenshot(driver, path: Path) -> None:
-    """The whole page, not just the window: the window is grown to the document's height first."""
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(driver.get_window_size()["width"], min(height + 100, 16000))
+    """The whole page, not just the window: the window is grown until its viewport holds the document (the
+    window's own frame takes some of its height, and a page may grow as it lays out again)."""
+    for _ in range(3):
+        height, view = driver.execute_script(
+            "return [document.documentElement.scrollHeight, window.innerHeight]"
+        )
+        if height <= view:
+            break
+        frame = driver.get_window_size()["height"] - view
+        driver.set_window_size(driver.get_window_size()["width"], min(height + frame + 20, 16000))
     driver.execute_script("window.scrollTo(0, 0)")
     driver.save_screenshot(str(path))
 
