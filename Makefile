@@ -97,6 +97,7 @@ fuzz: setup
 	$(BIN)/python fuzz/campaign.py --per-family $(FUZZ_CASES) --record docs/RELIABILITY.md
 
 screenshots: setup
+	@test -f $(DEMO_RUN)/generator.safetensors || { echo "make screenshots: no demo run in $(DEMO_RUN); run make demo first" >&2; exit 2; }
 	DCGAN_SCREENSHOTS=docs/images DCGAN_DEMO_RUN=$(DEMO_RUN) $(BIN)/python -m pytest -q \
 	  tests/report/test_screenshots.py
 

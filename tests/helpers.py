@@ -358,6 +358,8 @@ def full_page_screenshot(driver, path: Path) -> None:
             break
         frame = driver.get_window_size()["height"] - view
         driver.set_window_size(driver.get_window_size()["width"], min(height + frame + 20, 16000))
+    height, view = driver.execute_script("return [document.documentElement.scrollHeight, window.innerHeight]")
+    assert height <= view, f"the page ({height} px) does not fit a window of at most 16000 px"
     driver.execute_script("window.scrollTo(0, 0)")
     driver.save_screenshot(str(path))
 

@@ -72,5 +72,5 @@ def test_save_pngs_writes_every_image_atomically(tmp_path):
         save_pngs(rgb[:3], paths[:2])
     # a file that cannot be written fails the whole set: no temp left, the others keep their old content
     with pytest.raises(OSError):
-        save_pngs(rgb[:2], [paths[0], tmp_path / "no-such-folder" / "x.png"])
+        save_pngs(rgb[:2], [paths[0], paths[1] / "x.png"])  # a "folder" that is a file
     assert (np.asarray(Image.open(paths[0])) == rgb[0, :, :, 0]).all() and not list(tmp_path.glob(".*"))

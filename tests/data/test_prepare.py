@@ -301,7 +301,9 @@ def test_a_build_in_progress_in_another_process_is_not_removed_by_a_second_prepa
     )
     try:
         assert holder.stdout.readline().strip() == "building"
-        with pytest.raises(DcganError, match=r"another `dcgan prepare` is writing the unfinished copy"):
+        with pytest.raises(
+            DcganError, match=r"another `dcgan prepare` or `dcgan dedup` is writing '.*ds' now"
+        ):
             prepare(src, tmp_path / "ds", size=8, progress=False)
         assert (partial / BUILDING).is_file()
     finally:
@@ -314,10 +316,11 @@ def test_a_build_in_progress_in_another_process_is_not_removed_by_a_second_prepa
 HOLD_A_BUILD = """
 import sys, time
 from pathlib import Path
-from dcgan.data.prepare import make_partial
-make_partial(Path(sys.argv[1]))
-print("building", flush=True)
-time.sleep(600)
+from dcgan.data.prepare import make_partial, writing
+with writing(Path(sys.argv[1])):
+    make_partial(Path(sys.argv[1]))
+    print("building", flush=True)
+    time.sleep(600)
 """
 
 

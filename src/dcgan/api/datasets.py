@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +44,20 @@ def prepare(
         data_prepare.prepare(source, out, size=size, background=color, progress=progress, **options)
         return PreparedDataset(out)
     # prepared whole into a hidden sibling first, then de-duplicated into OUT; OUT is checked before any work
-    data_prepare.check_out(Path(out), Path(source), bool(options.get("force")))
-    whole = data_prepare.whole_copy(Path(out))
-    role = f"the whole dataset that --dedup cleans into {str(out)!r}"
-    data_prepare.remove_leftover(whole, Path(source), role)  # a killed run's (a dataset), nothing else
-    try:
-        data_prepare.prepare(source, whole, size=size, background=color, progress=progress, **options)
-        force = bool(options.get("force"))
-        return dedup(whole, out, radius=dedup_radius, force=force, progress=progress, origin=source)[0]
-    finally:
-        shutil.rmtree(whole, ignore_errors=True)
+    # and held (with the sibling) until OUT is written
+    with data_prepare.writing(Path(out)):
+        data_prepare.check_out(Path(out), Path(source), bool(options.get("force")))
+        whole = data_prepare.whole_copy(Path(out))
+        role = f"the whole dataset that --dedup cleans into {str(out)!r}"
+        data_prepare.remove_leftover(whole, Path(source), role)  # a killed run's (a dataset), nothing else
+        try:
+            data_prepare.prepare(source, whole, size=size, background=color, progress=progress, **options)
+            force = bool(options.get("force"))
+            return dedup(whole, out, radius=dedup_radius, force=force, progress=progress, origin=source)[0]
+        finally:
+            if whole.exists():
+                with contextlib.suppress(OSError):  # what is left is cleared by the next run
+                    data_prepare.remove_build(whole)
 
 
 def fashion_mnist(out: PathLike, *, progress: bool = False, **options: Any) -> dict[str, PreparedDataset]:
@@ -108,8 +112,23 @@ def dedup(
     check_radius(radius, cfg.bits)
     if audit < 0:
         raise DcganError(f"--audit must be 0 or more pairs, got {audit}")
-    data_prepare.check_out(Path(out), ds.path, force)  # before minutes of work, not after
-    dups = find_duplicates(ds.images, cfg, radius, allow_collapsed, progress)
+    with data_prepare.writing(Path(out)):
+        data_prepare.check_out(Path(out), ds.path, force)  # before minutes of work, not after
+        dups = find_duplicates(ds.images, cfg, radius, allow_collapsed, progress)
+        return _write_dedup(ds, dups, cfg, Path(out), radius, audit, force, origin)
+
+
+def _write_dedup(
+    ds: PreparedDataset,
+    dups: Duplicates,
+    cfg: HashConfig,
+    out: Path,
+    radius: int,
+    audit: int,
+    force: bool,
+    origin: PathLike | None,
+) -> tuple[PreparedDataset, Duplicates]:
+    """The dataset without the duplicates `dups` found, with dedup.json and the audit sheet inside."""
     summary = dups.summary()
     share = len(dups.removed) / len(ds)
     where = str(origin if origin is not None else ds.path)
@@ -134,5 +153,5 @@ def dedup(
             f"codes within {radius} bits; hash: {dups.health['active_bits']} of {cfg.bits} bits vary.",
         )
 
-    data_prepare.write_subset(ds, dups.keep(len(ds)), Path(out), about, write_more, force)
+    data_prepare.write_subset(ds, dups.keep(len(ds)), out, about, write_more, force)
     return PreparedDataset(out), dups

@@ -101,27 +101,30 @@ def prepare(
     out = Path(out)
     if max_images is not None and max_images < 1:
         raise DcganError(f"--max-images must be at least 1, got {max_images}")
-    check_out(out, source.path if isinstance(source, Source) else Path(source), force)
-    src = source if isinstance(source, Source) else open_source(source, split, class_folders)
-    spec = ImageSpec(size, channels or (1 if src.grey else 3), fit, filter, tuple(background))  # type: ignore[arg-type]
-    n_max = min(src.count, max_images or src.count)
-    tmp = make_partial(out)
-    t0 = time.perf_counter()
-    try:
-        n, labels, ids, skipped, read = _write_images(
-            src, spec, tmp / "images.npy", n_max, strict, workers, progress
-        )
-        arrays = _write_extras(src, tmp, ids)
-        manifest = _manifest(src, spec, tmp, n, labels, skipped, read, label_names, time.perf_counter() - t0)
-        manifest.update(arrays=arrays, **src.about)
-        write_json(tmp / "manifest.json", manifest)  # written last: a manifest means the folder is whole
-        _swap_into_place(tmp, out)
-    except BaseException:
-        _release(tmp)
-        with contextlib.suppress(OSError, DcganError):  # whatever failed, leave OUT whole: old, new or absent
-            recover(out)
-        raise
-    return manifest
+    with writing(out):
+        check_out(out, source.path if isinstance(source, Source) else Path(source), force)
+        src = source if isinstance(source, Source) else open_source(source, split, class_folders)
+        spec = ImageSpec(size, channels or (1 if src.grey else 3), fit, filter, tuple(background))  # type: ignore[arg-type]
+        n_max = min(src.count, max_images or src.count)
+        tmp = make_partial(out)
+        t0 = time.perf_counter()
+        try:
+            n, labels, ids, skipped, read = _write_images(
+                src, spec, tmp / "images.npy", n_max, strict, workers, progress
+            )
+            arrays = _write_extras(src, tmp, ids)
+            manifest = _manifest(
+                src, spec, tmp, n, labels, skipped, read, label_names, time.perf_counter() - t0
+            )
+            manifest.update(arrays=arrays, **src.about)
+            write_json(tmp / "manifest.json", manifest)  # written last: a manifest means the folder is whole
+            _swap_into_place(tmp, out)
+        except BaseException:
+            # whatever failed, leave OUT whole: old, new or absent
+            with contextlib.suppress(OSError, DcganError):
+                recover(out)
+            raise
+        return manifest
 
 
 def _write_images(
@@ -257,51 +260,91 @@ def write_subset(
     arrays, as a new dataset folder `out` (atomic, as `prepare`). The manifest is the source's, counted
     again, with `derived_from` and `about` added (`about` may replace `derived_from`); `write_more(folder)`
     adds files to the folder before it is complete."""
-    check_out(out, ds.path, force)
-    keep = np.asarray(keep, np.int64)
-    tmp = make_partial(out)
-    try:
-        shape = (len(keep), *ds.images.shape[1:])
-        dst = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=shape)
-        for i in range(0, len(keep), 4096):
-            dst[i : i + 4096] = ds.images[keep[i : i + 4096]]
-        dst.flush()
-        del dst
-        fsync_file(tmp / "images.npy")
-        per_image = {name: ds.array(name) for name in ds.arrays}
-        if ds.labels is not None:
-            per_image["labels"] = ds.labels
-        for name, a in per_image.items():
-            np.save(tmp / f"{name}.npy", a[keep])
-            fsync_file(tmp / f"{name}.npy")
-        manifest = {**ds.manifest, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "shape": list(shape)}
-        counts = ds.manifest.get("counts")
-        manifest["counts"] = {**(counts if isinstance(counts, dict) else {}), "written": len(keep)}
-        if ds.labels is not None:
-            classes = max(len(ds.label_names or []), int(ds.labels.max()) + 1)
-            manifest["class_counts"] = np.bincount(ds.labels[keep], minlength=classes).tolist()
-        manifest["derived_from"] = {
-            "path": str(ds.path.resolve()),
-            "images_sha256": ds.manifest["images_sha256"],
-            "images": len(ds),
-            "kept": len(keep),
-        }
-        manifest.update(about)
-        manifest["images_sha256"] = sha256_file(tmp / "images.npy")
-        if write_more is not None:
-            write_more(tmp)
-        write_json(tmp / "manifest.json", manifest)  # last: a manifest means the folder is whole
-        _swap_into_place(tmp, out)
-    except BaseException:
-        _release(tmp)
-        with contextlib.suppress(OSError, DcganError):
-            recover(out)
-        raise
-    return manifest
+    with writing(out):
+        check_out(out, ds.path, force)
+        keep = np.asarray(keep, np.int64)
+        tmp = make_partial(out)
+        try:
+            shape = (len(keep), *ds.images.shape[1:])
+            dst = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=shape)
+            for i in range(0, len(keep), 4096):
+                dst[i : i + 4096] = ds.images[keep[i : i + 4096]]
+            dst.flush()
+            del dst
+            fsync_file(tmp / "images.npy")
+            per_image = {name: ds.array(name) for name in ds.arrays}
+            if ds.labels is not None:
+                per_image["labels"] = ds.labels
+            for name, a in per_image.items():
+                np.save(tmp / f"{name}.npy", a[keep])
+                fsync_file(tmp / f"{name}.npy")
+            manifest = {**ds.manifest, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "shape": list(shape)}
+            counts = ds.manifest.get("counts")
+            manifest["counts"] = {**(counts if isinstance(counts, dict) else {}), "written": len(keep)}
+            if ds.labels is not None:
+                classes = max(len(ds.label_names or []), int(ds.labels.max()) + 1)
+                manifest["class_counts"] = np.bincount(ds.labels[keep], minlength=classes).tolist()
+            manifest["derived_from"] = {
+                "path": str(ds.path.resolve()),
+                "images_sha256": ds.manifest["images_sha256"],
+                "images": len(ds),
+                "kept": len(keep),
+            }
+            manifest.update(about)
+            manifest["images_sha256"] = sha256_file(tmp / "images.npy")
+            if write_more is not None:
+                write_more(tmp)
+            write_json(tmp / "manifest.json", manifest)  # last: a manifest means the folder is whole
+            _swap_into_place(tmp, out)
+        except BaseException:
+            with contextlib.suppress(OSError, DcganError):
+                recover(out)
+            raise
+        return manifest
 
 
 BUILDING = ".dcgan-building"  # in a dataset folder while it is built, removed as it goes into place
-_BUILDS: dict[Path, int] = {}  # this process's builds: their marker, open and locked until the build ends
+_WRITING: set[Path] = set()  # the OUTs whose lock this process holds
+
+
+@contextlib.contextmanager
+def writing(out: Path) -> Iterator[None]:
+    """Hold OUT's lock while this process checks, builds and swaps OUT in: a second `dcgan prepare` or `dedup`
+    to the same OUT refuses instead of racing it (removing a live build, or finishing its swap). The lock is
+    the file .OUT.lock beside OUT, removed when the work is done (one a kill left is taken over); re-entrant
+    within a process. On a filesystem without locks, OUT is written unguarded."""
+    key = out.absolute()
+    if key in _WRITING:
+        yield
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = out.parent / f".{out.name}.lock"
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DcganError(
+                f"another `dcgan prepare` or `dcgan dedup` is writing {str(out)!r} now; wait for it to end, "
+                "or choose another OUT"
+            ) from None
+        except OSError:  # ENOLCK and the like: no locks here
+            break
+        try:  # the holder before may have removed the file between our open and our lock: lock the new one
+            if os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    _WRITING.add(key)
+    try:
+        yield
+    finally:
+        _WRITING.discard(key)
+        with contextlib.suppress(OSError):
+            path.unlink()  # while still held: a waiter that opened it retries on the next file
+        os.close(fd)
 
 
 def _partial(out: Path) -> Path:
@@ -373,11 +416,11 @@ def recover(out: Path, source: Path | None = None) -> None:
         else:
             _check_ours(old, is_dataset(old), source, f"the dataset {str(out)!r} replaces with --force")
             if out.exists():  # killed after the new dataset went in: the old one was on its way out
-                _remove(old)
+                remove_build(old)
             elif is_dataset(tmp):  # killed between the renames: the complete new dataset goes in
                 _check_ours(tmp, True, source, f"the new copy of {str(out)!r}")
                 os.replace(tmp, out)
-                _remove(old)
+                remove_build(old)
             else:  # the new one is gone: the old one comes back
                 os.replace(old, out)
         fsync_dir(out.parent)
@@ -390,9 +433,7 @@ def remove_leftover(path: Path, source: Path | None, role: str, building: bool =
     if not (path.exists() or path.is_symlink()):
         return
     _check_ours(path, is_dataset(path) or _empty(path) or (building and _marked(path)), source, role)
-    if building and _marked(path):
-        _check_not_building(path, role)
-    _remove(path)
+    remove_build(path)
 
 
 def _marked(path: Path) -> bool:
@@ -416,68 +457,43 @@ def _check_ours(path: Path, ours: bool, source: Path | None, role: str) -> None:
         )
 
 
-def _check_not_building(path: Path, role: str) -> None:
-    """A DcganError when another process is building in `path` now (it holds a lock on the marker)."""
-    fd = os.open(path / BUILDING, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise DcganError(
-            f"another `dcgan prepare` is writing {role} ({str(path)!r}) now; wait for it to end"
-        ) from None
-    except OSError:  # a filesystem without locks (some network ones): nothing to tell a live build by
-        pass
-    finally:
-        os.close(fd)  # and with it the lock, if this process took it
-
-
-def _remove(path: Path) -> None:
+def remove_build(path: Path) -> None:
     """Remove a dataset or build folder with the marks that say whose it is (manifest.json, BUILDING) last,
     so that a kill part-way leaves a folder the next run still recognizes, or an empty one."""
-    marks = {"manifest.json", BUILDING}
-    for child in path.iterdir():
-        if child.name in marks:
-            continue
+    marks = ("manifest.json", BUILDING)
+    for child in [*(c for c in path.iterdir() if c.name not in marks), *(path / m for m in marks)]:
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
-        else:
+        elif child.exists() or child.is_symlink():
             child.unlink()
-    for name in ("manifest.json", BUILDING):
-        (path / name).unlink(missing_ok=True)
     path.rmdir()
 
 
 def make_partial(out: Path) -> Path:
     """The hidden folder a new dataset is built in, marked as a build (BUILDING, flushed to disk) before
-    anything else is written, and locked while this process builds, so that only a build's leftovers are
-    ever removed, and never a live build. `_release` ends the lock."""
+    anything else is written, so that only a build's leftovers are ever removed. The caller holds
+    `writing(out)`, so no other process builds there meanwhile."""
     tmp = _partial(out)
     tmp.mkdir(parents=True)
     fd = os.open(tmp / BUILDING, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    _BUILDS[tmp] = fd
-    with contextlib.suppress(OSError):  # a filesystem without locks builds unguarded, as before
-        fcntl.flock(fd, fcntl.LOCK_EX)
-    os.fsync(fd)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     fsync_dir(tmp)
     return tmp
-
-
-def _release(tmp: Path) -> None:
-    fd = _BUILDS.pop(tmp, None)
-    if fd is not None:
-        os.close(fd)
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
     """Each step is one rename, and `recover` completes the swap from wherever a kill stopped it."""
     (tmp / BUILDING).unlink()  # the manifest is written: the folder is a dataset now, not a build
-    _release(tmp)
+    fsync_dir(tmp)
     if out.exists():  # --force: the old dataset stays whole until the new one is in place
         os.replace(out, _old(out))
         fsync_dir(out.parent)
         os.replace(tmp, out)
         fsync_dir(out.parent)
-        _remove(_old(out))
+        remove_build(_old(out))
     else:
         os.replace(tmp, out)
     fsync_dir(out.parent)
