@@ -60,19 +60,25 @@ def damage_json(data: bytes, rng: random.Random) -> bytes:
         return damage_bytes(data, rng)
     if rng.random() < 0.3 or not isinstance(doc, dict) or not doc:
         return damage_bytes(data, rng)
-    node, key = doc, None
+    replace_nested(doc, rng, 0.5, 0.3, lambda: rng.choice(WRONG))
+    return json.dumps(doc).encode()
+
+
+def replace_nested(doc: dict, rng: random.Random, descend: float, drop: float, value) -> None:
+    """In place: walk down from `doc` through nested dicts (into each with probability `descend`), then
+    delete the key reached (probability `drop`) or set it to value()."""
+    node = doc
     while True:
         key = rng.choice(list(node))
         child = node[key]
-        if isinstance(child, dict) and child and rng.random() < 0.5:
+        if isinstance(child, dict) and child and rng.random() < descend:
             node = child
             continue
         break
-    if rng.random() < 0.3:
+    if rng.random() < drop:
         del node[key]
     else:
-        node[key] = rng.choice(WRONG)
-    return json.dumps(doc).encode()
+        node[key] = value()
 
 
 def wrong_value(rng: random.Random):
@@ -125,21 +131,12 @@ def damage_torch(data: bytes, rng: random.Random) -> bytes:
         return damage_bytes(data, rng)
     if not isinstance(doc, dict) or not doc:
         return damage_bytes(data, rng)
-    node = doc
-    while True:
-        key = rng.choice(list(node))
-        child = node[key]
-        if isinstance(child, dict) and child and rng.random() < 0.6:
-            node = child
-            continue
-        break
-    if rng.random() < 0.2:
-        del node[key]
-    else:
-        value = wrong_value(rng)
-        node[key] = (
-            torch.from_numpy(value) if isinstance(value, np.ndarray) and value.dtype.kind != "U" else value
-        )
+
+    def value():
+        v = wrong_value(rng)
+        return torch.from_numpy(v) if isinstance(v, np.ndarray) and v.dtype.kind != "U" else v
+
+    replace_nested(doc, rng, 0.6, 0.2, value)
     out = io.BytesIO()
     torch.save(doc, out)
     return out.getvalue()

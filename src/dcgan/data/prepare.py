@@ -106,9 +106,8 @@ def prepare(
         src = source if isinstance(source, Source) else open_source(source, split, class_folders)
         spec = ImageSpec(size, channels or (1 if src.grey else 3), fit, filter, tuple(background))  # type: ignore[arg-type]
         n_max = min(src.count, max_images or src.count)
-        tmp = make_partial(out)
         t0 = time.perf_counter()
-        try:
+        with _build(out) as tmp:
             n, labels, ids, skipped, read = _write_images(
                 src, spec, tmp / "images.npy", n_max, strict, workers, progress
             )
@@ -119,11 +118,6 @@ def prepare(
             manifest.update(arrays=arrays, **src.about)
             write_json(tmp / "manifest.json", manifest)  # written last: a manifest means the folder is whole
             _swap_into_place(tmp, out)
-        except BaseException:
-            # whatever failed, leave OUT whole: old, new or absent
-            with contextlib.suppress(OSError, DcganError):
-                recover(out)
-            raise
         return manifest
 
 
@@ -263,8 +257,7 @@ def write_subset(
     with writing(out):
         check_out(out, ds.path, force)
         keep = np.asarray(keep, np.int64)
-        tmp = make_partial(out)
-        try:
+        with _build(out) as tmp:
             shape = (len(keep), *ds.images.shape[1:])
             dst = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=shape)
             for i in range(0, len(keep), 4096):
@@ -296,10 +289,6 @@ def write_subset(
                 write_more(tmp)
             write_json(tmp / "manifest.json", manifest)  # last: a manifest means the folder is whole
             _swap_into_place(tmp, out)
-        except BaseException:
-            with contextlib.suppress(OSError, DcganError):
-                recover(out)
-            raise
         return manifest
 
 
@@ -482,6 +471,19 @@ def make_partial(out: Path) -> Path:
         os.close(fd)
     fsync_dir(tmp)
     return tmp
+
+
+@contextlib.contextmanager
+def _build(out: Path) -> Iterator[Path]:
+    """The marked folder to build OUT's new dataset in; whatever fails inside, OUT is left whole (old, new or
+    absent) and the folder cleared."""
+    tmp = make_partial(out)
+    try:
+        yield tmp
+    except BaseException:
+        with contextlib.suppress(OSError, DcganError):
+            recover(out)
+        raise
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
