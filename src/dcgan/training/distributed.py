@@ -480,9 +480,11 @@ def launch(args: list[str], nproc: int) -> tuple[int, str | None]:
         code = first.exitcode
         if code == 2:  # a user error, said in one line (the others may have been stopped before theirs)
             return 2, None
-        stopped = (128 + signal.SIGINT, 128 + signal.SIGTERM)
-        if all(f.exitcode in stopped for f in e.failures.values()):  # told to stop: all saved and stopped
-            return code, None  # at the same step, and rank 0 said so
+        # told to stop (by a signal of their own, or the agent's SIGTERM once the first one had stopped):
+        # all agreed on the step, rank 0 saved it and said so
+        stopped = {128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGINT, -signal.SIGTERM}
+        if all(f.exitcode in stopped for f in e.failures.values()):
+            return (128 - code if code < 0 else code), None
         why = f"was killed by signal {-code}" if code < 0 else f"exited with code {code} (see above)"
         return (128 - code if code < 0 else code), f"process {rank} of {nproc} {why}"
     except SignalException as e:  # Ctrl-C or SIGTERM to the launcher: the processes saved and stopped
