@@ -346,3 +346,28 @@ def test_what_a_killed_build_or_dedup_left_is_cleared(tmp_path, leftover):
             continue
         dcgan.prepare(src, tmp_path / "ds", size=8, force=True, dedup_radius=dedup_radius)
         assert not path.exists() and len(PreparedDataset(tmp_path / "ds")) >= 5
+
+
+def test_another_thread_writing_the_same_out_is_refused_and_the_lock_goes_when_done(tmp_path):
+    """The lock is re-entrant in the thread that holds it (prepare --dedup nests), not in the process."""
+    import threading
+
+    from dcgan.data.prepare import writing
+
+    src = write_idx(tmp_path / "x-images-idx3-ubyte", rng_images(5, 8, 8))
+    errors = []
+
+    def other():
+        try:
+            prepare(src, tmp_path / "ds", size=8, progress=False)
+        except DcganError as e:
+            errors.append(str(e))
+
+    with writing(tmp_path / "ds"), writing(tmp_path / "ds"):  # the same thread again: nested, not refused
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(60)
+    assert len(errors) == 1 and "is writing" in errors[0] and not (tmp_path / "ds").exists()
+    assert not (tmp_path / ".ds.lock").exists()
+    prepare(src, tmp_path / "ds", size=8, progress=False)
+    assert len(PreparedDataset(tmp_path / "ds")) == 5 and not (tmp_path / ".ds.lock").exists()

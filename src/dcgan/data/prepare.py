@@ -19,6 +19,7 @@ import functools
 import multiprocessing
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -293,46 +294,53 @@ def write_subset(
 
 
 BUILDING = ".dcgan-building"  # in a dataset folder while it is built, removed as it goes into place
-_WRITING: set[Path] = set()  # the OUTs whose lock this process holds
+_WRITING: dict[Path, int] = {}  # the OUTs whose lock this process holds, and the thread that holds each
 
 
 @contextlib.contextmanager
 def writing(out: Path) -> Iterator[None]:
     """Hold OUT's lock while this process checks, builds and swaps OUT in: a second `dcgan prepare` or `dedup`
-    to the same OUT refuses instead of racing it (removing a live build, or finishing its swap). The lock is
-    the file .OUT.lock beside OUT, removed when the work is done (one a kill left is taken over); re-entrant
-    within a process. On a filesystem without locks, OUT is written unguarded."""
+    to the same OUT (another process, or another thread of this one) refuses instead of racing it (removing
+    a live build, or finishing its swap). The lock is the file .OUT.lock beside OUT, removed when the work is
+    done (one a kill left is taken over); re-entrant in the thread that holds it. Pool workers forked meanwhile
+    share it until they end. On a filesystem without locks, OUT is written unguarded."""
     key = out.absolute()
-    if key in _WRITING:
+    if _WRITING.get(key) == threading.get_ident():
         yield
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     path = out.parent / f".{out.name}.lock"
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as e:  # a link or a folder by that name
+            raise DcganError(
+                f"cannot take the lock {str(path)!r} ({e.strerror}); move that file away"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # the holder before may have removed the file between our open and our lock: lock the new one
+            if os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False)):
+                break
         except BlockingIOError:
             os.close(fd)
             raise DcganError(
                 f"another `dcgan prepare` or `dcgan dedup` is writing {str(out)!r} now; wait for it to end, "
                 "or choose another OUT"
             ) from None
-        except OSError:  # ENOLCK and the like: no locks here
-            break
-        try:  # the holder before may have removed the file between our open and our lock: lock the new one
-            if os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False)):
-                break
         except FileNotFoundError:
             pass
+        except OSError:  # ENOLCK and the like: no locks here
+            break
         os.close(fd)
-    _WRITING.add(key)
+    _WRITING[key] = threading.get_ident()
     try:
         yield
     finally:
-        _WRITING.discard(key)
-        with contextlib.suppress(OSError):
-            path.unlink()  # while still held: a waiter that opened it retries on the next file
+        del _WRITING[key]
+        with contextlib.suppress(OSError):  # while still held: a waiter that opened it retries on the next
+            if os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False)):
+                path.unlink()
         os.close(fd)
 
 

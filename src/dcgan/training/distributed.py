@@ -476,15 +476,17 @@ def launch(args: list[str], nproc: int) -> tuple[int, str | None]:
     try:
         elastic_launch(config, sys.executable)(*args)
     except ChildFailedError as e:
-        rank, first = e.get_first_failure()
-        code = first.exitcode
-        if code == 2:  # a user error, said in one line (the others may have been stopped before theirs)
-            return 2, None
         # told to stop (by a signal of their own, or the agent's SIGTERM once the first one had stopped):
-        # all agreed on the step, rank 0 saved it and said so
+        # all agreed on the step, rank 0 saved it and said so; 2: a user error, said in one line
         stopped = {128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGINT, -signal.SIGTERM}
-        if all(f.exitcode in stopped for f in e.failures.values()):
+        crashed = {r: f for r, f in e.failures.items() if f.exitcode not in stopped | {2}}
+        if not crashed:
+            code = e.get_first_failure()[1].exitcode
+            if any(f.exitcode == 2 for f in e.failures.values()):
+                return 2, None
             return (128 - code if code < 0 else code), None
+        rank = min(crashed, key=lambda r: (crashed[r].timestamp, r))  # a crash, named before any stop
+        code = crashed[rank].exitcode
         why = f"was killed by signal {-code}" if code < 0 else f"exited with code {code} (see above)"
         return (128 - code if code < 0 else code), f"process {rank} of {nproc} {why}"
     except SignalException as e:  # Ctrl-C or SIGTERM to the launcher: the processes saved and stopped
