@@ -130,8 +130,8 @@ def read_folder(root: Path, class_folders: bool = False) -> Source:
 def read_zip(path: Path, class_folders: bool = False) -> Source:
     """Images inside a .zip, sorted by name; macOS resource forks and hidden files and folders are left out."""
     try:
-        zf = zipfile.ZipFile(path)
-        infos = zf.infolist()
+        with zipfile.ZipFile(path) as zf:  # the listing only; items() opens the archive again to read
+            infos = zf.infolist()
     except (*limits.DECOMPRESS_ERRORS, ValueError) as e:  # NotImplementedError: a version from the future
         raise DcganError(
             f"{str(path)!r} is not a readable zip archive ({e}); re-create or re-download it"
@@ -161,7 +161,6 @@ def read_zip(path: Path, class_folders: bool = False) -> Source:
             for i, name in enumerate(names):
                 yield _zip_member(z, name), labels[i] if labels else None, name
 
-    zf.close()
     return Source("zip", path, len(names), items, label_names, encoded=True, ignored=ignored)
 
 
