@@ -15,7 +15,8 @@ from PIL import Image
 
 import dcgan
 from dcgan.data.dataset import PreparedDataset
-from dcgan.data.prepare import BUILDING, _shrink_npy, prepare, recover
+from dcgan.data.folder import BUILDING, recover
+from dcgan.data.prepare import _shrink_npy, prepare
 from dcgan.errors import DcganError
 from dcgan.fileio import sha256_file
 
@@ -316,7 +317,7 @@ def test_a_build_in_progress_in_another_process_is_not_removed_by_a_second_prepa
 HOLD_A_BUILD = """
 import sys, time
 from pathlib import Path
-from dcgan.data.prepare import make_partial, writing
+from dcgan.data.folder import make_partial, writing
 with writing(Path(sys.argv[1])):
     make_partial(Path(sys.argv[1]))
     print("building", flush=True)
@@ -352,7 +353,7 @@ def test_another_thread_writing_the_same_out_is_refused_and_the_lock_goes_when_d
     """The lock is re-entrant in the thread that holds it (prepare --dedup nests), not in the process."""
     import threading
 
-    from dcgan.data.prepare import writing
+    from dcgan.data.folder import writing
 
     src = write_idx(tmp_path / "x-images-idx3-ubyte", rng_images(5, 8, 8))
     errors = []

@@ -12,6 +12,7 @@ from dcgan.api.common import (
     dataset,
 )
 from dcgan.data import catalog
+from dcgan.data import folder as data_folder
 from dcgan.data import prepare as data_prepare
 from dcgan.data.dataset import PreparedDataset
 from dcgan.data.dedup import Duplicates, HashConfig, check_radius, find_duplicates
@@ -45,11 +46,11 @@ def prepare(
         return PreparedDataset(out)
     # prepared whole into a hidden sibling first, then de-duplicated into OUT; OUT is checked before any work
     # and held (with the sibling) until OUT is written
-    with data_prepare.writing(Path(out)):
-        data_prepare.check_out(Path(out), Path(source), bool(options.get("force")))
-        whole = data_prepare.whole_copy(Path(out))
+    with data_folder.writing(Path(out)):
+        data_folder.check_out(Path(out), Path(source), bool(options.get("force")))
+        whole = data_folder.whole_copy(Path(out))
         role = f"the whole dataset that --dedup cleans into {str(out)!r}"
-        data_prepare.remove_leftover(whole, Path(source), role)  # a killed run's (a dataset), nothing else
+        data_folder.remove_leftover(whole, Path(source), role)  # a killed run's (a dataset), nothing else
         try:
             data_prepare.prepare(source, whole, size=size, background=color, progress=progress, **options)
             force = bool(options.get("force"))
@@ -57,7 +58,7 @@ def prepare(
         finally:
             if whole.exists():
                 with contextlib.suppress(OSError):  # what is left is cleared by the next run
-                    data_prepare.remove_build(whole)
+                    data_folder.remove_build(whole)
 
 
 def fashion_mnist(out: PathLike, *, progress: bool = False, **options: Any) -> dict[str, PreparedDataset]:
@@ -112,8 +113,8 @@ def dedup(
     check_radius(radius, cfg.bits)
     if audit < 0:
         raise DcganError(f"--audit must be 0 or more pairs, got {audit}")
-    with data_prepare.writing(Path(out)):
-        data_prepare.check_out(Path(out), ds.path, force)  # before minutes of work, not after
+    with data_folder.writing(Path(out)):
+        data_folder.check_out(Path(out), ds.path, force)  # before minutes of work, not after
         dups = find_duplicates(ds.images, cfg, radius, allow_collapsed, progress)
         return _write_dedup(ds, dups, cfg, Path(out), radius, audit, force, origin)
 

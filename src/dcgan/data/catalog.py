@@ -16,7 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dcgan.data.prepare import is_dataset, prepare
+from dcgan.data.folder import is_dataset
+from dcgan.data.prepare import prepare
 from dcgan.errors import DcganError
 from dcgan.fileio import parse_json
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from dcgan.data.arrays import load_npy
-from dcgan.data.prepare import FORMAT
+from dcgan.data.folder import FORMAT
 from dcgan.errors import DcganError
 from dcgan.fileio import parse_json
 
