@@ -328,8 +328,8 @@ def make_case(family: Family, seed_path: Path, case_dir: Path, rng: random.Rando
 
 
 SPECIAL_SHARE = 0.08  # of the cases: the file is no longer a regular file at all
-PICKLED = {"data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"}
-PICKLED |= {"batches.meta", "meta", "train", "test"}
+# CIFAR's pickled files: its batches and meta (CIFAR-10), train, test and meta (CIFAR-100)
+PICKLED = {*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta", "meta", "train", "test"}
 
 
 def damage_for(victim: Path) -> Callable[[bytes, random.Random], bytes]:

@@ -117,10 +117,10 @@ def check_out(out: Path, source: Path, force: bool) -> None:
         raise DcganError(f"{str(out)!r} already exists; pass --force to replace it, or choose another OUT")
     if not out.is_dir():
         raise DcganError(f"{str(out)!r} is a file; OUT must be a folder path")
-    if _holds(out, source):
+    held = _holds(out, source)
+    if held:
         raise DcganError(
-            f"--force would delete {str(out)!r}, which {_holds(out, source)} the source {str(source)!r}; "
-            "choose another OUT"
+            f"--force would delete {str(out)!r}, which {held} the source {str(source)!r}; choose another OUT"
         )
     if not is_dataset(out):
         raise DcganError(
